@@ -1,0 +1,84 @@
+"""Domain types shared by fetchers, storage, resolvers and the worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import NewType
+
+ChainId = NewType("ChainId", int)
+ChecksumAddress = NewType("ChecksumAddress", str)
+
+NATIVE = "native"
+"""The `contract` value used for a chain's native coin."""
+
+
+class AssetKind(StrEnum):
+    """What kind of on-chain thing an asset is."""
+
+    NATIVE = "native"
+    ERC20 = "erc20"
+    ERC721 = "erc721"
+    POSITION = "position"
+
+
+class Category(StrEnum):
+    """How a holding is used; LOAN holdings count negative in totals."""
+
+    WALLET = "WALLET"
+    STAKED = "STAKED"
+    DEPOSIT = "DEPOSIT"
+    LOAN = "LOAN"
+    REWARD = "REWARD"
+    NFT = "NFT"
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """A USD price with where and when it was observed."""
+
+    symbol: str
+    usd: Decimal
+    source: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """One asset held by one wallet on one chain, in exact base units.
+
+    `amount is None` means unknown (call failed: `error` says why) — never zero.
+    """
+
+    chain_id: int
+    wallet: str
+    symbol: str
+    contract: str
+    kind: AssetKind
+    category: Category
+    decimals: int
+    amount: int | None
+    price: Price | None = None
+    block_number: int | None = None
+    error: str | None = None
+    stale: bool = False
+    observed_at: datetime | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def balance(self) -> Decimal | None:
+        """Amount in whole units (exact)."""
+        if self.amount is None:
+            return None
+        return Decimal(self.amount).scaleb(-self.decimals)
+
+    @property
+    def value_usd(self) -> Decimal | None:
+        """Signed USD value (loans negative); None when amount or price is unknown."""
+        balance = self.balance
+        if balance is None or self.price is None:
+            return None
+        sign = -1 if self.category is Category.LOAN else 1
+        return sign * balance * self.price.usd

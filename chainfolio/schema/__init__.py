@@ -1,1 +1,34 @@
-"""chainfolio.schema."""
+"""The Strawberry schema: Query, Mutation (and Subscription) over the resolvers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import strawberry
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.extensions.disable_introspection import DisableIntrospection
+
+from chainfolio.schema.errors import ErrorCodes
+from chainfolio.schema.root import Mutation, Query
+
+
+def build_schema(*, max_depth: int = 12, introspection: bool = True) -> strawberry.Schema:
+    """The schema with abuse limits and parser/validation caches on."""
+    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        ErrorCodes,
+        lambda: QueryDepthLimiter(max_depth=max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=30),
+        lambda: MaxTokensLimiter(max_token_count=2_000),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+    ]
+    if not introspection:
+        extensions.append(DisableIntrospection)
+    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)

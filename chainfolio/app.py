@@ -1,0 +1,166 @@
+"""The Starlette application: /graphql, the seed's /v1 REST routes, health, dashboard."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from chainfolio.errors import ChainfolioError, SourceUnavailable
+from chainfolio.resolvers.context import ChainInfo, Services
+from chainfolio.rest import rest_routes
+from chainfolio.schema import build_schema
+from chainfolio.schema.context import Context
+from chainfolio.settings import Settings
+from chainfolio.storage.database import (
+    create_engine,
+    is_database_unavailable,
+    resolve_database_url,
+)
+from chainfolio.storage.migrations import LATEST_VERSION, StorageOptions, check_version, migrate
+from chainfolio.web import Authenticator, authenticator_of, error_response, services_of
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHAINS: Mapping[int, ChainInfo] = {
+    c.chain_id: c
+    for c in (
+        ChainInfo(1, "ethereum", "ETH"),
+        ChainInfo(137, "polygon", "POL"),
+        ChainInfo(42161, "arbitrum", "ETH"),
+        ChainInfo(8453, "base", "ETH"),
+        ChainInfo(10, "optimism", "ETH"),
+    )
+}
+
+
+async def _chainfolio_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ChainfolioError)
+    return error_response(exc)
+
+
+async def _unexpected_error(_request: Request, exc: Exception) -> Response:
+    if is_database_unavailable(exc):
+        return error_response(SourceUnavailable("database unavailable, try again shortly"))
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(ChainfolioError("internal error: the incident was logged"))
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    """Strawberry's ASGI app with our context and bearer authentication."""
+
+    def __init__(self, schema: Any, **kwargs: Any) -> None:
+        super().__init__(schema, **kwargs)
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        caller = request.scope.get("state", {}).get("caller")
+        return Context(services_of(request), caller, request, response)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+class AuthenticatedGraphQL:
+    """Authenticates HTTP GraphQL requests (401 + GraphQL-shaped errors) before Strawberry.
+
+    The GraphiQL page (a browser GET) is served without a token: it sends one itself.
+    """
+
+    def __init__(self, graphql: GraphQLApp) -> None:
+        self._graphql = graphql
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope, receive)
+            wants_page = request.method == "GET" and "text/html" in request.headers.get(
+                "accept", ""
+            )
+            if not wants_page:
+                try:
+                    caller = await authenticator_of(request).caller(
+                        request.headers.get("authorization")
+                    )
+                except ChainfolioError as exc:
+                    response = JSONResponse(
+                        {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
+                        status_code=exc.status,
+                        headers={"WWW-Authenticate": "Bearer"},
+                    )
+                    await response(scope, receive, send)
+                    return
+                scope.setdefault("state", {})["caller"] = caller
+        await self._graphql(scope, receive, send)
+
+
+async def healthz(_request: Request) -> Response:
+    """Process is alive."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Database reachable and migrations current."""
+    services = services_of(request)
+    try:
+        async with services.engine.connect() as db:
+            version = await check_version(db)
+    except ChainfolioError as exc:
+        return error_response(exc)
+    except Exception as exc:
+        return error_response(SourceUnavailable(f"database unavailable: {type(exc).__name__}"))
+    if version != LATEST_VERSION:
+        return error_response(
+            SourceUnavailable(f"schema at version {version}, expected {LATEST_VERSION}: migrate")
+        )
+    return JSONResponse({"status": "ready", "schemaVersion": version})
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    chains: Mapping[int, ChainInfo] | None = None,
+    database_url: str | None = None,
+) -> Starlette:
+    """Build the application; every client is opened in the lifespan and closed there."""
+    cfg = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            configured = database_url or (
+                cfg.database_url.get_secret_value() if cfg.database_url else None
+            )
+            url = await resolve_database_url(configured, cfg.embedded_pgdata)
+            engine = create_engine(url)
+            stack.push_async_callback(engine.dispose)
+            await migrate(
+                engine,
+                StorageOptions(cfg.snapshot_retention_days, cfg.snapshot_compress_after_days),
+            )
+            services = Services(settings=cfg, engine=engine, chains=chains or DEFAULT_CHAINS)
+            app.state.services = services
+            app.state.authenticator = Authenticator(services)
+            yield
+
+    schema = build_schema(max_depth=cfg.graphql_max_depth, introspection=cfg.graphql_introspection)
+    graphql = AuthenticatedGraphQL(GraphQLApp(schema, keep_alive=True, keep_alive_interval=15))
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        *rest_routes(),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={ChainfolioError: _chainfolio_error, Exception: _unexpected_error},
+    )

@@ -1,0 +1,71 @@
+"""JWT bearer authentication: HS256 with the configured secret, or RS256 through a JWKS URL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+
+from chainfolio.errors import Unauthorized
+from chainfolio.settings import Settings
+
+_ASYMMETRIC = {"RS256", "RS384", "RS512", "ES256", "ES384"}
+
+
+class TokenVerifier:
+    """Verifies bearer tokens; the `sub` claim names the user."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._secret = settings.jwt_secret.get_secret_value()
+        self._algorithm = settings.jwt_algorithm
+        self._audience = settings.jwt_audience
+        self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
+
+    async def subject(self, authorization: str | None) -> str:
+        """The user subject from an `Authorization: Bearer …` value, or Unauthorized."""
+        if not authorization:
+            raise Unauthorized("missing bearer token: send 'Authorization: Bearer <JWT>'")
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("malformed Authorization header: expected 'Bearer <JWT>'")
+        return await self.subject_of_token(token.strip())
+
+    async def subject_of_token(self, token: str) -> str:
+        """The `sub` of a raw JWT, or Unauthorized with the reason."""
+        key: Any = self._secret
+        algorithms = [self._algorithm]
+        if self._jwks is not None:
+            jwks = self._jwks
+            try:
+                signing_key = await asyncio.to_thread(jwks.get_signing_key_from_jwt, token)
+            except jwt.PyJWTError as exc:
+                raise Unauthorized(f"invalid token: {exc}") from exc
+            key = signing_key.key
+            algorithms = sorted(_ASYMMETRIC)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=self._audience,
+                options={"require": ["sub", "exp"], "verify_aud": self._audience is not None},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"invalid token: {exc}") from exc
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise Unauthorized("invalid token: 'sub' must be a non-empty string")
+        return subject
+
+
+def issue_token(settings: Settings, *, subject: str, ttl: timedelta = timedelta(days=30)) -> str:
+    """A dev token signed with the configured HS256 secret."""
+    now = datetime.now(UTC)
+    payload = {"sub": subject, "iat": now, "exp": now + ttl}
+    if settings.jwt_audience:
+        payload["aud"] = settings.jwt_audience
+    return jwt.encode(payload, settings.jwt_secret.get_secret_value(), algorithm="HS256")

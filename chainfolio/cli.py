@@ -1,0 +1,162 @@
+"""`chainfolio` command line: serve, migrate, token, wallet, devnet, demo, worker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from chainfolio.auth import issue_token
+from chainfolio.errors import ChainfolioError
+from chainfolio.settings import Settings
+
+
+def _database_url(settings: Settings) -> str:
+    from chainfolio.storage.database import start_embedded  # noqa: PLC0415
+
+    if settings.database_url:
+        return settings.database_url.get_secret_value()
+    return start_embedded(settings.embedded_pgdata)
+
+
+def _run(coro: Awaitable[Any]) -> Any:
+    async def main() -> Any:
+        return await coro
+
+    return asyncio.run(main())
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the API with uvicorn."""
+    import uvicorn  # noqa: PLC0415
+
+    uvicorn.run(
+        "chainfolio.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        ws_max_size=64 * 1024,
+        ws_per_message_deflate=False,
+    )
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    """Apply database migrations."""
+    from chainfolio.storage.database import open_engine  # noqa: PLC0415
+    from chainfolio.storage.migrations import StorageOptions, migrate  # noqa: PLC0415
+
+    async def go() -> list[int]:
+        async with open_engine(_database_url(settings), pool_size=1) as engine:
+            return await migrate(
+                engine,
+                StorageOptions(
+                    settings.snapshot_retention_days, settings.snapshot_compress_after_days
+                ),
+            )
+
+    applied = _run(go())
+    print(f"applied migrations: {applied}" if applied else "schema is up to date")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a dev JWT for a user."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    print(issue_token(settings, subject=args.user, ttl=timedelta(days=args.days)))
+    return 0
+
+
+def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
+    """Add, list or remove wallets of a user."""
+    from chainfolio.app import DEFAULT_CHAINS  # noqa: PLC0415
+    from chainfolio.resolvers import wallets  # noqa: PLC0415
+    from chainfolio.storage import accounts  # noqa: PLC0415
+    from chainfolio.storage.database import open_engine  # noqa: PLC0415
+    from chainfolio.storage.migrations import migrate  # noqa: PLC0415
+
+    async def go() -> None:
+        async with open_engine(_database_url(settings), pool_size=1) as engine:
+            await migrate(engine)
+            async with engine.begin() as db:
+                user_id = await accounts.ensure_user(db, subject=args.user)
+                if args.action == "add":
+                    row = await wallets.add_wallet(
+                        db, user_id=user_id, chain_id=args.chain_id, address=args.address,
+                        label=args.label, chains=DEFAULT_CHAINS,
+                        max_wallets=settings.max_wallets_per_user,
+                    )
+                    print(f"{row.id}\t{row.chain_id}\t{row.address}\t{row.label or ''}")
+                elif args.action == "remove":
+                    await wallets.remove_wallet(db, user_id=user_id, wallet_id=args.wallet_id)
+                    print(f"removed {args.wallet_id}")
+                else:
+                    for row in await accounts.list_wallets(db, user_id=user_id):
+                        print(f"{row.id}\t{row.chain_id}\t{row.address}\t{row.label or ''}")
+
+    _run(go())
+    return 0
+
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(prog="chainfolio", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API (GraphQL, REST, websockets)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    token = sub.add_parser("token", help="print a dev JWT (HS256, configured secret)")
+    token.add_argument("--user", required=True, help="subject (user id)")
+    token.add_argument("--days", type=int, default=30)
+    token.set_defaults(func=cmd_token)
+
+    wallet = sub.add_parser("wallet", help="manage a user's wallets")
+    wsub = wallet.add_subparsers(dest="action", required=True)
+    add = wsub.add_parser("add")
+    add.add_argument("--user", required=True)
+    add.add_argument("--chain-id", type=int, required=True)
+    add.add_argument("--address", required=True)
+    add.add_argument("--label")
+    lst = wsub.add_parser("list")
+    lst.add_argument("--user", required=True)
+    rm = wsub.add_parser("remove")
+    rm.add_argument("--user", required=True)
+    rm.add_argument("wallet_id")
+    wallet.set_defaults(func=cmd_wallet)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `chainfolio` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    func: Command = args.func
+    try:
+        return func(args, Settings())
+    except ChainfolioError as exc:
+        print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

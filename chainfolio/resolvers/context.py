@@ -1,0 +1,45 @@
+"""What every resolver call is given: the process's services and the caller."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chainfolio.settings import Settings
+
+
+def utc_now() -> datetime:
+    """The wall clock, timezone-aware."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainInfo:
+    """What the API needs to know of a configured chain."""
+
+    chain_id: int
+    name: str
+    native_symbol: str = "ETH"
+
+
+@dataclass(slots=True)
+class Services:
+    """Process-wide clients, created in the app lifespan and closed there."""
+
+    settings: Settings
+    engine: AsyncEngine
+    chains: Mapping[int, ChainInfo]
+    clock: Callable[[], datetime] = utc_now
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated user of one request."""
+
+    user_id: uuid.UUID
+    subject: str

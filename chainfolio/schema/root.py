@@ -1,0 +1,81 @@
+"""Query and Mutation roots."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import strawberry
+
+from chainfolio.resolvers import history as history_resolver
+from chainfolio.resolvers import portfolio as portfolio_resolver
+from chainfolio.resolvers import wallets as wallets_resolver
+from chainfolio.schema.context import Info
+from chainfolio.schema.types import History, Portfolio, Wallet
+from chainfolio.storage import accounts
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The caller's portfolio as last refreshed.")
+    async def portfolio(self, info: Info) -> Portfolio:
+        ctx = info.context
+        async with ctx.services.engine.connect() as db:
+            view = await portfolio_resolver.resolve_portfolio(
+                db, user_id=ctx.caller.user_id, now=ctx.services.clock()
+            )
+        return Portfolio.of(view)
+
+    @strawberry.field(description="Value over a period, one point per interval bucket.")
+    async def history(self, info: Info, period: str = "30d", interval: str = "1d") -> History:
+        ctx = info.context
+        async with ctx.services.engine.connect() as db:
+            view = await history_resolver.resolve_history(
+                db,
+                user_id=ctx.caller.user_id,
+                period=period,
+                interval=interval,
+                now=ctx.services.clock(),
+                retention_days=ctx.services.settings.snapshot_retention_days,
+            )
+        return History.of(view)
+
+    @strawberry.field(description="The caller's tracked wallets.")
+    async def wallets(self, info: Info) -> list[Wallet]:
+        ctx = info.context
+        async with ctx.services.engine.connect() as db:
+            rows = await accounts.list_wallets(db, user_id=ctx.caller.user_id)
+        return [Wallet.of(r) for r in rows]
+
+
+@strawberry.input(description="Target weight for an asset, or for a group of assets.")
+class TargetInput:
+    key: str
+    weight: Decimal = strawberry.field(description="Percent (0 to 100); all weights sum to 100.")
+    members: list[str] | None = None
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Track an address on a configured chain.")
+    async def add_wallet(
+        self, info: Info, chain_id: int, address: str, label: str | None = None
+    ) -> Wallet:
+        ctx = info.context
+        async with ctx.services.engine.begin() as db:
+            row = await wallets_resolver.add_wallet(
+                db,
+                user_id=ctx.caller.user_id,
+                chain_id=chain_id,
+                address=address,
+                label=label,
+                chains=ctx.services.chains,
+                max_wallets=ctx.services.settings.max_wallets_per_user,
+            )
+        return Wallet.of(row)
+
+    @strawberry.mutation(description="Stop tracking a wallet.")
+    async def remove_wallet(self, info: Info, id: strawberry.ID) -> bool:
+        ctx = info.context
+        async with ctx.services.engine.begin() as db:
+            await wallets_resolver.remove_wallet(db, user_id=ctx.caller.user_id, wallet_id=id)
+        return True

@@ -1,0 +1,175 @@
+"""GraphQL object types: thin views over resolver results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import strawberry
+
+from chainfolio.resolvers.history import HistoryView
+from chainfolio.resolvers.portfolio import PortfolioView
+from chainfolio.storage.accounts import Wallet as WalletRow
+from chainfolio.storage.holdings import StoredHolding
+
+
+@strawberry.type(description="One asset held by one wallet on one chain.")
+class Holding:
+    chain_id: int
+    chain: str
+    wallet: str
+    asset: str
+    contract: str
+    kind: str
+    category: str
+    decimals: int
+    amount: str | None = strawberry.field(description="Exact amount in base units (integer).")
+    balance: Decimal | None = strawberry.field(description="Amount in whole units, exact.")
+    price: Decimal | None
+    price_source: str | None
+    price_updated_at: datetime | None
+    value_usd: Decimal | None = strawberry.field(description="Signed: loans are negative.")
+    block_number: int | None
+    updated_at: datetime
+    stale: bool
+    error: str | None
+
+    @classmethod
+    def of(cls, stored: StoredHolding) -> Holding:
+        """From a stored holding."""
+        h = stored.holding
+        return cls(
+            chain_id=h.chain_id,
+            chain=stored.chain,
+            wallet=h.wallet,
+            asset=h.symbol,
+            contract=h.contract,
+            kind=h.kind.value,
+            category=h.category.value,
+            decimals=h.decimals,
+            amount=str(h.amount) if h.amount is not None else None,
+            balance=h.balance,
+            price=h.price.usd if h.price else None,
+            price_source=h.price.source if h.price else None,
+            price_updated_at=h.price.updated_at if h.price else None,
+            value_usd=h.value_usd,
+            block_number=h.block_number,
+            updated_at=stored.updated_at,
+            stale=h.stale,
+            error=h.error,
+        )
+
+
+@strawberry.type
+class ChainValue:
+    chain_id: int
+    chain: str
+    value: Decimal
+    stale: bool
+
+
+@strawberry.type
+class AssetValue:
+    asset: str
+    balance: Decimal
+    value: Decimal | None
+
+
+@strawberry.type
+class CategoryValue:
+    category: str
+    value: Decimal
+
+
+@strawberry.type(description="The user's portfolio as last refreshed.")
+class Portfolio:
+    total_value: Decimal
+    change_24h: Decimal | None
+    change_percent_24h: Decimal | None
+    chains: list[ChainValue]
+    assets: list[AssetValue]
+    categories: list[CategoryValue]
+    holdings: list[Holding]
+    stale: bool
+    updated_at: datetime | None
+    unpriced_count: int
+
+    @classmethod
+    def of(cls, view: PortfolioView) -> Portfolio:
+        """From the resolver's view."""
+        return cls(
+            total_value=view.total_value,
+            change_24h=view.change_24h,
+            change_percent_24h=view.change_percent_24h,
+            chains=[
+                ChainValue(chain_id=c.chain_id, chain=c.chain, value=c.value, stale=c.stale)
+                for c in view.chains
+            ],
+            assets=[
+                AssetValue(asset=a.asset, balance=a.balance, value=a.value) for a in view.assets
+            ],
+            categories=[CategoryValue(category=c.category, value=c.value) for c in view.categories],
+            holdings=[Holding.of(h) for h in view.holdings],
+            stale=view.stale,
+            updated_at=view.updated_at,
+            unpriced_count=view.unpriced_count,
+        )
+
+
+@strawberry.type
+class HistoryPoint:
+    timestamp: datetime
+    value: Decimal
+
+
+@strawberry.type(description="Value over time. `timestamps`/`values` are the compact form.")
+class History:
+    period: str
+    interval: str
+    start: datetime
+    end: datetime
+    timestamps: list[datetime]
+    values: list[Decimal]
+    gaps: list[datetime]
+
+    @strawberry.field(
+        description="One object per point (prefer the compact arrays for long series)."
+    )
+    def points(self) -> list[HistoryPoint]:
+        return [
+            HistoryPoint(timestamp=t, value=v)
+            for t, v in zip(self.timestamps, self.values, strict=True)
+        ]
+
+    @classmethod
+    def of(cls, view: HistoryView) -> History:
+        """From the resolver's view."""
+        return cls(
+            period=view.period,
+            interval=view.interval,
+            start=view.start,
+            end=view.end,
+            timestamps=view.timestamps,
+            values=view.values,
+            gaps=view.gaps,
+        )
+
+
+@strawberry.type
+class Wallet:
+    id: strawberry.ID
+    chain_id: int
+    address: str
+    label: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: WalletRow) -> Wallet:
+        """From a stored wallet."""
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            chain_id=row.chain_id,
+            address=row.address,
+            label=row.label,
+            created_at=row.created_at,
+        )

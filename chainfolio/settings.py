@@ -1,0 +1,46 @@
+"""Settings from the environment / `.env` (prefix CHAINFOLIO_), secrets as secret types."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("chainfolio"))
+
+
+class Settings(BaseSettings):
+    """Every knob of chainfolio; each field is `CHAINFOLIO_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHAINFOLIO_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://… ; empty = embedded PostgreSQL under data_dir",
+    )
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    redis_url: str = Field(default="memory://", description="bus/cache: memory:// or redis://")
+    jwt_secret: SecretStr = SecretStr("change-me-dev-secret-at-least-32-bytes!")
+    jwt_algorithm: str = "HS256"
+    jwt_jwks_url: str | None = Field(default=None, description="RS256 via JWKS when set")
+    jwt_audience: str | None = None
+    chains_file: Path | None = Field(default=None, description="chain config TOML")
+    refresh_interval_s: float = Field(default=30.0, gt=0, le=60)
+    snapshot_retention_days: int = Field(default=90, ge=1)
+    snapshot_compress_after_days: int = Field(default=7, ge=1)
+    risk_free_rate: float = Field(default=0.0, description="annual, for Sharpe/Sortino")
+    max_wallets_per_user: int = Field(default=100, ge=1)
+    graphql_max_depth: int = Field(default=12, ge=2)
+    graphql_introspection: bool = True
+    demo: bool = False
+
+    @property
+    def embedded_pgdata(self) -> Path:
+        """Where the embedded PostgreSQL keeps its data (survives restarts)."""
+        return self.data_dir / "pgdata"

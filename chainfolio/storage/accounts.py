@@ -1,0 +1,177 @@
+"""Users, wallets and allocation targets."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chainfolio.errors import NotFound, Unprocessable
+
+_SUBJECT_NAMESPACE = uuid.UUID("5b0e7c1e-6f3a-4c55-9a7e-1b1d8f0c2a90")
+
+
+def user_id_for(subject: str) -> uuid.UUID:
+    """The user id for a token subject: the subject itself when it is a UUID, else a UUID5."""
+    try:
+        return uuid.UUID(subject)
+    except ValueError:
+        return uuid.uuid5(_SUBJECT_NAMESPACE, subject)
+
+
+async def ensure_user(db: AsyncConnection, *, subject: str) -> uuid.UUID:
+    """Create the user on first sight; return its id."""
+    user_id = user_id_for(subject)
+    await db.execute(
+        text("INSERT INTO users (id, subject) VALUES (:id, :s) ON CONFLICT (id) DO NOTHING"),
+        {"id": user_id, "s": subject},
+    )
+    return user_id
+
+
+@dataclass(frozen=True, slots=True)
+class Wallet:
+    """A tracked address on one chain."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    chain_id: int
+    address: str
+    label: str | None
+    created_at: datetime
+
+
+_WALLET_COLUMNS = "id, user_id, chain_id, address, label, created_at"
+
+
+async def add_wallet(
+    db: AsyncConnection,
+    *,
+    user_id: uuid.UUID,
+    chain_id: int,
+    address: str,
+    label: str | None,
+    max_wallets: int,
+) -> Wallet:
+    """Track `address` on `chain_id` for the user (address already EIP-55 normalised)."""
+    count = await db.scalar(text("SELECT count(*) FROM wallets WHERE user_id = :u"), {"u": user_id})
+    if int(count or 0) >= max_wallets:
+        raise Unprocessable(f"wallet limit reached ({max_wallets} per user)", code="LIMIT_EXCEEDED")
+    try:
+        async with db.begin_nested():
+            row = (
+                await db.execute(
+                    text(
+                        f"INSERT INTO wallets (user_id, chain_id, address, label) "
+                        f"VALUES (:u, :c, :a, :l) RETURNING {_WALLET_COLUMNS}"
+                    ),
+                    {"u": user_id, "c": chain_id, "a": address, "l": label},
+                )
+            ).one()
+    except IntegrityError as exc:
+        raise Unprocessable(
+            f"wallet {address} on chain {chain_id} is already tracked", code="DUPLICATE_WALLET"
+        ) from exc
+    return Wallet(*row)
+
+
+async def list_wallets(db: AsyncConnection, *, user_id: uuid.UUID) -> list[Wallet]:
+    """The user's wallets, oldest first."""
+    rows = await db.execute(
+        text(f"SELECT {_WALLET_COLUMNS} FROM wallets WHERE user_id = :u ORDER BY created_at, id"),
+        {"u": user_id},
+    )
+    return [Wallet(*row) for row in rows]
+
+
+async def all_wallets(db: AsyncConnection) -> list[Wallet]:
+    """Every tracked wallet (for the refresh worker)."""
+    rows = await db.execute(text(f"SELECT {_WALLET_COLUMNS} FROM wallets ORDER BY chain_id, id"))
+    return [Wallet(*row) for row in rows]
+
+
+async def remove_wallet(db: AsyncConnection, *, user_id: uuid.UUID, wallet_id: uuid.UUID) -> None:
+    """Stop tracking a wallet of this user (its holdings go with it; history stays)."""
+    result = await db.execute(
+        text("DELETE FROM wallets WHERE id = :w AND user_id = :u RETURNING id"),
+        {"w": wallet_id, "u": user_id},
+    )
+    if result.first() is None:
+        raise NotFound(f"wallet {wallet_id} not found")
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationTarget:
+    """Target weight (0..1) for an asset or a named group of assets."""
+
+    key: str
+    weight: Decimal
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationPolicy:
+    """A user's targets with the drift band and minimum trade size."""
+
+    targets: tuple[AllocationTarget, ...]
+    band: Decimal
+    min_trade_usd: Decimal
+
+
+async def set_targets(
+    db: AsyncConnection,
+    *,
+    user_id: uuid.UUID,
+    targets: list[AllocationTarget],
+    band: Decimal,
+    min_trade_usd: Decimal,
+) -> None:
+    """Replace the user's allocation targets (weights already validated)."""
+    await db.execute(text("DELETE FROM allocation_targets WHERE user_id = :u"), {"u": user_id})
+    if targets:
+        await db.execute(
+            text(
+                "INSERT INTO allocation_targets (user_id, key, weight, members) "
+                "VALUES (:u, :k, :w, CAST(:m AS jsonb))"
+            ),
+            [
+                {
+                    "u": user_id,
+                    "k": t.key,
+                    "w": t.weight,
+                    "m": orjson.dumps(list(t.members)).decode(),
+                }
+                for t in targets
+            ],
+        )
+    await db.execute(
+        text(
+            "INSERT INTO allocation_settings (user_id, band, min_trade_usd) VALUES (:u, :b, :m) "
+            "ON CONFLICT (user_id) DO UPDATE SET band = excluded.band, "
+            "min_trade_usd = excluded.min_trade_usd"
+        ),
+        {"u": user_id, "b": band, "m": min_trade_usd},
+    )
+
+
+async def get_policy(db: AsyncConnection, *, user_id: uuid.UUID) -> AllocationPolicy:
+    """The user's allocation policy (no targets and default band when never set)."""
+    rows = await db.execute(
+        text("SELECT key, weight, members FROM allocation_targets WHERE user_id = :u ORDER BY key"),
+        {"u": user_id},
+    )
+    targets = tuple(AllocationTarget(k, Decimal(w), tuple(m)) for k, w, m in rows)
+    settings = (
+        await db.execute(
+            text("SELECT band, min_trade_usd FROM allocation_settings WHERE user_id = :u"),
+            {"u": user_id},
+        )
+    ).first()
+    band, min_trade = settings if settings else (Decimal("0.05"), Decimal(50))
+    return AllocationPolicy(targets, Decimal(band), Decimal(min_trade))

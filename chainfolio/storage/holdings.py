@@ -1,0 +1,150 @@
+"""Current holdings (`portfolio_assets`): written by the refresh, read by the API."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chainfolio.domain import AssetKind, Category, Holding, Price
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHolding:
+    """A holding as last stored, with the chain's display name and the row's age."""
+
+    holding: Holding
+    chain: str
+    wallet_id: uuid.UUID
+    updated_at: datetime
+
+
+async def replace_wallet_holdings(
+    db: AsyncConnection,
+    *,
+    user_id: uuid.UUID,
+    wallet_id: uuid.UUID,
+    chain: str,
+    holdings: Sequence[Holding],
+    observed_at: datetime,
+) -> None:
+    """Store a fresh read of one wallet: upsert what it holds, delete what it no longer holds.
+
+    A holding whose amount is unknown (failed call) keeps its last known amount and value and
+    is flagged stale with the reason — an unknown is never written as zero.
+    """
+    keep: list[str] = []
+    for h in holdings:
+        keep.append(f"{h.contract}|{h.category.value}")
+        params = {
+            "u": user_id,
+            "w": wallet_id,
+            "chain": chain,
+            "asset": h.symbol,
+            "balance": h.balance,
+            "value": h.value_usd,
+            "t": observed_at,
+            "cid": h.chain_id,
+            "contract": h.contract,
+            "kind": h.kind.value,
+            "cat": h.category.value,
+            "dec": h.decimals,
+            "amount": h.amount,
+            "price": h.price.usd if h.price else None,
+            "src": h.price.source if h.price else None,
+            "pt": h.price.updated_at if h.price else None,
+            "block": h.block_number,
+            "stale": h.stale or h.amount is None,
+            "err": h.error,
+        }
+        if h.amount is None:
+            await db.execute(
+                text(
+                    """INSERT INTO portfolio_assets (user_id, wallet_id, chain, asset, balance,
+                        value_usd, updated_at, chain_id, contract, kind, category, decimals,
+                        stale, error)
+                    VALUES (:u, :w, :chain, :asset, NULL, NULL, :t, :cid, :contract, :kind, :cat,
+                        :dec, true, :err)
+                    ON CONFLICT (wallet_id, contract, category) DO UPDATE
+                    SET stale = true, error = excluded.error"""
+                ),
+                params,
+            )
+            continue
+        await db.execute(
+            text(
+                """INSERT INTO portfolio_assets (user_id, wallet_id, chain, asset, balance,
+                    value_usd, updated_at, chain_id, contract, kind, category, decimals, amount,
+                    price, price_source, price_updated_at, block_number, stale, error)
+                VALUES (:u, :w, :chain, :asset, :balance, :value, :t, :cid, :contract, :kind,
+                    :cat, :dec, :amount, :price, :src, :pt, :block, :stale, :err)
+                ON CONFLICT (wallet_id, contract, category) DO UPDATE SET
+                    chain = excluded.chain, asset = excluded.asset, balance = excluded.balance,
+                    value_usd = excluded.value_usd, updated_at = excluded.updated_at,
+                    kind = excluded.kind, decimals = excluded.decimals, amount = excluded.amount,
+                    price = excluded.price, price_source = excluded.price_source,
+                    price_updated_at = excluded.price_updated_at,
+                    block_number = excluded.block_number, stale = excluded.stale,
+                    error = excluded.error"""
+            ),
+            params,
+        )
+    await db.execute(
+        text(
+            "DELETE FROM portfolio_assets WHERE wallet_id = :w "
+            "AND NOT (contract || '|' || category = ANY(:keep))"
+        ),
+        {"w": wallet_id, "keep": keep},
+    )
+
+
+async def mark_wallet_stale(db: AsyncConnection, *, wallet_id: uuid.UUID, error: str) -> None:
+    """The chain could not be read: keep last known values, flag them stale with the reason."""
+    await db.execute(
+        text("UPDATE portfolio_assets SET stale = true, error = :e WHERE wallet_id = :w"),
+        {"w": wallet_id, "e": error},
+    )
+
+
+async def current_holdings(db: AsyncConnection, *, user_id: uuid.UUID) -> list[StoredHolding]:
+    """Everything the user holds, as last stored; largest value first, unpriced last."""
+    rows = await db.execute(
+        text(
+            """SELECT pa.chain_id, w.address, pa.asset, pa.contract, pa.kind, pa.category,
+                      pa.decimals, pa.amount, pa.price, pa.price_source, pa.price_updated_at,
+                      pa.block_number, pa.error, pa.stale, pa.chain, pa.wallet_id, pa.updated_at
+               FROM portfolio_assets pa JOIN wallets w ON w.id = pa.wallet_id
+               WHERE pa.user_id = :u
+               ORDER BY abs(pa.value_usd) DESC NULLS LAST, pa.chain_id, pa.asset"""
+        ),
+        {"u": user_id},
+    )
+    result: list[StoredHolding] = []
+    for r in rows:
+        price = (
+            Price(r.asset, Decimal(r.price), r.price_source, r.price_updated_at)
+            if (r.price is not None)
+            else None
+        )
+        holding = Holding(
+            chain_id=r.chain_id,
+            wallet=r.address,
+            symbol=r.asset,
+            contract=r.contract,
+            kind=AssetKind(r.kind),
+            category=Category(r.category),
+            decimals=r.decimals,
+            amount=int(r.amount) if r.amount is not None else None,
+            price=price,
+            block_number=r.block_number,
+            error=r.error,
+            stale=r.stale,
+            observed_at=r.updated_at,
+        )
+        result.append(StoredHolding(holding, r.chain, r.wallet_id, r.updated_at))
+    return result

@@ -1,0 +1,381 @@
+"""Portfolio snapshots, their daily rollup, prices and cash flows: the time-series side."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chainfolio.storage.migrations import drop_expired_partitions, ensure_snapshot_partitions
+
+BUCKET_ORIGIN = datetime(2001, 1, 1, tzinfo=UTC)
+"""Buckets align to this Monday midnight UTC, so weeks start on Monday and days at 00:00 UTC."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The user's portfolio at one instant (the seed's `portfolio_snapshots` row)."""
+
+    user_id: uuid.UUID
+    timestamp: datetime
+    total_value: Decimal
+    chain_breakdown: Mapping[str, Decimal] = field(default_factory=dict)
+    asset_breakdown: Mapping[str, Decimal] = field(default_factory=dict)
+    category_breakdown: Mapping[str, Decimal] = field(default_factory=dict)
+
+
+def _json(mapping: Mapping[str, Decimal]) -> str:
+    # Values as strings keep them exact (JSON numbers would round-trip through float).
+    return orjson.dumps({k: str(v) for k, v in mapping.items()}).decode()
+
+
+def _breakdown(raw: Any) -> dict[str, Decimal]:
+    data = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+    return {k: Decimal(v) for k, v in (data or {}).items()}
+
+
+async def _driver(db: AsyncConnection) -> Any:
+    raw = await db.get_raw_connection()
+    return raw.driver_connection
+
+
+async def uses_timescale(db: AsyncConnection) -> bool:
+    """Whether the schema was laid out for TimescaleDB."""
+    value = await db.scalar(text("SELECT value FROM chainfolio_meta WHERE key = 'timescale'"))
+    return bool(value == "true")
+
+
+class _PartitionCache:
+    """Months whose partition this process already ensured (plain path)."""
+
+    months: set[tuple[int, int]] = set()  # noqa: RUF012 - process-wide by design
+
+
+async def write_snapshots(db: AsyncConnection, snapshots: Sequence[Snapshot]) -> int:
+    """Bulk-write snapshots with COPY; a (user, timestamp) already stored is left as is.
+
+    Returns the number of rows actually inserted (idempotent: writing twice inserts once).
+    """
+    if not snapshots:
+        return 0
+    timescale = await uses_timescale(db)
+    if not timescale:
+        months = {
+            (s.timestamp.astimezone(UTC).year, s.timestamp.astimezone(UTC).month) for s in snapshots
+        }
+        missing = months - _PartitionCache.months
+        if missing:
+            first, last = min(missing), max(missing)
+            await ensure_snapshot_partitions(
+                db, datetime(*first, 1, tzinfo=UTC), datetime(*last, 1, tzinfo=UTC)
+            )
+            _PartitionCache.months |= missing
+    conn = await _driver(db)
+    await conn.execute(
+        """CREATE TEMP TABLE IF NOT EXISTS snapshot_stage (
+            user_id uuid, "timestamp" timestamptz, total_value numeric,
+            chain_breakdown jsonb, asset_breakdown jsonb, category_breakdown jsonb
+        ) ON COMMIT DELETE ROWS"""
+    )
+    await conn.copy_records_to_table(
+        "snapshot_stage",
+        records=[
+            (
+                s.user_id,
+                s.timestamp,
+                s.total_value,
+                _json(s.chain_breakdown),
+                _json(s.asset_breakdown),
+                _json(s.category_breakdown),
+            )
+            for s in snapshots
+        ],
+    )
+    inserted = await conn.fetchval(
+        """WITH ins AS (
+            INSERT INTO portfolio_snapshots (user_id, "timestamp", total_value,
+                chain_breakdown, asset_breakdown, category_breakdown)
+            SELECT * FROM snapshot_stage ON CONFLICT (user_id, "timestamp") DO NOTHING
+            RETURNING 1)
+        SELECT count(*) FROM ins"""
+    )
+    if not timescale:  # TimescaleDB keeps the rollup as a continuous aggregate instead
+        await conn.execute(
+            f"""INSERT INTO portfolio_snapshots_daily
+                SELECT DISTINCT ON (user_id, bucket) user_id,
+                    date_bin('1 day', "timestamp", '{BUCKET_ORIGIN.isoformat()}') AS bucket,
+                    "timestamp", total_value, chain_breakdown, asset_breakdown,
+                    category_breakdown
+                FROM snapshot_stage ORDER BY user_id, bucket, "timestamp" DESC
+            ON CONFLICT (user_id, bucket) DO UPDATE SET
+                last_timestamp = excluded.last_timestamp, total_value = excluded.total_value,
+                chain_breakdown = excluded.chain_breakdown,
+                asset_breakdown = excluded.asset_breakdown,
+                category_breakdown = excluded.category_breakdown
+            WHERE excluded.last_timestamp >= portfolio_snapshots_daily.last_timestamp"""
+        )
+    await conn.execute("TRUNCATE snapshot_stage")
+    return int(inserted)
+
+
+async def latest_snapshot_time(db: AsyncConnection, *, user_id: uuid.UUID) -> datetime | None:
+    """When the user's newest snapshot was taken."""
+    value: datetime | None = await db.scalar(
+        text('SELECT max("timestamp") FROM portfolio_snapshots WHERE user_id = :u'),
+        {"u": user_id},
+    )
+    return value
+
+
+async def first_snapshot_time(db: AsyncConnection, *, user_id: uuid.UUID) -> datetime | None:
+    """When the user's oldest kept snapshot was taken (the rollup outlives raw rows)."""
+    value: datetime | None = await db.scalar(
+        text("SELECT min(last_timestamp) FROM portfolio_snapshots_daily WHERE user_id = :u"),
+        {"u": user_id},
+    )
+    return value
+
+
+async def snapshot_at_or_before(
+    db: AsyncConnection, *, user_id: uuid.UUID, moment: datetime
+) -> Snapshot | None:
+    """The newest snapshot taken at or before `moment` (raw table, then the daily rollup)."""
+    row = (
+        await db.execute(
+            text(
+                """SELECT "timestamp", total_value, chain_breakdown, asset_breakdown,
+                          category_breakdown
+                   FROM portfolio_snapshots WHERE user_id = :u AND "timestamp" <= :t
+                     AND "timestamp" > CAST(:t AS timestamptz) - interval '2 days'
+                   ORDER BY "timestamp" DESC LIMIT 1"""
+            ),
+            {"u": user_id, "t": moment},
+        )
+    ).first()
+    if row is None:
+        row = (
+            await db.execute(
+                text(
+                    """SELECT last_timestamp, total_value, chain_breakdown, asset_breakdown,
+                              category_breakdown
+                       FROM portfolio_snapshots_daily WHERE user_id = :u AND last_timestamp <= :t
+                       ORDER BY bucket DESC LIMIT 1"""
+                ),
+                {"u": user_id, "t": moment},
+            )
+        ).first()
+    if row is None:
+        return None
+    return Snapshot(
+        user_id,
+        row[0],
+        Decimal(row[1]),
+        _breakdown(row[2]),
+        _breakdown(row[3]),
+        _breakdown(row[4]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """The last snapshot in one bucket."""
+
+    bucket: datetime
+    timestamp: datetime
+    total_value: Decimal
+    chain_breakdown: Mapping[str, Decimal] | None = None
+    asset_breakdown: Mapping[str, Decimal] | None = None
+
+
+async def bucketed_history(
+    db: AsyncConnection,
+    *,
+    user_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    interval: timedelta,
+    raw_since: datetime,
+    breakdowns: bool = False,
+) -> list[SeriesPoint]:
+    """Last value per `interval` bucket in [start, end].
+
+    Raw snapshots serve buckets from `raw_since` on (the retention edge); older buckets come
+    from the daily rollup, so long periods keep working after raw rows are dropped.
+    """
+    bucket_fn = "time_bucket" if await uses_timescale(db) else "date_bin"
+    extra = ", chain_breakdown, asset_breakdown" if breakdowns else ""
+    origin = BUCKET_ORIGIN.isoformat()
+    rollup_interval = max(interval, timedelta(days=1))
+    query = f"""
+        (SELECT DISTINCT ON (b) {bucket_fn}(CAST(:i AS interval), "timestamp",
+                CAST('{origin}' AS timestamptz)) AS b, "timestamp", total_value{extra}
+         FROM portfolio_snapshots
+         WHERE user_id = :u AND "timestamp" >= greatest(CAST(:s AS timestamptz), :r)
+           AND "timestamp" <= :e
+         ORDER BY b, "timestamp" DESC)
+        UNION ALL
+        (SELECT DISTINCT ON (b) {bucket_fn}(CAST(:ri AS interval), bucket,
+                CAST('{origin}' AS timestamptz)) AS b, last_timestamp, total_value{extra}
+         FROM portfolio_snapshots_daily
+         WHERE user_id = :u AND bucket >= {bucket_fn}(CAST(:ri AS interval), CAST(:s AS
+                timestamptz), CAST('{origin}' AS timestamptz))
+           AND last_timestamp < :r AND last_timestamp >= :s AND last_timestamp <= :e
+         ORDER BY b, last_timestamp DESC)
+        ORDER BY 1"""
+    rows = await db.execute(
+        text(query),
+        {"u": user_id, "s": start, "e": end, "i": interval, "ri": rollup_interval, "r": raw_since},
+    )
+    points: list[SeriesPoint] = []
+    for row in rows:
+        point = SeriesPoint(row[0], row[1], Decimal(row[2]))
+        if breakdowns:
+            point = SeriesPoint(
+                row[0], row[1], Decimal(row[2]), _breakdown(row[3]), _breakdown(row[4])
+            )
+        points.append(point)
+    return points
+
+
+async def apply_retention(db: AsyncConnection, *, retention_days: int, now: datetime) -> list[str]:
+    """Drop raw snapshot partitions older than the retention (plain path; TimescaleDB has a
+    policy). The daily rollup is kept."""
+    if await uses_timescale(db):
+        return []
+    return await drop_expired_partitions(db, before=now - timedelta(days=retention_days))
+
+
+# --- prices ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PricePoint:
+    """A stored price observation."""
+
+    time: datetime
+    symbol: str
+    price: Decimal
+    source: str
+
+
+async def write_prices(db: AsyncConnection, points: Sequence[PricePoint]) -> None:
+    """Store price observations (idempotent on symbol, time, source)."""
+    if not points:
+        return
+    await db.execute(
+        text(
+            "INSERT INTO prices (time, symbol, price, source) VALUES (:t, :s, :p, :src) "
+            "ON CONFLICT DO NOTHING"
+        ),
+        [{"t": p.time, "s": p.symbol, "p": p.price, "src": p.source} for p in points],
+    )
+
+
+async def price_series(
+    db: AsyncConnection, *, symbol: str, start: datetime, end: datetime, interval: timedelta
+) -> list[tuple[datetime, Decimal]]:
+    """Last price of `symbol` per bucket in [start, end]."""
+    rows = await db.execute(
+        text(
+            f"""SELECT DISTINCT ON (b) date_bin(CAST(:i AS interval), time,
+                       CAST('{BUCKET_ORIGIN.isoformat()}' AS timestamptz)) AS b, price
+                FROM prices WHERE symbol = :s AND time >= :st AND time <= :e
+                ORDER BY b, time DESC"""
+        ),
+        {"i": interval, "s": symbol, "st": start, "e": end},
+    )
+    return [(b, Decimal(p)) for b, p in rows]
+
+
+async def known_price_symbols(db: AsyncConnection) -> list[str]:
+    """Symbols that have a stored price history (possible benchmarks)."""
+    rows = await db.execute(text("SELECT DISTINCT symbol FROM prices ORDER BY symbol"))
+    return [r[0] for r in rows]
+
+
+# --- cash flows -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CashFlow:
+    """An external deposit (amount > 0) or withdrawal (amount < 0) of a tracked wallet."""
+
+    user_id: uuid.UUID
+    chain_id: int
+    time: datetime
+    symbol: str
+    contract: str
+    amount: int
+    decimals: int
+    value_usd: Decimal | None
+    tx_hash: str | None = None
+    log_index: int = -1
+    wallet_id: uuid.UUID | None = None
+
+
+async def write_cash_flows(db: AsyncConnection, flows: Sequence[CashFlow]) -> None:
+    """Store detected flows; the same transfer log is stored once."""
+    if not flows:
+        return
+    await db.execute(
+        text(
+            """INSERT INTO cash_flows (user_id, wallet_id, chain_id, time, symbol, contract,
+                amount, decimals, value_usd, tx_hash, log_index)
+               VALUES (:u, :w, :c, :t, :s, :ct, :a, :d, :v, :h, :li)
+               ON CONFLICT DO NOTHING"""
+        ),
+        [
+            {
+                "u": f.user_id,
+                "w": f.wallet_id,
+                "c": f.chain_id,
+                "t": f.time,
+                "s": f.symbol,
+                "ct": f.contract,
+                "a": f.amount,
+                "d": f.decimals,
+                "v": f.value_usd,
+                "h": f.tx_hash,
+                "li": f.log_index,
+            }
+            for f in flows
+        ],
+    )
+
+
+async def cash_flows_between(
+    db: AsyncConnection, *, user_id: uuid.UUID, start: datetime, end: datetime
+) -> list[CashFlow]:
+    """The user's flows with start < time <= end, oldest first."""
+    rows = await db.execute(
+        text(
+            """SELECT user_id, chain_id, time, symbol, contract, amount, decimals, value_usd,
+                      tx_hash, log_index, wallet_id
+               FROM cash_flows WHERE user_id = :u AND time > :s AND time <= :e
+               ORDER BY time"""
+        ),
+        {"u": user_id, "s": start, "e": end},
+    )
+    return [
+        CashFlow(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            int(r[5]),
+            r[6],
+            Decimal(r[7]) if r[7] is not None else None,
+            r[8],
+            r[9],
+            r[10],
+        )
+        for r in rows
+    ]

@@ -1,0 +1,68 @@
+"""Glue shared by the HTTP routes: state accessors, authentication, the error envelope."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
+
+from chainfolio.auth import TokenVerifier
+from chainfolio.errors import ChainfolioError
+from chainfolio.resolvers.context import Caller, Services
+from chainfolio.storage.accounts import ensure_user, user_id_for
+
+
+class Authenticator:
+    """Turns a bearer header into a Caller, creating the user on first sight."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._verifier = TokenVerifier(services.settings)
+        self._known: set[str] = set()
+
+    async def caller(self, authorization: str | None) -> Caller:
+        """The authenticated caller, or Unauthorized."""
+        subject = await self._verifier.subject(authorization)
+        return await self._ensure(subject)
+
+    async def caller_of_token(self, token: str) -> Caller:
+        """Same, from a raw token (websocket query parameter or connection_init payload)."""
+        return await self._ensure(await self._verifier.subject_of_token(token))
+
+    async def _ensure(self, subject: str) -> Caller:
+        if subject not in self._known:
+            async with self._services.engine.begin() as db:
+                await ensure_user(db, subject=subject)
+            self._known.add(subject)
+        return Caller(user_id_for(subject), subject)
+
+
+def services_of(conn: HTTPConnection) -> Services:
+    """The process's services, set by the lifespan."""
+    services: Services = conn.app.state.services
+    return services
+
+
+def authenticator_of(conn: HTTPConnection) -> Authenticator:
+    """The process's authenticator, set by the lifespan."""
+    auth: Authenticator = conn.app.state.authenticator
+    return auth
+
+
+def error_response(exc: ChainfolioError) -> JSONResponse:
+    """The REST envelope for an error, with its HTTP status."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers = {"Retry-After": str(retry_after)}
+    return JSONResponse(
+        {"success": False, "error": {"code": exc.code, "message": exc.message}},
+        status_code=exc.status,
+        headers=headers,
+    )
+
+
+def number(value: Decimal | None) -> float | None:
+    """A Decimal as a JSON number for the seed's REST shapes (exact forms are also given)."""
+    return None if value is None else float(value)

@@ -1,0 +1,82 @@
+"""GraphQL: the same numbers as REST, typed error codes, limits."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import httpx
+
+from tests.api.conftest import Auth, SeedUser
+
+PORTFOLIO = """{ portfolio { totalValue change24h chains { chain value }
+  assets { asset balance value } categories { category value }
+  holdings { asset amount balance price priceSource valueUsd stale category } } }"""
+
+
+async def gql(client: httpx.AsyncClient, headers: dict[str, str], query: str,
+              variables: dict[str, object] | None = None) -> dict[str, object]:
+    response = await client.post("/graphql", json={"query": query, "variables": variables or {}},
+                                 headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+async def test_graphql_and_rest_agree(
+    client: httpx.AsyncClient, auth: Auth, seeded_user: SeedUser
+) -> None:
+    subject = await seeded_user()
+    body = await gql(client, auth(subject), PORTFOLIO)
+    assert "errors" not in body
+    portfolio = body["data"]["portfolio"]  # type: ignore[index]
+    rest = (await client.get("/v1/portfolio", headers=auth(subject))).json()["data"]
+    assert Decimal(portfolio["totalValue"]) == Decimal(rest["totalValue"]) == 73_000
+    assert {c["chain"]: Decimal(c["value"]) for c in portfolio["chains"]} == {
+        c["chain"]: Decimal(str(c["value"])) for c in rest["chains"]
+    }
+    eth = [h for h in portfolio["holdings"] if h["asset"] == "ETH"]
+    assert sorted(int(h["amount"]) for h in eth) == [2 * 10**18, 10 * 10**18]
+    assert all(h["priceSource"] == "chainlink" for h in portfolio["holdings"])
+    loan = next(h for h in portfolio["holdings"] if h["category"] == "LOAN")
+    assert Decimal(loan["valueUsd"]) == -1000
+
+    history = await gql(client, auth(subject),
+                        '{ history(period: "24h", interval: "1h") { timestamps values gaps } }')
+    rest_history = (await client.get("/v1/portfolio/history", params={
+        "period": "24h", "interval": "1h"}, headers=auth(subject))).json()["data"]
+    values = history["data"]["history"]["values"]  # type: ignore[index]
+    assert [Decimal(v) for v in values] == [Decimal(str(p["value"])) for p in rest_history]
+    assert history["data"]["history"]["gaps"] == []  # type: ignore[index]
+
+
+async def test_graphql_errors_carry_codes(client: httpx.AsyncClient, auth: Auth) -> None:
+    body = await gql(client, auth("erin"), '{ history(period: "forever") { values } }')
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_PERIOD"  # type: ignore[index]
+    body = await gql(
+        client, auth("erin"),
+        'mutation { addWallet(chainId: 1, address: "0xnothex") { id } }',
+    )
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_ADDRESS"  # type: ignore[index]
+    body = await gql(client, auth("erin"), 'mutation { removeWallet(id: "nope") }')
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_ID"  # type: ignore[index]
+
+
+async def test_depth_and_alias_limits(client: httpx.AsyncClient, auth: Auth) -> None:
+    aliases = " ".join(f"a{i}: wallets {{ id }}" for i in range(40))
+    body = await gql(client, auth("frank"), f"{{ {aliases} }}")
+    assert "errors" in body
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"  # type: ignore[index]
+
+
+async def test_add_and_remove_wallet_via_graphql(client: httpx.AsyncClient, auth: Auth) -> None:
+    added = await gql(client, auth("gina"),
+                      'mutation { addWallet(chainId: 137, address: "0x' + "cd" * 20
+                      + '", label: "cold") { id chainId address label } }')
+    wallet = added["data"]["addWallet"]  # type: ignore[index]
+    assert wallet["chainId"] == 137 and wallet["label"] == "cold"
+    removed = await gql(client, auth("gina"),
+                        'mutation($id: ID!) { removeWallet(id: $id) }', {"id": wallet["id"]})
+    assert removed["data"]["removeWallet"] is True  # type: ignore[index]
+    again = await gql(client, auth("gina"),
+                      'mutation($id: ID!) { removeWallet(id: $id) }', {"id": wallet["id"]})
+    assert again["errors"][0]["extensions"]["code"] == "NOT_FOUND"  # type: ignore[index]

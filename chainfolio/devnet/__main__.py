@@ -1,0 +1,29 @@
+"""`python -m chainfolio.devnet`: run the local devnet until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from chainfolio.devnet.cli import run_devnet_cli
+from chainfolio.devnet.network import DEFAULT_CHAIN_IDS
+
+
+def main() -> int:
+    """Parse arguments and run the devnet in the foreground."""
+    parser = argparse.ArgumentParser(prog="python -m chainfolio.devnet", description=__doc__)
+    parser.add_argument("--chain-id", type=int, action="append", dest="chain_ids")
+    parser.add_argument("--wallets", type=int, default=10)
+    parser.add_argument("--extra-tokens", type=int, default=0)
+    parser.add_argument("--json", type=Path, dest="json_path")
+    args = parser.parse_args()
+    return run_devnet_cli(
+        chain_ids=args.chain_ids or DEFAULT_CHAIN_IDS,
+        wallets=args.wallets,
+        extra_tokens=args.extra_tokens,
+        json_path=args.json_path,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,9 +13,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
-from strawberry.asgi import GraphQL
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UNSET, UnsetType
 
+from chainfolio.bus import Bus
 from chainfolio.errors import ChainfolioError, SourceUnavailable
+from chainfolio.realtime import portfolio_socket
 from chainfolio.resolvers.context import ChainInfo, Services
 from chainfolio.rest import rest_routes
 from chainfolio.schema import build_schema
@@ -55,18 +59,47 @@ async def _unexpected_error(_request: Request, exc: Exception) -> Response:
     return error_response(ChainfolioError("internal error: the incident was logged"))
 
 
+class _WebSocketAdapter(ASGIWebSocketAdapter):
+    """Closes with 4401 (not Strawberry's 4403) when the connection failed authentication."""
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.ws.scope.get("state", {}).get("auth_error"):
+            code, reason = 4401, "Unauthorized"
+        await self.ws.close(code=code, reason=reason)
+
+
+def _token_from_params(params: dict[str, Any] | None) -> str | None:
+    for key in ("Authorization", "authorization", "authToken", "token"):
+        value = (params or {}).get(key)
+        if isinstance(value, str) and value:
+            return value if " " in value else f"Bearer {value}"
+    return None
+
+
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI app with our context and bearer authentication."""
 
-    def __init__(self, schema: Any, **kwargs: Any) -> None:
-        super().__init__(schema, **kwargs)
+    websocket_adapter_class = _WebSocketAdapter
 
     async def get_context(self, request: Any, response: Any) -> Context:
         caller = request.scope.get("state", {}).get("caller")
         return Context(services_of(request), caller, request, response)
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Authenticate subscriptions from the `connection_init` payload (or the handshake)."""
+        header = _token_from_params(context.connection_params) or context.request.headers.get(
+            "authorization"
+        )
+        try:
+            context.caller_ = await authenticator_of(context.request).caller(header)
+        except ChainfolioError as exc:
+            context.request.scope.setdefault("state", {})["auth_error"] = exc.message
+            raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from exc
+        unset: UnsetType = UNSET
+        return unset
+
+    def encode_json(self, data: object) -> str:
+        return orjson.dumps(data).decode()
 
 
 class AuthenticatedGraphQL:
@@ -145,7 +178,10 @@ def create_app(
                 engine,
                 StorageOptions(cfg.snapshot_retention_days, cfg.snapshot_compress_after_days),
             )
-            services = Services(settings=cfg, engine=engine, chains=chains or DEFAULT_CHAINS)
+            bus = await stack.enter_async_context(Bus(cfg.redis_url))
+            services = Services(
+                settings=cfg, engine=engine, chains=chains or DEFAULT_CHAINS, bus=bus
+            )
             app.state.services = services
             app.state.authenticator = Authenticator(services)
             yield
@@ -158,6 +194,7 @@ def create_app(
         *rest_routes(),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        WebSocketRoute("/v1/ws", portfolio_socket),
     ]
     return Starlette(
         routes=routes,

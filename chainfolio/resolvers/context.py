@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chainfolio.bus import Bus
 from chainfolio.settings import Settings
 
 
@@ -33,6 +34,7 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     chains: Mapping[int, ChainInfo]
+    bus: Bus
     clock: Callable[[], datetime] = utc_now
     extras: dict[str, object] = field(default_factory=dict)
 

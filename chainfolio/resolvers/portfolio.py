@@ -11,6 +11,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.domain import Category
+from chainfolio.resolvers.updates import percent_change
 from chainfolio.storage.holdings import StoredHolding, current_holdings
 from chainfolio.storage.timeseries import snapshot_at_or_before
 
@@ -101,8 +102,7 @@ async def resolve_portfolio(
     change = change_pct = None
     if day_ago is not None:
         change = total - day_ago.total_value
-        if day_ago.total_value != 0:
-            change_pct = (change / day_ago.total_value * 100).quantize(Decimal("0.0001"))
+        change_pct = percent_change(total, day_ago.total_value)
     return PortfolioView(
         total_value=total,
         change_24h=change,

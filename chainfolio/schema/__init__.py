@@ -17,6 +17,7 @@ from strawberry.extensions.disable_introspection import DisableIntrospection
 
 from chainfolio.schema.errors import ErrorCodes
 from chainfolio.schema.root import Mutation, Query
+from chainfolio.schema.subscription import Subscription
 
 
 def build_schema(*, max_depth: int = 12, introspection: bool = True) -> strawberry.Schema:
@@ -31,4 +32,6 @@ def build_schema(*, max_depth: int = 12, introspection: bool = True) -> strawber
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+    return strawberry.Schema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    )

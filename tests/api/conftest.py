@@ -62,12 +62,29 @@ NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 PRICE_T = NOW - timedelta(minutes=5)
 
 
-def _holding(chain_id: int, wallet: str, symbol: str, amount: int, decimals: int, usd: str,
-             category: Category = Category.WALLET, contract: str = "native") -> Holding:
+def _holding(
+    chain_id: int,
+    wallet: str,
+    symbol: str,
+    amount: int,
+    decimals: int,
+    usd: str,
+    category: Category = Category.WALLET,
+    contract: str = "native",
+) -> Holding:
     kind = AssetKind.NATIVE if contract == "native" else AssetKind.ERC20
-    return Holding(chain_id=chain_id, wallet=wallet, symbol=symbol, contract=contract, kind=kind,
-                   category=category, decimals=decimals, amount=amount,
-                   price=Price(symbol, Decimal(usd), "chainlink", PRICE_T), block_number=100)
+    return Holding(
+        chain_id=chain_id,
+        wallet=wallet,
+        symbol=symbol,
+        contract=contract,
+        kind=kind,
+        category=category,
+        decimals=decimals,
+        amount=amount,
+        price=Price(symbol, Decimal(usd), "chainlink", PRICE_T),
+        block_number=100,
+    )
 
 
 SeedUser = Callable[[], Awaitable[str]]
@@ -82,30 +99,66 @@ def seeded_user(engine: AsyncEngine) -> SeedUser:
         subject = f"user-{uuid.uuid4().hex[:8]}"
         async with engine.begin() as db:
             user_id = await ensure_user(db, subject=subject)
-            w1 = await add_wallet(db, user_id=user_id, chain_id=1,
-                                  address="0x" + "11" * 20, label="main", max_wallets=10)
-            w2 = await add_wallet(db, user_id=user_id, chain_id=42161,
-                                  address="0x" + "22" * 20, label=None, max_wallets=10)
+            w1 = await add_wallet(
+                db,
+                user_id=user_id,
+                chain_id=1,
+                address="0x" + "11" * 20,
+                label="main",
+                max_wallets=10,
+            )
+            w2 = await add_wallet(
+                db,
+                user_id=user_id,
+                chain_id=42161,
+                address="0x" + "22" * 20,
+                label=None,
+                max_wallets=10,
+            )
             usdc = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
             await replace_wallet_holdings(
-                db, user_id=user_id, wallet_id=w1.id, chain="ethereum", observed_at=NOW,
+                db,
+                user_id=user_id,
+                wallet_id=w1.id,
+                chain="ethereum",
+                observed_at=NOW,
                 holdings=[
                     _holding(1, w1.address, "ETH", 10 * 10**18, 18, "2000"),
                     _holding(1, w1.address, "USDC", 50_000 * 10**6, 6, "1", contract=usdc),
-                    _holding(1, w1.address, "USDC", 1_000 * 10**6, 6, "1",
-                             category=Category.LOAN, contract=usdc),
+                    _holding(
+                        1,
+                        w1.address,
+                        "USDC",
+                        1_000 * 10**6,
+                        6,
+                        "1",
+                        category=Category.LOAN,
+                        contract=usdc,
+                    ),
                 ],
             )
             await replace_wallet_holdings(
-                db, user_id=user_id, wallet_id=w2.id, chain="arbitrum", observed_at=NOW,
+                db,
+                user_id=user_id,
+                wallet_id=w2.id,
+                chain="arbitrum",
+                observed_at=NOW,
                 holdings=[_holding(42161, w2.address, "ETH", 2 * 10**18, 18, "2000")],
             )
-            await write_snapshots(db, [
-                Snapshot(user_id, NOW - timedelta(hours=h), Decimal(70_000 - 10 * h),
-                         {"ethereum": Decimal(50_000)}, {"ETH": Decimal(20_000)},
-                         {"WALLET": Decimal(70_000)})
-                for h in range(1, 49)
-            ])
+            await write_snapshots(
+                db,
+                [
+                    Snapshot(
+                        user_id,
+                        NOW - timedelta(hours=h),
+                        Decimal(70_000 - 10 * h),
+                        {"ethereum": Decimal(50_000)},
+                        {"ETH": Decimal(20_000)},
+                        {"WALLET": Decimal(70_000)},
+                    )
+                    for h in range(1, 49)
+                ],
+            )
         return subject
 
     return seed

@@ -13,10 +13,15 @@ PORTFOLIO = """{ portfolio { totalValue change24h chains { chain value }
   holdings { asset amount balance price priceSource valueUsd stale category } } }"""
 
 
-async def gql(client: httpx.AsyncClient, headers: dict[str, str], query: str,
-              variables: dict[str, object] | None = None) -> dict[str, object]:
-    response = await client.post("/graphql", json={"query": query, "variables": variables or {}},
-                                 headers=headers)
+async def gql(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    query: str,
+    variables: dict[str, object] | None = None,
+) -> dict[str, object]:
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
     assert response.status_code == 200, response.text
     body: dict[str, object] = response.json()
     return body
@@ -40,10 +45,18 @@ async def test_graphql_and_rest_agree(
     loan = next(h for h in portfolio["holdings"] if h["category"] == "LOAN")
     assert Decimal(loan["valueUsd"]) == -1000
 
-    history = await gql(client, auth(subject),
-                        '{ history(period: "24h", interval: "1h") { timestamps values gaps } }')
-    rest_history = (await client.get("/v1/portfolio/history", params={
-        "period": "24h", "interval": "1h"}, headers=auth(subject))).json()["data"]
+    history = await gql(
+        client,
+        auth(subject),
+        '{ history(period: "24h", interval: "1h") { timestamps values gaps } }',
+    )
+    rest_history = (
+        await client.get(
+            "/v1/portfolio/history",
+            params={"period": "24h", "interval": "1h"},
+            headers=auth(subject),
+        )
+    ).json()["data"]
     values = history["data"]["history"]["values"]  # type: ignore[index]
     assert [Decimal(v) for v in values] == [Decimal(str(p["value"])) for p in rest_history]
     assert history["data"]["history"]["gaps"] == []  # type: ignore[index]
@@ -53,7 +66,8 @@ async def test_graphql_errors_carry_codes(client: httpx.AsyncClient, auth: Auth)
     body = await gql(client, auth("erin"), '{ history(period: "forever") { values } }')
     assert body["errors"][0]["extensions"]["code"] == "INVALID_PERIOD"  # type: ignore[index]
     body = await gql(
-        client, auth("erin"),
+        client,
+        auth("erin"),
         'mutation { addWallet(chainId: 1, address: "0xnothex") { id } }',
     )
     assert body["errors"][0]["extensions"]["code"] == "INVALID_ADDRESS"  # type: ignore[index]
@@ -69,14 +83,20 @@ async def test_depth_and_alias_limits(client: httpx.AsyncClient, auth: Auth) -> 
 
 
 async def test_add_and_remove_wallet_via_graphql(client: httpx.AsyncClient, auth: Auth) -> None:
-    added = await gql(client, auth("gina"),
-                      'mutation { addWallet(chainId: 137, address: "0x' + "cd" * 20
-                      + '", label: "cold") { id chainId address label } }')
+    added = await gql(
+        client,
+        auth("gina"),
+        'mutation { addWallet(chainId: 137, address: "0x'
+        + "cd" * 20
+        + '", label: "cold") { id chainId address label } }',
+    )
     wallet = added["data"]["addWallet"]  # type: ignore[index]
     assert wallet["chainId"] == 137 and wallet["label"] == "cold"
-    removed = await gql(client, auth("gina"),
-                        'mutation($id: ID!) { removeWallet(id: $id) }', {"id": wallet["id"]})
+    removed = await gql(
+        client, auth("gina"), "mutation($id: ID!) { removeWallet(id: $id) }", {"id": wallet["id"]}
+    )
     assert removed["data"]["removeWallet"] is True  # type: ignore[index]
-    again = await gql(client, auth("gina"),
-                      'mutation($id: ID!) { removeWallet(id: $id) }', {"id": wallet["id"]})
+    again = await gql(
+        client, auth("gina"), "mutation($id: ID!) { removeWallet(id: $id) }", {"id": wallet["id"]}
+    )
     assert again["errors"][0]["extensions"]["code"] == "NOT_FOUND"  # type: ignore[index]

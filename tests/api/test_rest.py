@@ -125,7 +125,7 @@ async def test_users_never_see_each_other(client: httpx.AsyncClient, auth: Auth)
     ] == 0
     stolen = await client.delete(f"/v1/wallets/{wallet_id}", headers=auth("bob"))
     assert stolen.status_code == 404
-    query = '{ wallets { id address } }'
+    query = "{ wallets { id address } }"
     bob = await client.post("/graphql", json={"query": query}, headers=auth("bob"))
     assert bob.json()["data"]["wallets"] == []
     mine = await client.post("/graphql", json={"query": query}, headers=auth("alice"))
@@ -162,7 +162,8 @@ async def test_lowercase_address_is_normalised_and_duplicates_refused(
     assert response.status_code == 201
     assert response.json()["data"]["address"] == "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
     again = await client.post(
-        "/v1/wallets", json={"chainId": 1, "address": lower.upper().replace("0X", "0x")},
+        "/v1/wallets",
+        json={"chainId": 1, "address": lower.upper().replace("0X", "0x")},
         headers=auth("dave"),
     )
     assert again.status_code == 422

@@ -1,0 +1,229 @@
+"""Publish/subscribe for portfolio updates, chosen by URL: `memory://` or `redis://`.
+
+One interface, two backends (the shape of encode/broadcaster). Each process holds at most one
+Redis subscription connection and fans messages out to its local subscribers through bounded
+queues: a slow subscriber loses intermediate messages and keeps the newest; it never blocks
+the publisher or the other subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 8
+
+
+class Subscription:
+    """A local subscriber's bounded queue; iterate it to receive messages."""
+
+    def __init__(self, channel: str, maxsize: int = QUEUE_SIZE) -> None:
+        self.channel = channel
+        self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=maxsize)
+        self.dropped = 0
+
+    def offer(self, message: str) -> None:
+        """Enqueue without ever blocking: when full, the oldest message makes room."""
+        while True:
+            try:
+                self._queue.put_nowait(message)
+            except asyncio.QueueFull:
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    self._queue.get_nowait()
+                    self.dropped += 1
+            else:
+                return
+
+    async def get(self) -> str:
+        """The next message."""
+        return await self._queue.get()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str]:
+        while True:
+            yield await self._queue.get()
+
+
+class Backend(Protocol):
+    """Moves messages between processes (or not, for memory://)."""
+
+    async def connect(self, deliver: Any) -> None: ...
+    async def disconnect(self) -> None: ...
+    async def publish(self, channel: str, message: str) -> None: ...
+    async def subscribe(self, channel: str) -> None: ...
+    async def unsubscribe(self, channel: str) -> None: ...
+
+
+class MemoryBackend:
+    """Single-process delivery."""
+
+    def __init__(self) -> None:
+        self._deliver: Any = None
+
+    async def connect(self, deliver: Any) -> None:
+        """Remember where to deliver."""
+        self._deliver = deliver
+
+    async def disconnect(self) -> None:
+        """Nothing to close."""
+
+    async def publish(self, channel: str, message: str) -> None:
+        """Deliver locally at once."""
+        self._deliver(channel, message)
+
+    async def subscribe(self, channel: str) -> None:
+        """Nothing to do in one process."""
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Nothing to do in one process."""
+
+
+class RedisBackend:
+    """Redis pub/sub: one subscription connection per process, reconnecting on failure."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._client: Any = None
+        self._pubsub: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._deliver: Any = None
+        self._channels: set[str] = set()
+        self.reconnects = 0
+
+    async def connect(self, deliver: Any) -> None:
+        """Open the publishing client and start the reader."""
+        import redis.asyncio as aioredis  # noqa: PLC0415
+
+        self._deliver = deliver
+        self._client = aioredis.Redis.from_url(
+            self._url, socket_connect_timeout=2, health_check_interval=5
+        )
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._reader = asyncio.create_task(self._read(), name="bus-redis-reader")
+
+    async def disconnect(self) -> None:
+        """Stop the reader and close connections."""
+        if self._reader:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def publish(self, channel: str, message: str) -> None:
+        """PUBLISH to every process."""
+        await self._client.publish(channel, message)
+
+    async def subscribe(self, channel: str) -> None:
+        """SUBSCRIBE once per process per channel."""
+        self._channels.add(channel)
+        with contextlib.suppress(OSError, ConnectionError):
+            await self._pubsub.subscribe(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        """UNSUBSCRIBE when the last local subscriber left."""
+        self._channels.discard(channel)
+        with contextlib.suppress(OSError, ConnectionError):
+            await self._pubsub.unsubscribe(channel)
+
+    async def _read(self) -> None:
+        import redis.exceptions  # noqa: PLC0415
+
+        backoff = 0.1
+        while True:
+            try:
+                if not self._pubsub.subscribed:
+                    if self._channels:
+                        await self._pubsub.subscribe(*self._channels)
+                    else:
+                        await asyncio.sleep(0.05)
+                        continue
+                message = await self._pubsub.get_message(timeout=1.0)
+                backoff = 0.1
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+                # Redis went away: keep local subscribers, resubscribe once it is back.
+                self.reconnects += 1
+                log.warning("bus: redis connection lost, retrying in %.1fs", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                with contextlib.suppress(Exception):
+                    await self._pubsub.aclose()
+                    self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                continue
+            if message and message.get("type") == "message":
+                channel = message["channel"]
+                data = message["data"]
+                self._deliver(
+                    channel.decode() if isinstance(channel, bytes) else channel,
+                    data.decode() if isinstance(data, bytes) else data,
+                )
+
+
+class Bus:
+    """Publish to a channel; subscribe to it from any number of local consumers."""
+
+    def __init__(self, url: str = "memory://") -> None:
+        if url.startswith("memory://"):
+            self._backend: Backend = MemoryBackend()
+        elif url.startswith(("redis://", "rediss://", "unix://")):
+            self._backend = RedisBackend(url)
+        else:
+            raise ValueError(f"unsupported bus URL {url!r}: use memory:// or redis://")
+        self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        self.url = url
+
+    async def __aenter__(self) -> Bus:
+        await self._backend.connect(self._deliver)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._backend.disconnect()
+
+    @property
+    def backend(self) -> Backend:
+        """The transport (tests look at its reconnect count)."""
+        return self._backend
+
+    def subscriber_count(self) -> int:
+        """Local subscribers across channels."""
+        return sum(len(s) for s in self._subscribers.values())
+
+    def _deliver(self, channel: str, message: str) -> None:
+        for subscription in tuple(self._subscribers.get(channel, ())):
+            subscription.offer(message)
+
+    async def publish(self, channel: str, message: str) -> None:
+        """Send `message` to every subscriber of `channel`, in every process."""
+        await self._backend.publish(channel, message)
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+        """A subscription that lasts for the `async with` block."""
+        subscription = Subscription(channel)
+        first = not self._subscribers[channel]
+        self._subscribers[channel].add(subscription)
+        if first:
+            await self._backend.subscribe(channel)
+        try:
+            yield subscription
+        finally:
+            self._subscribers[channel].discard(subscription)
+            if not self._subscribers[channel]:
+                del self._subscribers[channel]
+                await self._backend.unsubscribe(channel)
+
+
+def portfolio_channel(user_id: object) -> str:
+    """The channel carrying one user's portfolio updates."""
+    return f"chainfolio:portfolio:{user_id}"

@@ -1,0 +1,147 @@
+"""`/v1/ws`: the seed's WebSocket protocol over the same bus as GraphQL subscriptions.
+
+Client: `{"type": "subscribe", "channel": "portfolio", "userId": "<token subject>"}`.
+Server: `{"type": "portfolio_update", "data": {"totalValue", "change", "changePercent", …}}`.
+Also `unsubscribe`, `ping` → `pong`; anything else gets an `error` message, not a disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from chainfolio.bus import portfolio_channel
+from chainfolio.errors import ChainfolioError
+from chainfolio.resolvers.context import Caller
+from chainfolio.resolvers.updates import PortfolioUpdate
+from chainfolio.web import authenticator_of, number, services_of
+
+MAX_MESSAGE = 4096
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+def seed_update(update: PortfolioUpdate) -> dict[str, Any]:
+    """The seed's `portfolio_update` message (numbers as JSON numbers), plus extras."""
+    return {
+        "type": "portfolio_update",
+        "data": {
+            "totalValue": number(update.total_value),
+            "change": number(update.change),
+            "changePercent": None
+            if update.change_percent is None
+            else float(update.change_percent),
+            "timestamp": update.timestamp.isoformat(),
+            "staleChains": list(update.stale_chains),
+        },
+    }
+
+
+async def _send(ws: WebSocket, message: dict[str, Any]) -> None:
+    await ws.send_text(orjson.dumps(message).decode())
+
+
+async def _error(ws: WebSocket, code: str, message: str) -> None:
+    await _send(ws, {"type": "error", "error": {"code": code, "message": message}})
+
+
+async def _forward(ws: WebSocket, caller: Caller) -> None:
+    bus = services_of(ws).bus
+    async with bus.subscribe(portfolio_channel(caller.user_id)) as subscription:
+        async for raw in subscription:
+            await _send(ws, seed_update(PortfolioUpdate.from_json(raw)))
+
+
+async def _authenticate(ws: WebSocket) -> Caller | None:
+    header = ws.headers.get("authorization")
+    token = ws.query_params.get("token")
+    auth = authenticator_of(ws)
+    try:
+        if header:
+            return await auth.caller(header)
+        if token:
+            return await auth.caller_of_token(token)
+        return await auth.caller(None)
+    except ChainfolioError as exc:
+        await _error(ws, exc.code, exc.message)
+        await ws.close(code=CLOSE_UNAUTHORIZED, reason="Unauthorized")
+        return None
+
+
+class _Session:
+    """One authenticated connection: at most one forwarding task."""
+
+    def __init__(self, ws: WebSocket, caller: Caller) -> None:
+        self.ws = ws
+        self.caller = caller
+        self.forwarder: asyncio.Task[None] | None = None
+
+    async def handle(self, message: Any) -> bool:
+        """Answer one client message; False when the connection must end."""
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "subscribe":
+            return await self._subscribe(message)
+        if kind == "unsubscribe":
+            await self.stop()
+            await _send(self.ws, {"type": "unsubscribed", "channel": "portfolio"})
+        elif kind == "ping":
+            await _send(self.ws, {"type": "pong"})
+        else:
+            await _error(
+                self.ws,
+                "UNKNOWN_MESSAGE_TYPE",
+                f"unknown message type {kind!r}: use subscribe, unsubscribe or ping",
+            )
+        return True
+
+    async def _subscribe(self, message: dict[str, Any]) -> bool:
+        if message.get("channel") != "portfolio":
+            await _error(self.ws, "UNKNOWN_CHANNEL", "the only channel is 'portfolio'")
+            return True
+        if str(message.get("userId")) not in {self.caller.subject, str(self.caller.user_id)}:
+            await _error(self.ws, "FORBIDDEN", "userId must be the token's subject")
+            await self.ws.close(code=CLOSE_FORBIDDEN, reason="Forbidden")
+            return False
+        if self.forwarder is None:
+            self.forwarder = asyncio.create_task(_forward(self.ws, self.caller))
+        reply = {"type": "subscribed", "channel": "portfolio", "userId": message.get("userId")}
+        await _send(self.ws, reply)
+        return True
+
+    async def stop(self) -> None:
+        """Cancel forwarding."""
+        if self.forwarder is not None:
+            self.forwarder.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.forwarder
+            self.forwarder = None
+
+
+async def portfolio_socket(ws: WebSocket) -> None:
+    """Serve one `/v1/ws` connection."""
+    await ws.accept()
+    caller = await _authenticate(ws)
+    if caller is None:
+        return
+    session = _Session(ws, caller)
+    try:
+        while True:
+            raw = await ws.receive_text()
+            if len(raw) > MAX_MESSAGE:
+                await _error(ws, "MESSAGE_TOO_LARGE", f"messages are limited to {MAX_MESSAGE} B")
+                continue
+            try:
+                message = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                await _error(ws, "INVALID_JSON", "message is not valid JSON")
+                continue
+            if not await session.handle(message):
+                return
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await session.stop()

@@ -91,7 +91,8 @@ async def test_add_and_remove_wallet_via_graphql(client: httpx.AsyncClient, auth
         + '", label: "cold") { id chainId address label } }',
     )
     wallet = added["data"]["addWallet"]  # type: ignore[index]
-    assert wallet["chainId"] == 137 and wallet["label"] == "cold"
+    assert wallet["chainId"] == 137
+    assert wallet["label"] == "cold"
     removed = await gql(
         client, auth("gina"), "mutation($id: ID!) { removeWallet(id: $id) }", {"id": wallet["id"]}
     )

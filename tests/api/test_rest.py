@@ -20,7 +20,7 @@ async def test_portfolio_envelope_matches_seed(
     body = response.json()
     assert body["success"] is True
     data = body["data"]
-    # 10 ETH × 2000 + 50,000 USDC − 1,000 USDC loan + 2 ETH × 2000
+    # 10 ETH x 2000 + 50,000 USDC - 1,000 USDC loan + 2 ETH x 2000
     assert data["totalValue"] == 73_000
     assert {"totalValue", "chains", "assets", "categories"} <= data.keys()
     assert data["chains"] == [
@@ -39,7 +39,7 @@ async def test_portfolio_envelope_matches_seed(
         assert {"chain", "value"} <= item.keys()
     for item in data["assets"]:
         assert {"asset", "balance", "value"} <= item.keys()
-    # 24 h ago the snapshot said 70,000 − 240
+    # 24 h ago the snapshot said 70,000 - 240
     assert data["change24h"] == 73_000 - 69_760
     assert data["changePercent24h"] == pytest.approx(3_240 / 69_760 * 100, abs=1e-4)
 

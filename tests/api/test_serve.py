@@ -57,4 +57,5 @@ def test_serve_answers_over_http(served: str) -> None:
     assert graphql.json() == {"data": {"wallets": []}}
     assert httpx.get(f"{served}/v1/portfolio", timeout=5).status_code == 401
     page = httpx.get(f"{served}/graphql", headers={"Accept": "text/html"}, timeout=5)
-    assert page.status_code == 200 and "graphiql" in page.text.lower()
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()

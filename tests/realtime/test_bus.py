@@ -26,8 +26,8 @@ async def test_unknown_scheme_is_refused() -> None:
         Bus("kafka://x")
 
 
-async def _next(sub: object, timeout: float = 5.0) -> str:
-    return await asyncio.wait_for(sub.get(), timeout)  # type: ignore[attr-defined]
+async def _next(sub: object, wait: float = 5.0) -> str:
+    return await asyncio.wait_for(sub.get(), wait)  # type: ignore[attr-defined]
 
 
 async def test_redis_reaches_every_process_and_survives_a_restart(

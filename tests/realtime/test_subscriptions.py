@@ -119,7 +119,8 @@ async def test_graphql_subscription_without_valid_token_is_closed_4401(
         )
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
 
 
 async def test_seed_websocket_protocol_on_both_processes(
@@ -171,10 +172,12 @@ async def test_seed_websocket_protocol_on_both_processes(
 async def test_seed_websocket_refuses_bad_input(two_servers: tuple[str, str]) -> None:
     async with websockets.connect(f"{two_servers[0]}/v1/ws") as ws:
         error = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
-        assert error["type"] == "error" and error["error"]["code"] == "UNAUTHENTICATED"
+        assert error["type"] == "error"
+        assert error["error"]["code"] == "UNAUTHENTICATED"
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4401
 
     async with websockets.connect(f"{two_servers[0]}/v1/ws?token={token('mallory')}") as ws:
         await ws.send('{"type": "dance"}')
@@ -188,4 +191,5 @@ async def test_seed_websocket_refuses_bad_input(two_servers: tuple[str, str]) ->
         assert orjson.loads(await ws.recv())["error"]["code"] == "FORBIDDEN"
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4403

@@ -1,0 +1,209 @@
+"""Reading many wallets across many chains at once, plus the input checks the API needs.
+
+`open_chains` owns the HTTP client and the per-chain RPC state (URL health, cached decimals);
+it lives as long as the app or worker. `read_portfolio` reads every chain concurrently, each
+bounded by its own timeout, so one slow chain never delays the others beyond that timeout.
+A chain that cannot be read comes back `stale` with the caller's last known holdings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+import httpx
+
+from chainfolio.domain import ChainId, ChecksumAddress, Holding, Price
+from chainfolio.errors import SourceUnavailable
+from chainfolio.fetchers.addresses import parse_address
+from chainfolio.fetchers.config import ChainsConfig
+from chainfolio.fetchers.evm import ChainRead, EvmChainReader
+from chainfolio.fetchers.multicall import gather_all
+from chainfolio.fetchers.prices import (
+    ChainlinkPriceSource,
+    CompositePriceSource,
+    HttpPriceSource,
+    PriceSource,
+)
+from chainfolio.fetchers.rpc import RpcClient
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHAIN_TIMEOUT_S = 30.0
+
+
+class ChainSet:
+    """The configured chains with their live RPC state; create it with `open_chains`."""
+
+    def __init__(self, config: ChainsConfig, http: httpx.AsyncClient) -> None:
+        self.config = config
+        self.http = http
+        self.readers: dict[int, EvmChainReader] = {
+            chain.chain_id: EvmChainReader(
+                chain,
+                RpcClient(chain.rpc_urls, http=http, settings=chain.rpc, chain=chain.name),
+            )
+            for chain in config.chains
+        }
+        sources: list[PriceSource] = [ChainlinkPriceSource(list(self.readers.values()))]
+        if config.prices.http.enabled:
+            sources.append(HttpPriceSource(http, config.prices.http))
+        self.prices: PriceSource = CompositePriceSource(sources)
+
+    def reader(self, chain_id: int) -> EvmChainReader:
+        """The reader of a configured chain; InvalidInput for an unknown chain id."""
+        self.config.chain(chain_id)
+        return self.readers[chain_id]
+
+
+@asynccontextmanager
+async def open_chains(
+    config: ChainsConfig, *, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[ChainSet]:
+    """Open one pooled HTTP client for every chain and price API; close it on exit."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+    async with httpx.AsyncClient(transport=transport, limits=limits, timeout=30.0) as http:
+        yield ChainSet(config, http)
+
+
+class ChainState(StrEnum):
+    """Whether a chain's holdings are fresh or the last known ones."""
+
+    OK = "ok"
+    STALE = "stale"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStatus:
+    """How reading one chain went."""
+
+    chain_id: int
+    name: str
+    state: ChainState
+    block_number: int | None
+    duration_s: float
+    error: str | None = None
+    rpc_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHoldings:
+    """One chain's holdings per wallet and how they were obtained."""
+
+    status: ChainStatus
+    holdings: dict[ChecksumAddress, list[Holding]]
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioRead:
+    """Every requested chain's holdings plus the prices attached to them."""
+
+    chains: dict[int, ChainHoldings]
+    prices: dict[str, Price]
+
+    def holdings(self) -> list[Holding]:
+        """All holdings, chain by chain, wallet by wallet."""
+        return [h for c in self.chains.values() for hs in c.holdings.values() for h in hs]
+
+
+def validate_wallet(
+    config: ChainsConfig, *, chain_id: int, address: str
+) -> tuple[ChainId, ChecksumAddress]:
+    """Check an addWallet input: a configured chain and a valid address (EIP-55 form back)."""
+    chain = config.chain(chain_id)
+    return chain.id, parse_address(address)
+
+
+async def read_portfolio(
+    chains: ChainSet,
+    wallets: Iterable[tuple[int, str]],
+    *,
+    chain_timeout_s: float = DEFAULT_CHAIN_TIMEOUT_S,
+    last_known: Mapping[tuple[int, str], Sequence[Holding]] | None = None,
+    with_prices: bool = True,
+) -> PortfolioRead:
+    """Read every (chain id, wallet) pair; chains concurrently, each within its own timeout."""
+    per_chain: dict[int, list[ChecksumAddress]] = {}
+    for chain_id, wallet in wallets:
+        validate_wallet(chains.config, chain_id=chain_id, address=wallet)
+        per_chain.setdefault(chain_id, []).append(parse_address(wallet))
+    known = {(c, parse_address(w)): list(hs) for (c, w), hs in (last_known or {}).items()}
+
+    chain_reads = [
+        _read_chain(chains.readers[chain_id], list(dict.fromkeys(owners)), chain_timeout_s, known)
+        for chain_id, owners in per_chain.items()
+    ]
+    symbols = set().union(*(chains.readers[c].chain.price_keys() for c in per_chain))
+    results, prices = await asyncio.gather(
+        gather_all(chain_reads), _read_prices(chains.prices, symbols, chain_timeout_s, with_prices)
+    )
+    priced = {
+        result.status.chain_id: ChainHoldings(
+            result.status,
+            {w: [_with_price(h, prices) for h in hs] for w, hs in result.holdings.items()},
+        )
+        for result in results
+    }
+    return PortfolioRead(priced, prices)
+
+
+async def _read_chain(
+    reader: EvmChainReader,
+    wallets: list[ChecksumAddress],
+    budget_s: float,
+    known: Mapping[tuple[int, ChecksumAddress], list[Holding]],
+) -> ChainHoldings:
+    chain = reader.chain
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(budget_s):
+            read: ChainRead = await reader.read(wallets)
+    except (SourceUnavailable, TimeoutError) as exc:
+        error = (
+            exc.message if isinstance(exc, SourceUnavailable) else f"timed out after {budget_s}s"
+        )
+        stale = {
+            w: [replace(h, stale=True) for h in known.get((chain.chain_id, w), [])] for w in wallets
+        }
+        blocks = [h.block_number for hs in stale.values() for h in hs if h.block_number is not None]
+        status = ChainStatus(
+            chain.chain_id,
+            chain.name,
+            ChainState.STALE,
+            max(blocks) if blocks else None,
+            time.perf_counter() - started,
+            error=error,
+        )
+        return ChainHoldings(status, stale)
+    status = ChainStatus(
+        chain.chain_id,
+        chain.name,
+        ChainState.OK,
+        read.block_number,
+        time.perf_counter() - started,
+        rpc_url=read.rpc_url,
+    )
+    return ChainHoldings(status, read.holdings)
+
+
+async def _read_prices(
+    source: PriceSource, symbols: set[str], budget_s: float, enabled: bool
+) -> dict[str, Price]:
+    if not enabled or not symbols:
+        return {}
+    try:
+        async with asyncio.timeout(budget_s):
+            return await source.prices(symbols)
+    except (SourceUnavailable, TimeoutError) as exc:
+        log.warning("prices unavailable: %s", exc)
+        return {}
+
+
+def _with_price(holding: Holding, prices: Mapping[str, Price]) -> Holding:
+    price = prices.get(holding.extra.get("price_symbol", holding.symbol))
+    return holding if price is None else replace(holding, price=price)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chainfolio.storage.database import create_engine, start_embedded, to_asyncpg_dsn
 from chainfolio.storage.migrations import migrate
 
-pytest_plugins = ["tests.fixtures.redis"]
+pytest_plugins = ["tests.fixtures.redis", "tests.fixtures.devnet"]
 
 
 def _replace_db(url: str, name: str) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -19,6 +20,8 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from chainfolio.bus import Bus
 from chainfolio.errors import ChainfolioError, SourceUnavailable
+from chainfolio.fetchers.config import ChainsConfig, load_chains
+from chainfolio.fetchers.portfolio import open_chains
 from chainfolio.realtime import portfolio_socket
 from chainfolio.resolvers.context import ChainInfo, Services
 from chainfolio.rest import rest_routes
@@ -32,19 +35,36 @@ from chainfolio.storage.database import (
 )
 from chainfolio.storage.migrations import LATEST_VERSION, StorageOptions, check_version, migrate
 from chainfolio.web import Authenticator, authenticator_of, error_response, services_of
+from chainfolio.worker import Worker
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHAINS: Mapping[int, ChainInfo] = {
-    c.chain_id: c
-    for c in (
-        ChainInfo(1, "ethereum", "ETH"),
-        ChainInfo(137, "polygon", "POL"),
-        ChainInfo(42161, "arbitrum", "ETH"),
-        ChainInfo(8453, "base", "ETH"),
-        ChainInfo(10, "optimism", "ETH"),
-    )
-}
+
+def chain_infos(config: ChainsConfig) -> dict[int, ChainInfo]:
+    """What the API needs of each configured chain."""
+    return {c.chain_id: ChainInfo(c.chain_id, c.name, c.native_symbol) for c in config.chains}
+
+
+@asynccontextmanager
+async def running_worker(services: Services, config: ChainsConfig) -> AsyncIterator[None]:
+    """Run the refresh worker in this process for the block (`serve --with-worker`, demo)."""
+    readable = config.model_copy(update={"chains": [c for c in config.chains if c.rpc_urls]})
+    async with open_chains(readable) as chains:
+        worker = Worker(
+            engine=services.engine,
+            bus=services.bus,
+            chains=chains,
+            clock=services.clock,
+            chain_names={c.chain_id: c.name for c in config.chains},
+            interval_s=services.settings.refresh_interval_s,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop), name="refresh-worker")
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
 
 
 async def _chainfolio_error(_request: Request, exc: Exception) -> Response:
@@ -159,11 +179,12 @@ async def readyz(request: Request) -> Response:
 def create_app(
     settings: Settings | None = None,
     *,
-    chains: Mapping[int, ChainInfo] | None = None,
+    chains: ChainsConfig | None = None,
     database_url: str | None = None,
 ) -> Starlette:
     """Build the application; every client is opened in the lifespan and closed there."""
     cfg = settings or Settings()
+    chains_config = chains or load_chains(cfg.chains_file)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -180,10 +201,12 @@ def create_app(
             )
             bus = await stack.enter_async_context(Bus(cfg.redis_url))
             services = Services(
-                settings=cfg, engine=engine, chains=chains or DEFAULT_CHAINS, bus=bus
+                settings=cfg, engine=engine, chains=chain_infos(chains_config), bus=bus
             )
             app.state.services = services
             app.state.authenticator = Authenticator(services)
+            if cfg.run_worker:
+                await stack.enter_async_context(running_worker(services, chains_config))
             yield
 
     schema = build_schema(max_depth=cfg.graphql_max_depth, introspection=cfg.graphql_introspection)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -33,6 +35,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Run the API with uvicorn."""
     import uvicorn  # noqa: PLC0415
 
+    if args.with_worker:  # the factory reads settings from the environment
+        os.environ["CHAINFOLIO_RUN_WORKER"] = "true"
     uvicorn.run(
         "chainfolio.app:create_app",
         factory=True,
@@ -75,7 +79,8 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
     """Add, list or remove wallets of a user."""
-    from chainfolio.app import DEFAULT_CHAINS  # noqa: PLC0415
+    from chainfolio.app import chain_infos  # noqa: PLC0415
+    from chainfolio.fetchers.config import load_chains  # noqa: PLC0415
     from chainfolio.resolvers import wallets  # noqa: PLC0415
     from chainfolio.storage import accounts  # noqa: PLC0415
     from chainfolio.storage.database import open_engine  # noqa: PLC0415
@@ -88,8 +93,12 @@ def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
                 user_id = await accounts.ensure_user(db, subject=args.user)
                 if args.action == "add":
                     row = await wallets.add_wallet(
-                        db, user_id=user_id, chain_id=args.chain_id, address=args.address,
-                        label=args.label, chains=DEFAULT_CHAINS,
+                        db,
+                        user_id=user_id,
+                        chain_id=args.chain_id,
+                        address=args.address,
+                        label=args.label,
+                        chains=chain_infos(load_chains(settings.chains_file)),
                         max_wallets=settings.max_wallets_per_user,
                     )
                     print(f"{row.id}\t{row.chain_id}\t{row.address}\t{row.label or ''}")
@@ -101,6 +110,32 @@ def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
                         print(f"{row.id}\t{row.chain_id}\t{row.address}\t{row.label or ''}")
 
     _run(go())
+    return 0
+
+
+def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
+    """Run the refresh worker until interrupted."""
+    from chainfolio.app import running_worker  # noqa: PLC0415
+    from chainfolio.bus import Bus  # noqa: PLC0415
+    from chainfolio.fetchers.config import load_chains  # noqa: PLC0415
+    from chainfolio.resolvers.context import Services  # noqa: PLC0415
+    from chainfolio.storage.database import open_engine  # noqa: PLC0415
+    from chainfolio.storage.migrations import migrate  # noqa: PLC0415
+
+    config = load_chains(settings.chains_file)
+
+    async def go() -> None:
+        async with (
+            open_engine(_database_url(settings)) as engine,
+            Bus(settings.redis_url) as bus,
+        ):
+            await migrate(engine)
+            services = Services(settings=settings, engine=engine, chains={}, bus=bus)
+            async with running_worker(services, config):
+                await asyncio.Event().wait()  # until Ctrl-C / SIGTERM cancels the run
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(go())
     return 0
 
 
@@ -118,9 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--with-worker", action="store_true", help="refresh in this process")
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("worker", help="run the refresh worker").set_defaults(func=cmd_worker)
 
     token = sub.add_parser("token", help="print a dev JWT (HS256, configured secret)")
     token.add_argument("--user", required=True, help="subject (user id)")

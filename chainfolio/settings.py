@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     max_wallets_per_user: int = Field(default=100, ge=1)
     graphql_max_depth: int = Field(default=12, ge=2)
     graphql_introspection: bool = True
-    demo: bool = False
+    run_worker: bool = Field(default=False, description="run the refresh worker in the API")
 
     @property
     def embedded_pgdata(self) -> Path:

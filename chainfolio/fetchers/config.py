@@ -42,6 +42,7 @@ a chain's `rpc_urls`: users bring their own nodes.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -285,7 +286,8 @@ def load_chains(
     """Load and validate a chains TOML file (the shipped mainnet file by default)."""
     source = Path(path) if path is not None else SHIPPED_CHAINS_FILE
     with source.open("rb") as handle:
-        raw = tomllib.load(handle)
+        # JSON is accepted too: it is what tools (the demo, tests) write without a TOML writer.
+        raw = json.load(handle) if source.suffix == ".json" else tomllib.load(handle)
     return parse_chains(raw, env=env, source=str(source))
 
 

@@ -1,0 +1,72 @@
+"""End to end: `chainfolio serve --with-worker` on the devnet; a transfer on the chain reaches a
+subscribed websocket client within the refresh interval, and equals what the API answers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import websockets
+
+from chainfolio.auth import issue_token
+from chainfolio.devnet import Devnet, transfer_native
+from chainfolio.fetchers.devnet_config import config_from_devnet
+from chainfolio.settings import Settings
+from tests.api.conftest import SECRET
+from tests.servers import serve
+
+
+@pytest.fixture
+def live_server(database_url: str, devnet: Devnet, tmp_path: Path) -> Iterator[str]:
+    chains_file = tmp_path / "chains.json"
+    chains_file.write_bytes(orjson.dumps(config_from_devnet(devnet.chains).model_dump(mode="json")))
+    env = {
+        "CHAINFOLIO_DATABASE_URL": database_url,
+        "CHAINFOLIO_JWT_SECRET": SECRET,
+        "CHAINFOLIO_CHAINS_FILE": str(chains_file),
+        "CHAINFOLIO_REFRESH_INTERVAL_S": "1",
+        "CHAINFOLIO_DATA_DIR": str(tmp_path),
+    }
+    with serve(env, "--with-worker") as base:
+        yield base
+
+
+async def test_transfer_reaches_subscriber_and_matches_query(
+    live_server: str, restore_devnet: Devnet
+) -> None:
+    chain = restore_devnet.chain(1)
+    wallet = chain.wallets[7]
+    subject = f"live-{uuid.uuid4().hex[:6]}"
+    token = issue_token(Settings(jwt_secret=SECRET), subject=subject)  # type: ignore[arg-type]
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=live_server, headers=headers, timeout=10) as http:
+        added = await http.post("/v1/wallets", json={"chainId": 1, "address": wallet})
+        assert added.status_code == 201
+        ws_url = live_server.replace("http", "ws") + f"/v1/ws?token={token}"
+        async with websockets.connect(ws_url) as ws:
+            await ws.send(
+                orjson.dumps(
+                    {"type": "subscribe", "channel": "portfolio", "userId": subject}
+                ).decode()
+            )
+            assert orjson.loads(await ws.recv())["type"] == "subscribed"
+            first = orjson.loads(await asyncio.wait_for(ws.recv(), 30))  # first valuation
+            assert first["type"] == "portfolio_update"
+            before = first["data"]["totalValue"]
+
+            transfer_native(chain, sender=wallet, to="0x" + "77" * 20, amount=10**18)  # 1 ETH
+            deadline = asyncio.get_running_loop().time() + 30
+            while True:
+                message = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
+                if message["data"]["totalValue"] != before:
+                    break
+                assert asyncio.get_running_loop().time() < deadline
+        # ETH is priced by the devnet's feed at 3000 USD; gas is paid too, so a bit more left.
+        assert message["data"]["change"] == pytest.approx(-3000, abs=5)
+        portfolio = (await http.get("/v1/portfolio")).json()["data"]
+        assert portfolio["totalValue"] == pytest.approx(message["data"]["totalValue"], abs=1e-6)

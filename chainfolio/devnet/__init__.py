@@ -18,7 +18,8 @@ Whole devnet (`chainfolio.devnet.network`, `chainfolio.devnet.cli`):
 One chain (`chainfolio.devnet.deploy`):
     deploy(rpc_url, *, wallets=20, extra_tokens=0, position_wallets=20, seed=...)
         -> DevnetDeployment          big fund mode: wallets=1000, extra_tokens=45
-    DevnetDeployment, TokenDeployment, MULTICALL3_ADDRESS, STANDARD_TOKENS, FEEDS
+    DevnetDeployment, TokenDeployment, MULTICALL3_ADDRESS, STANDARD_TOKENS, FEEDS,
+    token_specs(extra_tokens=0), token_amount(...), native_amount(...)  (the funding formulas)
     transfer_native(d, *, sender, to, amount)    transfer_token(d, *, symbol, sender, to, amount)
     mint_token(d, *, symbol, to, amount)         set_price(d, feed, answer, *, updated_at=None)
     set_feed_updated_at(d, feed, updated_at)     accrue_vault_yield(d, assets)
@@ -60,6 +61,7 @@ from chainfolio.devnet.deploy import (
     set_feed_updated_at,
     set_price,
     snapshot,
+    token_specs,
     transfer_native,
     transfer_token,
     web3_for,
@@ -101,6 +103,7 @@ __all__ = [
     "snapshot",
     "start_devnet",
     "stop_all",
+    "token_specs",
     "transfer_native",
     "transfer_token",
     "web3_for",

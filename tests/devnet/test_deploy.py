@@ -20,6 +20,7 @@ from chainfolio.devnet import (
     load_artifact,
     web3_for,
 )
+from tests.fixtures.devnet import onchain_holdings
 
 pytestmark = pytest.mark.chain
 
@@ -83,23 +84,12 @@ def test_aggregate3_reports_failure_per_call(devnet_chain: DevnetDeployment) -> 
 
 def test_every_funded_balance_is_exact(devnet: Devnet) -> None:
     for chain in devnet.chains:
-        _, multicall = _multicall(chain)
-        holdings = list(iter_holdings(chain))
-        calls = []
-        for wallet, asset, _ in holdings:
-            if asset == "native":
-                calls.append(
-                    (MULTICALL3_ADDRESS, False, encode_call("Multicall3", "getEthBalance", wallet))
-                )
-            else:
-                token = chain.tokens[asset].address
-                calls.append((token, False, encode_call("MintableERC20", "balanceOf", wallet)))
-        results = multicall.functions.aggregate3(calls).call()
-        on_chain = [int.from_bytes(raw) for _, raw in results]
-        assert on_chain == [amount for _, _, amount in holdings]
+        holdings = onchain_holdings(chain)
+        assert holdings == list(iter_holdings(chain))
         assert len(holdings) == 20 * 6
-        assert any(amount == 0 for amount in on_chain)
-        assert len(set(on_chain)) > 100
+        amounts = [amount for _, _, amount in holdings]
+        assert 0 in amounts
+        assert len(set(amounts)) > 100
 
 
 def test_token_metadata(devnet_chain: DevnetDeployment) -> None:

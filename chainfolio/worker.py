@@ -264,4 +264,3 @@ class Worker:
                     log.exception("refresh cycle failed; retrying next cycle")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
-

@@ -46,7 +46,7 @@ class ChainRead:
     chain_id: int
     block_number: int
     observed_at: datetime
-    holdings: dict[ChecksumAddress, list[Holding]]
+    holdings: dict[str, list[Holding]]
     rpc_url: str
 
 
@@ -142,7 +142,7 @@ class EvmChainReader:
 
         decimals_errors = self._learn_decimals(decimals_calls, results)
         vault_assets = await self._vault_assets(connection, slots, results, block)
-        holdings: dict[ChecksumAddress, list[Holding]] = {w: [] for w in wallets}
+        holdings: dict[str, list[Holding]] = {w: [] for w in wallets}
         for slot in slots:
             holdings[slot.wallet].append(
                 self._holding(

@@ -96,7 +96,7 @@ class ChainHoldings:
     """One chain's holdings per wallet and how they were obtained."""
 
     status: ChainStatus
-    holdings: dict[ChecksumAddress, list[Holding]]
+    holdings: dict[str, list[Holding]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +167,7 @@ async def _read_chain(
         error = (
             exc.message if isinstance(exc, SourceUnavailable) else f"timed out after {budget_s}s"
         )
-        stale = {
+        stale: dict[str, list[Holding]] = {
             w: [replace(h, stale=True) for h in known.get((chain.chain_id, w), [])] for w in wallets
         }
         blocks = [h.block_number for hs in stale.values() for h in hs if h.block_number is not None]

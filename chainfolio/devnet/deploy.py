@@ -2,9 +2,10 @@
 
 Everything is deterministic: the same `wallets`/`extra_tokens`/`seed` on a fresh node gives the
 same addresses and the same exact balances, so a restarted node can be redeployed and the old
-`DevnetDeployment` stays valid. Transactions are sent in JSON-RPC batches from Hardhat's first
-unlocked account (or from impersonated wallets, at zero gas price), and contract addresses are
-derived from the deployer's nonce, so the whole setup costs a handful of HTTP round trips.
+`DevnetDeployment` stays valid. Transactions come from Hardhat's first unlocked account (or
+from impersonated wallets, at zero gas price); contract addresses are derived from the
+deployer's nonce, wallets are funded with `mintBatch` and `hardhat_setBalance`, order-free
+requests go in JSON-RPC batches, so 20 wallets take about a hundred instantly mined transactions.
 
 Feeds: "ETH", "BTC", "USDC", "DAI" are USD prices with 8 decimals (Chainlink style);
 "NFT_FLOOR" is the floor price of the NFT collection in ETH with 18 decimals, as Chainlink's
@@ -230,7 +231,7 @@ class _Rpc:
                 raise DevnetError(f"batch rejected: {responses.get('error')}")
             for (method, _), response in zip(chunk, responses, strict=True):
                 if "error" in response:
-                    raise DevnetError(f"{method} failed: {response['error']}")
+                    raise DevnetError(f"{method} failed: {response['error'].get('message')}")
                 results.append(response["result"])
         return results
 

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Self
 
 from chainfolio.devnet.deploy import DevnetDeployment, deploy
-from chainfolio.devnet.node import HardhatNode, devnet_dir, ensure_installed
+from chainfolio.devnet.node import HardhatNode, devnet_dir
 from chainfolio.devnet.wallets import DEFAULT_SEED
 
 DEFAULT_CHAIN_IDS = (1, 137, 42161)
@@ -54,7 +54,6 @@ class Devnet:
         """Install Hardhat if needed, start every node, deploy and fund; all or nothing."""
         if self.started:
             return self
-        ensure_installed(self.directory)
         try:
             self.nodes = [HardhatNode(chain_id=c, directory=self.directory) for c in self.chain_ids]
             for node in self.nodes:

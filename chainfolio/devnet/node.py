@@ -147,6 +147,9 @@ class HardhatNode:
 
     def __init__(self, *, chain_id: int, port: int | None = None, directory: Path | None = None):
         self.chain_id = chain_id
+        # Until first ready, a port we picked may be taken by someone else: then pick another.
+        # Afterwards clients know the port, and a restart must keep it.
+        self._may_move_port = port is None
         self.port = free_port() if port is None else port
         self.directory = devnet_dir() if directory is None else directory
         self.log_path = self.directory / "logs" / f"chain-{chain_id}-port-{self.port}.log"
@@ -183,12 +186,11 @@ class HardhatNode:
 
     def spawn(self) -> None:
         """Spawn the node process without waiting for it (see `wait_ready`)."""
+        ensure_installed(self.directory)
         with self._lock:
             if self.running:
                 raise DevnetError(f"chain {self.chain_id} node is already running")
             cli = self.directory / "node_modules" / "hardhat" / "internal" / "cli" / "bootstrap.js"
-            if not cli.exists():
-                raise DevnetError(f"Hardhat is not installed in {self.directory}")
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("wb")
             env = {
@@ -220,20 +222,35 @@ class HardhatNode:
         """Block until the node answers with the right chain id; raise if it died or timed out."""
         deadline = time.monotonic() + timeout
         while True:
-            process = self._process
-            if process is None or _exited(process):
-                raise DevnetError(f"chain {self.chain_id} node exited early:\n{self.log_tail()}")
-            answered = _rpc_chain_id(self.rpc_url, timeout=1.0)
-            if answered == self.chain_id:
-                return
-            if answered is not None:
-                raise DevnetError(
-                    f"port {self.port} answers chain id {answered}, expected {self.chain_id}"
-                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise DevnetError(f"chain {self.chain_id} node not ready after {timeout:.0f} s")
+            process = self._process
+            if process is None or _exited(process):
+                if self._may_move_port and "EADDRINUSE" in self.log_tail():
+                    self._respawn_elsewhere()
+                    continue
+                raise DevnetError(f"chain {self.chain_id} node exited early:\n{self.log_tail()}")
+            answered = _rpc_chain_id(self.rpc_url, timeout=1.0)
+            if answered == self.chain_id:
+                self._may_move_port = False
+                return
+            if answered is not None:
+                if self._may_move_port:  # someone else's node took the port before ours could
+                    self._respawn_elsewhere()
+                    continue
+                raise DevnetError(
+                    f"port {self.port} answers chain id {answered}, expected {self.chain_id}"
+                )
             time.sleep(0.05)
+
+    def _respawn_elsewhere(self) -> None:
+        with self._lock:
+            self._signal(signal.SIGKILL)
+            self._reap()
+        self.port = free_port()
+        self.log_path = self.log_path.with_name(f"chain-{self.chain_id}-port-{self.port}.log")
+        self.spawn()
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines the node printed."""
@@ -278,6 +295,8 @@ class HardhatNode:
             while not _exited(process) and time.monotonic() < deadline:
                 time.sleep(0.02)
             self._reap()
+            # Logs are for post-mortems of nodes that died; a clean stop leaves nothing behind.
+            self.log_path.unlink(missing_ok=True)
 
     def _reap(self) -> None:
         process = self._process

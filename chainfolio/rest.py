@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from chainfolio.errors import InvalidInput
 from chainfolio.resolvers import history as history_resolver
+from chainfolio.resolvers import performance as performance_resolver
 from chainfolio.resolvers import portfolio as portfolio_resolver
 from chainfolio.resolvers import wallets as wallets_resolver
 from chainfolio.resolvers.context import Caller
@@ -110,6 +111,22 @@ async def get_history(request: Request) -> Response:
     return ok(points)
 
 
+async def get_performance(request: Request) -> Response:
+    """GET /v1/portfolio/performance?period=30d — the seed's fields, plus TWR, MWR, risk."""
+    caller = await _caller(request)
+    services = services_of(request)
+    async with services.engine.connect() as db:
+        view = await performance_resolver.resolve_performance(
+            db,
+            user_id=caller.user_id,
+            period=request.query_params.get("period", "30d"),
+            now=services.clock(),
+            retention_days=services.settings.snapshot_retention_days,
+            risk_free_rate=services.settings.risk_free_rate,
+        )
+    return ok(performance_resolver.performance_fields(view))
+
+
 def _wallet_json(row: Wallet) -> dict[str, Any]:
     return {
         "id": str(row.id),
@@ -181,6 +198,7 @@ def rest_routes() -> list[BaseRoute]:
     return [
         Route("/v1/portfolio", get_portfolio, methods=["GET"]),
         Route("/v1/portfolio/history", get_history, methods=["GET"]),
+        Route("/v1/portfolio/performance", get_performance, methods=["GET"]),
         Route("/v1/wallets", list_wallets, methods=["GET"]),
         Route("/v1/wallets", add_wallet, methods=["POST"]),
         Route("/v1/wallets/{wallet_id}", remove_wallet, methods=["DELETE"]),

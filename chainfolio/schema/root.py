@@ -7,10 +7,11 @@ from decimal import Decimal
 import strawberry
 
 from chainfolio.resolvers import history as history_resolver
+from chainfolio.resolvers import performance as performance_resolver
 from chainfolio.resolvers import portfolio as portfolio_resolver
 from chainfolio.resolvers import wallets as wallets_resolver
 from chainfolio.schema.context import Info
-from chainfolio.schema.types import History, Portfolio, Wallet
+from chainfolio.schema.types import History, Performance, Portfolio, Wallet
 from chainfolio.storage import accounts
 
 
@@ -38,6 +39,23 @@ class Query:
                 retention_days=ctx.services.settings.snapshot_retention_days,
             )
         return History.of(view)
+
+    @strawberry.field(
+        description="Flow-neutral performance over a period (rates in percent): deposits and "
+        "withdrawals are never gains."
+    )
+    async def performance(self, info: Info, period: str = "30d") -> Performance:
+        ctx = info.context
+        async with ctx.services.engine.connect() as db:
+            view = await performance_resolver.resolve_performance(
+                db,
+                user_id=ctx.caller.user_id,
+                period=period,
+                now=ctx.services.clock(),
+                retention_days=ctx.services.settings.snapshot_retention_days,
+                risk_free_rate=ctx.services.settings.risk_free_rate,
+            )
+        return Performance.of(performance_resolver.performance_fields(view))
 
     @strawberry.field(description="The caller's tracked wallets.")
     async def wallets(self, info: Info) -> list[Wallet]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import strawberry
 
@@ -173,3 +174,56 @@ class Wallet:
             label=row.label,
             created_at=row.created_at,
         )
+
+
+@strawberry.type
+class AssetContribution:
+    asset: str
+    gain: float
+    share_of_gain: float | None
+
+
+@strawberry.type(description="Performance over a period. Rates are percentages.")
+class Performance:
+    period: str
+    interval: str
+    start: str
+    end: str
+    start_value: float
+    end_value: float
+    deposits: float
+    withdrawals: float
+    net_flows: float
+    absolute_gain: float
+    percentage_gain: float | None
+    roi: float | None
+    twr: float | None
+    twr_annualised: float | None
+    mwr: float | None
+    mwr_annualised: float | None
+    volatility: float | None
+    sharpe_ratio: float | None
+    sortino_ratio: float | None
+    max_drawdown: float | None
+    max_drawdown_peak: str | None
+    max_drawdown_trough: str | None
+    best_interval: float | None
+    best_interval_end: str | None
+    worst_interval: float | None
+    worst_interval_end: str | None
+    unvalued_flows: int
+    attribution: list[AssetContribution]
+
+    @classmethod
+    def of(cls, fields: dict[str, Any]) -> Performance:
+        """From the resolver's field mapping (the same one REST returns)."""
+        values = {_snake(k): v for k, v in fields.items() if k != "attribution"}
+        contributions = [
+            AssetContribution(asset=c["asset"], gain=c["gain"], share_of_gain=c["shareOfGain"])
+            for c in fields["attribution"]
+        ]
+        return cls(**values, attribution=contributions)
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)

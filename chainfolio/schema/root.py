@@ -9,6 +9,7 @@ import strawberry
 from chainfolio.resolvers import history as history_resolver
 from chainfolio.resolvers import performance as performance_resolver
 from chainfolio.resolvers import portfolio as portfolio_resolver
+from chainfolio.resolvers import targets as targets_resolver
 from chainfolio.resolvers import wallets as wallets_resolver
 from chainfolio.schema.context import Info
 from chainfolio.schema.types import History, Performance, Portfolio, Wallet
@@ -97,3 +98,35 @@ class Mutation:
         async with ctx.services.engine.begin() as db:
             await wallets_resolver.remove_wallet(db, user_id=ctx.caller.user_id, wallet_id=id)
         return True
+
+    @strawberry.mutation(
+        description="Replace allocation targets (weights in percent summing to 100), the drift "
+        "band (percent) and the minimum trade size (USD)."
+    )
+    async def set_allocation_targets(
+        self,
+        info: Info,
+        targets: list[TargetInput],
+        band: Decimal = Decimal(5),
+        min_trade_usd: Decimal = Decimal(50),
+    ) -> list[AllocationTargetType]:
+        ctx = info.context
+        async with ctx.services.engine.begin() as db:
+            policy = await targets_resolver.set_allocation_targets(
+                db,
+                user_id=ctx.caller.user_id,
+                targets=[(t.key, t.weight, t.members or []) for t in targets],
+                band_percent=band,
+                min_trade_usd=min_trade_usd,
+            )
+        return [
+            AllocationTargetType(key=t.key, weight=t.weight * 100, members=list(t.members))
+            for t in policy.targets
+        ]
+
+
+@strawberry.type(name="AllocationTarget")
+class AllocationTargetType:
+    key: str
+    weight: Decimal
+    members: list[str]

@@ -101,3 +101,21 @@ async def test_add_and_remove_wallet_via_graphql(client: httpx.AsyncClient, auth
         client, auth("gina"), "mutation($id: ID!) { removeWallet(id: $id) }", {"id": wallet["id"]}
     )
     assert again["errors"][0]["extensions"]["code"] == "NOT_FOUND"  # type: ignore[index]
+
+
+async def test_allocation_targets_are_validated_and_stored(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    mutation = """mutation($t: [TargetInput!]!) { setAllocationTargets(targets: $t, band: 5) {
+        key weight members } }"""
+    good = [
+        {"key": "ETH", "weight": "60"},
+        {"key": "stablecoins", "weight": "40", "members": ["USDC", "DAI"]},
+    ]
+    body = await gql(client, auth("hank"), mutation, {"t": good})
+    stored = body["data"]["setAllocationTargets"]  # type: ignore[index]
+    assert {t["key"]: Decimal(t["weight"]) for t in stored} == {"ETH": 60, "stablecoins": 40}
+    bad = [{"key": "ETH", "weight": "60"}, {"key": "BTC", "weight": "30"}]
+    body = await gql(client, auth("hank"), mutation, {"t": bad})
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_TARGETS"  # type: ignore[index]
+    assert "sum to 100" in body["errors"][0]["message"]  # type: ignore[index]

@@ -1,0 +1,49 @@
+"""Allocation targets: validated weights (percent, summing to 100), band and minimum trade."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chainfolio.errors import InvalidInput
+from chainfolio.storage import accounts
+from chainfolio.storage.accounts import AllocationPolicy, AllocationTarget
+
+
+async def set_allocation_targets(
+    db: AsyncConnection,
+    *,
+    user_id: uuid.UUID,
+    targets: Sequence[tuple[str, Decimal, Sequence[str]]],
+    band_percent: Decimal,
+    min_trade_usd: Decimal,
+) -> AllocationPolicy:
+    """Replace the user's targets; weights in percent must be within 0..100 and sum to 100."""
+    keys = [key.strip() for key, _, _ in targets]
+    if any(not key or len(key) > 100 for key in keys) or len(set(keys)) != len(keys):
+        raise InvalidInput(
+            "target keys must be unique, non-empty and at most 100 characters",
+            code="INVALID_TARGETS",
+        )
+    if any(not Decimal(0) <= weight <= 100 for _, weight, _ in targets):
+        raise InvalidInput(
+            "each weight must be between 0 and 100 (percent)", code="INVALID_TARGETS"
+        )
+    total = sum((weight for _, weight, _ in targets), Decimal(0))
+    if targets and total != 100:
+        raise InvalidInput(f"weights must sum to 100, not {total}", code="INVALID_TARGETS")
+    if not Decimal(0) < band_percent <= 50:
+        raise InvalidInput("band must be in (0, 50] percent", code="INVALID_TARGETS")
+    if min_trade_usd < 0:
+        raise InvalidInput("minimum trade must not be negative", code="INVALID_TARGETS")
+    rows = [
+        AllocationTarget(key, weight / 100, tuple(members))
+        for key, (_, weight, members) in zip(keys, targets, strict=True)
+    ]
+    await accounts.set_targets(
+        db, user_id=user_id, targets=rows, band=band_percent / 100, min_trade_usd=min_trade_usd
+    )
+    return await accounts.get_policy(db, user_id=user_id)

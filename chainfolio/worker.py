@@ -177,7 +177,7 @@ class Worker:
                     user_id=wallet.user_id,
                     wallet_id=wallet.id,
                     chain=self._names.get(wallet.chain_id, str(wallet.chain_id)),
-                    holdings=chain.holdings.get(wallet.address, []),  # type: ignore[call-overload]
+                    holdings=chain.holdings.get(wallet.address, []),
                     observed_at=now,
                 )
             await timeseries.write_prices(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from eth_abi.abi import decode, encode
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chainfolio.fetchers.multicall import (
     AGGREGATE3,
@@ -52,6 +54,23 @@ def test_aggregate3_encoding_sets_allow_failure_on_every_call() -> None:
     ]
 
 
+_addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
+_calls = st.lists(st.builds(Call, _addresses, st.binary(max_size=100)), max_size=12)
+
+
+@given(_calls)
+def test_aggregate3_encoding_is_byte_for_byte_eth_abi(calls: list[Call]) -> None:
+    reference = AGGREGATE3 + encode(
+        ["(address,bool,bytes)[]"], [[(c.target, True, c.data) for c in calls]]
+    )
+    assert encode_aggregate3(calls) == reference
+
+
+@given(st.lists(st.tuples(st.booleans(), st.binary(max_size=100)), max_size=12))
+def test_aggregate3_decoding_agrees_with_eth_abi(results: list[tuple[bool, bytes]]) -> None:
+    assert decode_aggregate3(encode(["(bool,bytes)[]"], [results]), len(results)) == results
+
+
 def test_aggregate3_results_round_trip() -> None:
     results = [(True, (10**30).to_bytes(32, "big")), (False, b"\x08\xc3\x79\xa0"), (True, b"")]
     data = encode(["(bool,bytes)[]"], [results])
@@ -63,12 +82,22 @@ def test_aggregate3_results_round_trip() -> None:
     [
         (b"", "no data"),
         (b"\x00" * 31, "undecodable"),
+        ((2**70).to_bytes(32, "big"), "undecodable"),
+        (encode(["(bool,bytes)[]"], [[(True, b"ab"), (True, b"")]])[:-40], "out of bounds"),
+        (encode(["uint256", "uint256", "uint256", "uint256"], [32, 2, 64, 64]), "out of bounds"),
         (encode(["(bool,bytes)[]"], [[(True, b"")]]), "1 results for 2 calls"),
     ],
 )
 def test_malformed_aggregate3_data_is_rejected(data: bytes, message: str) -> None:
     with pytest.raises(MalformedResult, match=message):
         decode_aggregate3(data, 2)
+
+
+def test_a_success_flag_other_than_0_or_1_is_rejected() -> None:
+    data = bytearray(encode(["(bool,bytes)[]"], [[(True, b"")]]))
+    data[32 * 4 - 1] = 2  # the success word of the only result
+    with pytest.raises(MalformedResult, match="success flag 2"):
+        decode_aggregate3(bytes(data), 1)
 
 
 def test_decode_uint_is_exact_and_strict() -> None:

@@ -101,7 +101,12 @@ class RpcSettings(_Model):
 
 
 class TokenConfig(_Model):
-    """A contract whose `balanceOf(wallet)` is a holding."""
+    """A contract whose `balanceOf(wallet)` is a holding.
+
+    `kind = "position"` marks receipt tokens read the same way but counted as positions (Aave
+    aTokens as DEPOSIT, debt tokens as LOAN). `spam = true` tokens are known so they can be
+    recognised and hidden; they are never read nor valued.
+    """
 
     address: Address
     symbol: str = Field(min_length=1)

@@ -163,10 +163,14 @@ async def _read_chain(
     try:
         async with asyncio.timeout(budget_s):
             read: ChainRead = await reader.read(wallets)
-    except (SourceUnavailable, TimeoutError) as exc:
-        error = (
-            exc.message if isinstance(exc, SourceUnavailable) else f"timed out after {budget_s}s"
-        )
+    except Exception as exc:  # whatever breaks one chain must not break the others
+        if isinstance(exc, SourceUnavailable):
+            error = exc.message
+        elif isinstance(exc, TimeoutError):
+            error = f"timed out after {budget_s}s"
+        else:
+            log.exception("reading chain %s failed", chain.name)
+            error = f"internal error: {type(exc).__name__}: {exc}"
         stale: dict[str, list[Holding]] = {
             w: [replace(h, stale=True) for h in known.get((chain.chain_id, w), [])] for w in wallets
         }

@@ -62,11 +62,19 @@ class ChainUnavailable(SourceUnavailable):
     """Every RPC URL of a chain failed or is backing off."""
 
 
+def display_url(url: str) -> str:
+    """The URL without path or query: provider URLs often carry an API key there."""
+    parsed = httpx.URL(url)
+    shown = f"{parsed.scheme}://{parsed.host}" + (f":{parsed.port}" if parsed.port else "")
+    return shown if parsed.path in ("", "/") and not parsed.query else shown + "/…"
+
+
 @dataclass(slots=True)
 class EndpointHealth:
-    """What we know about one RPC URL."""
+    """What we know about one RPC URL (`label` is the form safe to show and log)."""
 
     url: str
+    label: str = ""
     failures: int = 0
     down_until: float = 0.0
     last_error: str | None = None
@@ -115,8 +123,8 @@ class RpcConnection:
 
     @property
     def url(self) -> str:
-        """The URL this connection talks to."""
-        return self.endpoint.url
+        """The URL this connection talks to, as it may be shown (no path, no key)."""
+        return self.endpoint.label
 
     async def call(self, method: str, params: Sequence[Any]) -> Any:
         """One call; raises RpcError for a JSON-RPC error, EndpointFailure for a bad URL."""
@@ -174,7 +182,7 @@ class RpcConnection:
         self._stats.rpc_calls += calls
         try:
             response = await self._http.post(
-                self.url,
+                self.endpoint.url,
                 content=orjson.dumps(payload),
                 headers={"content-type": "application/json"},
                 timeout=self._settings.timeout_s,
@@ -254,7 +262,7 @@ class RpcClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.chain = chain
-        self.endpoints = [EndpointHealth(url) for url in urls]
+        self.endpoints = [EndpointHealth(url, display_url(url)) for url in urls]
         self.stats = RpcStats()
         self.settings = settings
         self._http = http
@@ -271,7 +279,7 @@ class RpcClient:
             if endpoint.down_until > now:
                 wait = endpoint.down_until - now
                 errors.append(
-                    f"{endpoint.url} backing off {wait:.1f}s after: {endpoint.last_error}"
+                    f"{endpoint.label} backing off {wait:.1f}s after: {endpoint.last_error}"
                 )
                 continue
             connection = RpcConnection(

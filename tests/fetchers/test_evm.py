@@ -184,3 +184,23 @@ async def test_after_a_transfer_the_next_read_shows_the_new_amounts(
     assert amount(after, receiver, "ETH") == amount(before, receiver, "ETH") + wei
     # the devnet's base fee is 0, so the sender pays exactly the value sent
     assert amount(after, sender, "ETH") == amount(before, sender, "ETH") - wei
+
+
+async def test_position_tokens_are_read_and_spam_tokens_are_not(devnet: Devnet) -> None:
+    deployment = devnet.chain(1)
+    config = devnet_config([deployment]).model_dump()
+    tokens = config["chains"][0]["tokens"]
+    for token in tokens:
+        if token["symbol"] == "USDT":
+            token["spam"] = True
+    receipt = {"address": deployment.vault, "symbol": "rWETH", "kind": "position"}
+    tokens.append({**receipt, "category": "DEPOSIT", "price_symbol": "ETH"})
+    depositor = next(iter(deployment.vault_shares))
+    async with open_chains(ChainsConfig.model_validate(config)) as chains:
+        result = await read_portfolio(chains, [(1, depositor)], with_prices=False)
+    found = _by_symbol(result.chains[1].holdings[depositor])
+    assert not any(symbol == "USDT" for symbol, _ in found)
+    position = found[("rWETH", Category.DEPOSIT)]
+    assert position.kind is AssetKind.POSITION
+    assert position.amount == deployment.vault_shares[depositor]
+    assert position.decimals == 18  # read with decimals() on the receipt token

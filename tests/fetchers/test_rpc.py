@@ -11,18 +11,17 @@ from chainfolio.devnet import Devnet
 from chainfolio.domain import Holding
 from chainfolio.fetchers import ChainState, ChainUnavailable, open_chains, read_portfolio
 from chainfolio.fetchers.config import RpcSettings
-from chainfolio.fetchers.rpc import RpcClient
+from chainfolio.fetchers.rpc import RpcClient, display_url
 
 from .conftest import FAST_RPC, devnet_config
 from .servers import dead_url, hang, rpc_proxy, serve
-
-pytestmark = pytest.mark.chain
 
 
 def _amounts(holdings: dict[str, list[Holding]]) -> dict[tuple[str, str, str], int | None]:
     return {(w, h.symbol, h.category): h.amount for w, hs in holdings.items() for h in hs}
 
 
+@pytest.mark.chain
 async def test_failover_to_the_second_url_then_back_off_the_dead_one(devnet: Devnet) -> None:
     deployment = devnet.chain(1)
     dead = dead_url()
@@ -45,6 +44,7 @@ async def test_failover_to_the_second_url_then_back_off_the_dead_one(devnet: Dev
         assert _amounts(second.chains[1].holdings) == _amounts(first.chains[1].holdings)
 
 
+@pytest.mark.chain
 async def test_a_url_answering_garbage_is_skipped(devnet: Devnet) -> None:
     deployment = devnet.chain(137)
     async with rpc_proxy(deployment.rpc_url) as (garbage_url, garbage):
@@ -62,6 +62,7 @@ async def test_a_url_answering_garbage_is_skipped(devnet: Devnet) -> None:
     assert usdc.amount == deployment.token_balances[deployment.wallets[3]]["USDC"]
 
 
+@pytest.mark.chain
 async def test_backing_off_urls_are_not_asked_and_recover_after_the_delay(devnet: Devnet) -> None:
     deployment = devnet.chain(1)
     now = [1000.0]
@@ -85,6 +86,7 @@ async def test_backing_off_urls_are_not_asked_and_recover_after_the_delay(devnet
         assert rpc.endpoints[0].failures == 0
 
 
+@pytest.mark.chain
 async def test_whole_chain_down_is_stale_with_last_known_values_never_zero(devnet: Devnet) -> None:
     healthy, doomed = devnet.chain(1), devnet.chain(42161)
     wallet = doomed.wallets[0]
@@ -109,6 +111,7 @@ async def test_whole_chain_down_is_stale_with_last_known_values_never_zero(devne
     assert any(h.amount for h in stale)
 
 
+@pytest.mark.chain
 async def test_a_paused_node_goes_stale_within_its_timeout_while_others_are_served(
     devnet: Devnet,
 ) -> None:
@@ -134,6 +137,7 @@ async def test_a_paused_node_goes_stale_within_its_timeout_while_others_are_serv
         assert {h.status.state for h in again.chains.values()} == {ChainState.OK}
 
 
+@pytest.mark.chain
 async def test_a_node_that_hangs_is_cut_by_the_chain_timeout(devnet: Devnet) -> None:
     deployment = devnet.chain(1)
     async with serve(hang) as url:
@@ -149,6 +153,7 @@ async def test_a_node_that_hangs_is_cut_by_the_chain_timeout(devnet: Devnet) -> 
     assert result.chains[1].status.error == "timed out after 0.5s"
 
 
+@pytest.mark.chain
 async def test_a_node_refusing_batches_gets_single_requests(devnet: Devnet) -> None:
     deployment = devnet.chain(1)
     pairs = [(1, w) for w in deployment.wallets]
@@ -165,6 +170,7 @@ async def test_a_node_refusing_batches_gets_single_requests(devnet: Devnet) -> N
     assert proxy.batch_sizes.count(0) >= 4  # the refused batch was re-sent call by call
 
 
+@pytest.mark.chain
 async def test_chunks_are_halved_when_the_node_refuses_their_size(devnet: Devnet) -> None:
     deployment = devnet.chain(1)
     pairs = [(1, w) for w in deployment.wallets]
@@ -186,3 +192,16 @@ async def test_chunks_are_halved_when_the_node_refuses_their_size(devnet: Devnet
         for h in hs
         if h.symbol != "BRKN"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://eth-mainnet.g.alchemy.com/v2/SECRETKEY", "https://eth-mainnet.g.alchemy.com/…"),
+        ("https://rpc.example/?apikey=SECRET", "https://rpc.example/…"),
+        ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
+        ("http://127.0.0.1:8545/", "http://127.0.0.1:8545"),
+    ],
+)
+def test_rpc_urls_are_shown_without_their_keys(url: str, shown: str) -> None:
+    assert display_url(url) == shown

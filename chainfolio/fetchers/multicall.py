@@ -18,7 +18,7 @@ from eth_abi.exceptions import DecodingError
 from eth_utils.abi import function_signature_to_4byte_selector
 
 from chainfolio.fetchers.config import RpcSettings
-from chainfolio.fetchers.rpc import RpcConnection, RpcError, parse_data
+from chainfolio.fetchers.rpc import EndpointFailure, RpcConnection, RpcError, parse_data
 
 
 @cache
@@ -212,6 +212,9 @@ async def aggregate(
         retry: list[tuple[int, int]] = []
         for (start, end), outcome in zip(ranges, outcomes, strict=True):
             if isinstance(outcome, RpcError):
+                if outcome.is_missing_block:
+                    # A lagging node behind a load balancer: another URL may have the block.
+                    raise EndpointFailure(f"{connection.url}: {outcome.message} at block {block}")
                 if outcome.is_size_error and end - start > 1:
                     middle = (start + end) // 2
                     size.shrink_to(middle - start)

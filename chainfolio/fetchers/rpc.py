@@ -38,6 +38,9 @@ _SIZE_ERROR_HINTS = (
 )
 
 
+_MISSING_BLOCK_HINTS = ("header not found", "unknown block", "block not found", "missing trie node")
+
+
 class RpcError(Exception):
     """A JSON-RPC error object returned for one call (the node is healthy)."""
 
@@ -52,6 +55,12 @@ class RpcError(Exception):
         """True when asking for less at once may succeed (gas, payload or response limits)."""
         text = self.message.lower()
         return self.code == 413 or any(hint in text for hint in _SIZE_ERROR_HINTS)
+
+    @property
+    def is_missing_block(self) -> bool:
+        """True when this node lacks the pinned block (it lags, or is not an archive node)."""
+        text = self.message.lower()
+        return any(hint in text for hint in _MISSING_BLOCK_HINTS)
 
 
 class EndpointFailure(Exception):

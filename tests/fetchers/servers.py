@@ -44,7 +44,8 @@ class RpcProxy:
     """Forwards JSON-RPC to a node, counting requests; can be told to misbehave.
 
     mode "forward" | "garbage" (HTML, HTTP 200) | "refuse_batch" (one error object for any
-    batch). `max_call_hex` answers "response size exceeded" for eth_calls whose data is longer.
+    batch) | "lagging" (eth_call answers "header not found", like a node behind the head).
+    `max_call_hex` answers "response size exceeded" for eth_calls whose data is longer.
     """
 
     def __init__(self, upstream: str) -> None:
@@ -86,7 +87,10 @@ class RpcProxy:
         forward: list[dict[str, Any]] = []
         for index, item in enumerate(items):
             data = item["params"][0].get("data", "") if item["method"] == "eth_call" else ""
-            if self.max_call_hex is not None and len(data) > self.max_call_hex:
+            if self.mode == "lagging" and item["method"] == "eth_call":
+                error = {"code": -32000, "message": "header not found"}
+                refused[index] = {"jsonrpc": "2.0", "id": item["id"], "error": error}
+            elif self.max_call_hex is not None and len(data) > self.max_call_hex:
                 self.size_errors += 1
                 error = {"code": -32000, "message": "response size exceeded"}
                 refused[index] = {"jsonrpc": "2.0", "id": item["id"], "error": error}

@@ -63,6 +63,24 @@ async def test_a_url_answering_garbage_is_skipped(devnet: Devnet) -> None:
 
 
 @pytest.mark.chain
+async def test_a_node_without_the_pinned_block_hands_over_to_the_next_url(
+    devnet: Devnet,
+) -> None:
+    deployment = devnet.chain(42161)
+    wallet = deployment.wallets[5]
+    async with rpc_proxy(deployment.rpc_url) as (lagging_url, lagging):
+        lagging.mode = "lagging"
+        config = devnet_config([deployment], rpc_urls={42161: [lagging_url, deployment.rpc_url]})
+        async with open_chains(config) as chains:
+            result = await read_portfolio(chains, [(42161, wallet)], with_prices=False)
+            endpoint = chains.readers[42161].rpc.endpoints[0]
+    assert result.chains[42161].status.rpc_url == deployment.rpc_url
+    assert "header not found" in (endpoint.last_error or "")
+    holdings = result.chains[42161].holdings[wallet]
+    assert all(h.error is None for h in holdings if h.symbol != "BRKN")
+
+
+@pytest.mark.chain
 async def test_backing_off_urls_are_not_asked_and_recover_after_the_delay(devnet: Devnet) -> None:
     deployment = devnet.chain(1)
     now = [1000.0]

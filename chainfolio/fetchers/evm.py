@@ -126,16 +126,10 @@ class EvmChainReader:
         block = await connection.block_number()
         observed_at = self._clock()
         calls: list[Call] = []
-        unknown_decimals = [
-            t for t in self._readable_tokens() if t.address not in self._decimals
-        ] + [
-            self.chain.token(v.underlying)
-            for v in self.chain.vaults
-            if self.chain.token(v.underlying).address not in self._decimals
-        ]
         decimals_calls = {
-            token.address: self._add(calls, Call(token.address, DECIMALS))
-            for token in {t.address: t for t in unknown_decimals}.values()
+            address: self._add(calls, Call(address, DECIMALS))
+            for address in self._tokens_in_use()
+            if address not in self._decimals
         }
         slots = self._plan(calls, wallets)
         results = await self._aggregate(connection, calls, block)
@@ -158,6 +152,14 @@ class EvmChainReader:
 
     def _readable_tokens(self) -> list[TokenConfig]:
         return [t for t in self.chain.tokens if not t.spam]
+
+    def _tokens_in_use(self) -> list[str]:
+        """Addresses of every token whose decimals a holding needs, in config order."""
+        used = [t.address for t in self._readable_tokens()]
+        used += [self.chain.token(v.underlying).address for v in self.chain.vaults]
+        for market in self.chain.lending:
+            used += [self.chain.token(r).address for r in (*market.supplied, *market.borrowed)]
+        return list(dict.fromkeys(used))
 
     @staticmethod
     def _add(calls: list[Call], call: Call) -> int:
@@ -268,7 +270,7 @@ class EvmChainReader:
         decimals = chain.native_decimals if token is None else self._decimals.get(token.address)
         if token is not None and decimals is None:
             amount = None
-            error = decimals_errors.get(token.address, "decimals unknown")
+            error = error or decimals_errors.get(token.address, "decimals unknown")
         if token is None:
             symbol, contract, kind = chain.native_symbol, NATIVE, AssetKind.NATIVE
             extra["price_symbol"] = chain.native_price_key

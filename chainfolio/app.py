@@ -189,10 +189,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            configured = database_url or (
-                cfg.database_url.get_secret_value() if cfg.database_url else None
+            url = await resolve_database_url(
+                database_url or cfg.configured_database_url(), cfg.embedded_pgdata
             )
-            url = await resolve_database_url(configured, cfg.embedded_pgdata)
             engine = create_engine(url)
             stack.push_async_callback(engine.dispose)
             await migrate(

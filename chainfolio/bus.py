@@ -97,7 +97,6 @@ class RedisBackend:
         self._reader: asyncio.Task[None] | None = None
         self._deliver: Any = None
         self._channels: set[str] = set()
-        self.reconnects = 0
 
     async def connect(self, deliver: Any) -> None:
         """Open the publishing client and start the reader."""
@@ -153,7 +152,6 @@ class RedisBackend:
                 backoff = 0.1
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
                 # Redis went away: keep local subscribers, resubscribe once it is back.
-                self.reconnects += 1
                 log.warning("bus: redis connection lost, retrying in %.1fs", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
@@ -189,11 +187,6 @@ class Bus:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._backend.disconnect()
-
-    @property
-    def backend(self) -> Backend:
-        """The transport (tests look at its reconnect count)."""
-        return self._backend
 
     def subscriber_count(self) -> int:
         """Local subscribers across channels."""

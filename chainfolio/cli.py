@@ -8,27 +8,17 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from chainfolio.auth import issue_token
 from chainfolio.errors import ChainfolioError
 from chainfolio.settings import Settings
 
 
-def _database_url(settings: Settings) -> str:
-    from chainfolio.storage.database import start_embedded  # noqa: PLC0415
+async def _database_url(settings: Settings) -> str:
+    from chainfolio.storage.database import resolve_database_url  # noqa: PLC0415
 
-    if settings.database_url:
-        return settings.database_url.get_secret_value()
-    return start_embedded(settings.embedded_pgdata)
-
-
-def _run(coro: Awaitable[Any]) -> Any:
-    async def main() -> Any:
-        return await coro
-
-    return asyncio.run(main())
+    return await resolve_database_url(settings.configured_database_url(), settings.embedded_pgdata)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -56,7 +46,7 @@ def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
     from chainfolio.storage.migrations import StorageOptions, migrate  # noqa: PLC0415
 
     async def go() -> list[int]:
-        async with open_engine(_database_url(settings), pool_size=1) as engine:
+        async with open_engine(await _database_url(settings), pool_size=1) as engine:
             return await migrate(
                 engine,
                 StorageOptions(
@@ -64,7 +54,7 @@ def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
                 ),
             )
 
-    applied = _run(go())
+    applied = asyncio.run(go())
     print(f"applied migrations: {applied}" if applied else "schema is up to date")
     return 0
 
@@ -87,7 +77,7 @@ def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
     from chainfolio.storage.migrations import migrate  # noqa: PLC0415
 
     async def go() -> None:
-        async with open_engine(_database_url(settings), pool_size=1) as engine:
+        async with open_engine(await _database_url(settings), pool_size=1) as engine:
             await migrate(engine)
             async with engine.begin() as db:
                 user_id = await accounts.ensure_user(db, subject=args.user)
@@ -109,7 +99,7 @@ def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
                     for row in await accounts.list_wallets(db, user_id=user_id):
                         print(f"{row.id}\t{row.chain_id}\t{row.address}\t{row.label or ''}")
 
-    _run(go())
+    asyncio.run(go())
     return 0
 
 
@@ -126,7 +116,7 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
 
     async def go() -> None:
         async with (
-            open_engine(_database_url(settings)) as engine,
+            open_engine(await _database_url(settings)) as engine,
             Bus(settings.redis_url) as bus,
         ):
             await migrate(engine)
@@ -135,7 +125,7 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
                 await asyncio.Event().wait()  # until Ctrl-C / SIGTERM cancels the run
 
     with contextlib.suppress(KeyboardInterrupt):
-        _run(go())
+        asyncio.run(go())
     return 0
 
 

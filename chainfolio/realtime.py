@@ -14,10 +14,9 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from chainfolio.bus import portfolio_channel
 from chainfolio.errors import ChainfolioError
 from chainfolio.resolvers.context import Caller
-from chainfolio.resolvers.updates import PortfolioUpdate
+from chainfolio.resolvers.updates import PortfolioUpdate, watch_portfolio
 from chainfolio.web import authenticator_of, number, services_of
 
 MAX_MESSAGE = 4096
@@ -50,10 +49,8 @@ async def _error(ws: WebSocket, code: str, message: str) -> None:
 
 
 async def _forward(ws: WebSocket, caller: Caller) -> None:
-    bus = services_of(ws).bus
-    async with bus.subscribe(portfolio_channel(caller.user_id)) as subscription:
-        async for raw in subscription:
-            await _send(ws, seed_update(PortfolioUpdate.from_json(raw)))
+    async for update in watch_portfolio(services_of(ws).bus, caller.user_id):
+        await _send(ws, seed_update(update))
 
 
 async def _authenticate(ws: WebSocket) -> Caller | None:

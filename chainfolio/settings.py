@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     graphql_introspection: bool = True
     run_worker: bool = Field(default=False, description="run the refresh worker in the API")
 
+    def configured_database_url(self) -> str | None:
+        """The database URL from the environment, or None for the embedded server."""
+        return self.database_url.get_secret_value() if self.database_url else None
+
     @property
     def embedded_pgdata(self) -> Path:
         """Where the embedded PostgreSQL keeps its data (survives restarts)."""

@@ -34,6 +34,7 @@ from chainfolio.resolvers.portfolio import summarize_holdings
 from chainfolio.resolvers.updates import HoldingChange, PortfolioUpdate, percent_change
 from chainfolio.storage import accounts, timeseries
 from chainfolio.storage import holdings as holdings_store
+from chainfolio.storage.holdings import StoredHolding
 
 log = logging.getLogger(__name__)
 
@@ -146,17 +147,17 @@ class Worker:
                 if (shards is None or shard_of(w.user_id) in shards)
                 and w.chain_id in self._chains.readers
             ]
-            before: dict[uuid.UUID, list[Holding]] = defaultdict(list)
-            for user_id in {w.user_id for w in wallets}:
-                for stored in await holdings_store.current_holdings(db, user_id=user_id):
-                    before[user_id].append(stored.holding)
+            before = {
+                user_id: await holdings_store.current_holdings(db, user_id=user_id)
+                for user_id in {w.user_id for w in wallets}
+            }
         report.wallets = len(wallets)
         if not wallets:
             return report
         last_known: dict[tuple[int, str], list[Holding]] = defaultdict(list)
-        for hs in before.values():
-            for h in hs:
-                last_known[(h.chain_id, h.wallet)].append(h)
+        for stored_holdings in before.values():
+            for stored in stored_holdings:
+                last_known[(stored.holding.chain_id, stored.holding.wallet)].append(stored.holding)
         read = await read_portfolio(
             self._chains, [(w.chain_id, w.address) for w in wallets], last_known=last_known
         )
@@ -194,7 +195,7 @@ class Worker:
     async def _publish_and_snapshot(
         self,
         users: set[uuid.UUID],
-        before: Mapping[uuid.UUID, list[Holding]],
+        before: Mapping[uuid.UUID, list[StoredHolding]],
         now: datetime,
         report: CycleReport,
     ) -> None:
@@ -204,13 +205,11 @@ class Worker:
             for user_id in users:
                 stored = await holdings_store.current_holdings(db, user_id=user_id)
                 total, by_chain, by_asset, by_category = summarize_holdings(stored)
-                changed = _changes(before.get(user_id, []), [s.holding for s in stored])
+                earlier = before.get(user_id, [])
+                changed = _changes([s.holding for s in earlier], [s.holding for s in stored])
                 previous = self._last_totals.get(user_id)
                 if previous is None:
-                    previous = sum(
-                        (h.value_usd for h in before.get(user_id, []) if h.value_usd is not None),
-                        Decimal(0),
-                    )
+                    previous = summarize_holdings(earlier)[0]
                 if changed or previous != total:
                     update = PortfolioUpdate(
                         user_id=str(user_id),

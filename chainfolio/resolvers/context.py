@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,7 +36,6 @@ class Services:
     chains: Mapping[int, ChainInfo]
     bus: Bus
     clock: Callable[[], datetime] = utc_now
-    extras: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

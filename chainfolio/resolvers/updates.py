@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
+
+from chainfolio.bus import Bus, portfolio_channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +96,10 @@ def percent_change(new: Decimal, old: Decimal) -> Decimal | None:
     if old == 0:
         return None
     return ((new - old) / abs(old) * 100).quantize(Decimal("0.0001"))
+
+
+async def watch_portfolio(bus: Bus, user_id: object) -> AsyncIterator[PortfolioUpdate]:
+    """The user's updates as they are published, for as long as the caller iterates."""
+    async with bus.subscribe(portfolio_channel(user_id)) as subscription:
+        async for raw in subscription:
+            yield PortfolioUpdate.from_json(raw)

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import strawberry
 
-from chainfolio.bus import portfolio_channel
 from chainfolio.resolvers.updates import PortfolioUpdate as UpdateMessage
+from chainfolio.resolvers.updates import watch_portfolio
 from chainfolio.schema.context import Info
 
 
@@ -68,7 +68,5 @@ class Subscription:
     @strawberry.subscription(description="The caller's portfolio, pushed on every change.")
     async def portfolio_updates(self, info: Info) -> AsyncGenerator[PortfolioUpdate, None]:
         ctx = info.context
-        channel = portfolio_channel(ctx.caller.user_id)
-        async with ctx.services.bus.subscribe(channel) as subscription:
-            async for raw in subscription:
-                yield PortfolioUpdate.of(UpdateMessage.from_json(raw))
+        async for message in watch_portfolio(ctx.services.bus, ctx.caller.user_id):
+            yield PortfolioUpdate.of(message)

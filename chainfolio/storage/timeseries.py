@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chainfolio.storage.migrations import drop_expired_partitions, ensure_snapshot_partitions
+from chainfolio.storage.migrations import ensure_snapshot_partitions
 
 BUCKET_ORIGIN = datetime(2001, 1, 1, tzinfo=UTC)
 """Buckets align to this Monday midnight UTC, so weeks start on Monday and days at 00:00 UTC."""
@@ -125,15 +125,6 @@ async def write_snapshots(db: AsyncConnection, snapshots: Sequence[Snapshot]) ->
     return int(inserted)
 
 
-async def latest_snapshot_time(db: AsyncConnection, *, user_id: uuid.UUID) -> datetime | None:
-    """When the user's newest snapshot was taken."""
-    value: datetime | None = await db.scalar(
-        text('SELECT max("timestamp") FROM portfolio_snapshots WHERE user_id = :u'),
-        {"u": user_id},
-    )
-    return value
-
-
 async def first_snapshot_time(db: AsyncConnection, *, user_id: uuid.UUID) -> datetime | None:
     """When the user's oldest kept snapshot was taken (the rollup outlives raw rows)."""
     value: datetime | None = await db.scalar(
@@ -235,21 +226,11 @@ async def bucketed_history(
     )
     points: list[SeriesPoint] = []
     for row in rows:
-        point = SeriesPoint(row[0], row[1], Decimal(row[2]))
-        if breakdowns:
-            point = SeriesPoint(
-                row[0], row[1], Decimal(row[2]), _breakdown(row[3]), _breakdown(row[4])
-            )
-        points.append(point)
+        by_chain, by_asset = (
+            (_breakdown(row[3]), _breakdown(row[4])) if breakdowns else (None, None)
+        )
+        points.append(SeriesPoint(row[0], row[1], Decimal(row[2]), by_chain, by_asset))
     return points
-
-
-async def apply_retention(db: AsyncConnection, *, retention_days: int, now: datetime) -> list[str]:
-    """Drop raw snapshot partitions older than the retention (plain path; TimescaleDB has a
-    policy). The daily rollup is kept."""
-    if await uses_timescale(db):
-        return []
-    return await drop_expired_partitions(db, before=now - timedelta(days=retention_days))
 
 
 # --- prices ---------------------------------------------------------------------------------
@@ -276,28 +257,6 @@ async def write_prices(db: AsyncConnection, points: Sequence[PricePoint]) -> Non
         ),
         [{"t": p.time, "s": p.symbol, "p": p.price, "src": p.source} for p in points],
     )
-
-
-async def price_series(
-    db: AsyncConnection, *, symbol: str, start: datetime, end: datetime, interval: timedelta
-) -> list[tuple[datetime, Decimal]]:
-    """Last price of `symbol` per bucket in [start, end]."""
-    rows = await db.execute(
-        text(
-            f"""SELECT DISTINCT ON (b) date_bin(CAST(:i AS interval), time,
-                       CAST('{BUCKET_ORIGIN.isoformat()}' AS timestamptz)) AS b, price
-                FROM prices WHERE symbol = :s AND time >= :st AND time <= :e
-                ORDER BY b, time DESC"""
-        ),
-        {"i": interval, "s": symbol, "st": start, "e": end},
-    )
-    return [(b, Decimal(p)) for b, p in rows]
-
-
-async def known_price_symbols(db: AsyncConnection) -> list[str]:
-    """Symbols that have a stored price history (possible benchmarks)."""
-    rows = await db.execute(text("SELECT DISTINCT symbol FROM prices ORDER BY symbol"))
-    return [r[0] for r in rows]
 
 
 # --- cash flows -----------------------------------------------------------------------------

@@ -110,10 +110,11 @@ def test_stop_leaves_no_process(lone_devnet: Devnet) -> None:
 
 def test_node_dies_with_its_parent() -> None:
     # HardhatNode passes its own pid; here a shell plays the parent and exits at once, as a
-    # SIGKILLed Python would, and the watchdog in hardhat.config.js must end the node.
+    # SIGKILLed Python would, and the watchdog in hardhat.config.js must end the node. The node's
+    # output goes to /dev/null: an inherited pipe would make run() wait for the node itself.
     directory = ensure_installed()
     cli = directory / "node_modules" / "hardhat" / "internal" / "cli" / "bootstrap.js"
-    script = f'CHAINFOLIO_DEVNET_PARENT_PID=$$ node "{cli}" node --port {free_port()} & echo $!'
+    script = f'CHAINFOLIO_DEVNET_PARENT_PID=$$ node "{cli}" node --port {free_port()} >/dev/null 2>&1 & echo $!'
     env = {**os.environ, "HARDHAT_DISABLE_TELEMETRY_PROMPT": "true"}
     result = subprocess.run(
         ["sh", "-c", script],

@@ -197,12 +197,32 @@ async def _v3_meta(conn: AsyncConnection, timescale: bool, _opts: StorageOptions
     )
 
 
+async def _v4_transfer_cursors(
+    conn: AsyncConnection, _timescale: bool, _opts: StorageOptions
+) -> None:
+    # A cursor per wallet: a wallet added later starts at the block it was first read at, and
+    # several workers (each with its own wallets) never move each other's cursors.
+    await _exec(
+        conn,
+        """CREATE TABLE transfer_cursors (
+            wallet_id uuid PRIMARY KEY REFERENCES wallets(id) ON DELETE CASCADE,
+            chain_id integer NOT NULL,
+            block_number bigint NOT NULL,
+            block_hash varchar(66),
+            updated_at timestamptz NOT NULL DEFAULT now())""",
+        # The block lets a reorg (or a restarted devnet) drop the flows it orphaned.
+        "ALTER TABLE cash_flows ADD COLUMN block_number bigint",
+        "CREATE INDEX idx_cash_flows_wallet_block ON cash_flows(wallet_id, block_number)",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _v1_core),
     Migration(
         2, "portfolio snapshots (hypertable or range partitions) and daily rollup", _v2_snapshots
     ),
     Migration(3, "storage metadata", _v3_meta),
+    Migration(4, "transfer scan cursors; cash flow block numbers", _v4_transfer_cursors),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

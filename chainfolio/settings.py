@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, SecretStr
@@ -39,6 +40,16 @@ class Settings(BaseSettings):
     graphql_max_depth: int = Field(default=12, ge=2)
     graphql_introspection: bool = True
     run_worker: bool = Field(default=False, description="run the refresh worker in the API")
+    rate_limit_per_minute: int = Field(
+        default=1200, ge=0, description="requests per user (token subject) a minute; 0 = off"
+    )
+    rate_limit_per_ip_per_minute: int = Field(
+        default=6000, ge=0, description="requests per client IP a minute; 0 = off"
+    )
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="HTTP body cap (413)")
+    ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024, description="websocket cap")
+    metrics_enabled: bool = Field(default=True, description="serve /metrics (unauthenticated)")
+    log_format: Literal["text", "json"] = "text"
 
     def configured_database_url(self) -> str | None:
         """The database URL from the environment, or None for the embedded server."""

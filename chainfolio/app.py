@@ -146,7 +146,7 @@ class AuthenticatedGraphQL:
                     response = JSONResponse(
                         {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
                         status_code=exc.status,
-                        headers={"WWW-Authenticate": "Bearer"},
+                        headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None,
                     )
                     await response(scope, receive, send)
                     return

@@ -8,7 +8,7 @@ from typing import Any
 
 import jwt
 
-from chainfolio.errors import Unauthorized
+from chainfolio.errors import SourceUnavailable, Unauthorized
 from chainfolio.settings import Settings
 
 _ASYMMETRIC = {"RS256", "RS384", "RS512", "ES256", "ES384"}
@@ -40,6 +40,9 @@ class TokenVerifier:
             jwks = self._jwks
             try:
                 signing_key = await asyncio.to_thread(jwks.get_signing_key_from_jwt, token)
+            except jwt.PyJWKClientConnectionError as exc:
+                # the identity provider is down: not the caller's fault, retry later
+                raise SourceUnavailable(f"cannot fetch the JWKS to verify tokens: {exc}") from exc
             except jwt.PyJWTError as exc:
                 raise Unauthorized(f"invalid token: {exc}") from exc
             key = signing_key.key

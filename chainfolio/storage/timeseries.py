@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -246,17 +246,53 @@ class PricePoint:
     source: str
 
 
-async def write_prices(db: AsyncConnection, points: Sequence[PricePoint]) -> None:
-    """Store price observations (idempotent on symbol, time, source)."""
+async def write_prices(db: AsyncConnection, points: Sequence[PricePoint]) -> int:
+    """Store price observations at minute precision: at most one row per symbol per minute.
+
+    Returns the number of rows inserted (a symbol already stored for that minute is skipped).
+    """
     if not points:
-        return
-    await db.execute(
+        return 0
+    rows = {(_minute(p.time), p.symbol): p for p in points}
+    result = await db.execute(
         text(
-            "INSERT INTO prices (time, symbol, price, source) VALUES (:t, :s, :p, :src) "
-            "ON CONFLICT DO NOTHING"
+            """INSERT INTO prices (time, symbol, price, source)
+               SELECT x.t, x.s, x.p, x.src
+               FROM unnest(CAST(:t AS timestamptz[]), CAST(:s AS text[]),
+                           CAST(:p AS numeric[]), CAST(:src AS text[])) AS x(t, s, p, src)
+               WHERE NOT EXISTS (SELECT 1 FROM prices q WHERE q.symbol = x.s AND q.time = x.t)
+               ON CONFLICT DO NOTHING"""
         ),
-        [{"t": p.time, "s": p.symbol, "p": p.price, "src": p.source} for p in points],
+        {
+            "t": [t for t, _ in rows],
+            "s": [s for _, s in rows],
+            "p": [p.price for p in rows.values()],
+            "src": [p.source for p in rows.values()],
+        },
     )
+    return int(result.rowcount or 0)
+
+
+def _minute(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+async def prices_near(
+    db: AsyncConnection, *, symbols: Collection[str], moment: datetime, window: timedelta
+) -> dict[str, Decimal]:
+    """Per symbol, the stored price closest to `moment` within ±`window` (absent: none)."""
+    if not symbols:
+        return {}
+    rows = await db.execute(
+        text(
+            """SELECT DISTINCT ON (symbol) symbol, price FROM prices
+               WHERE symbol = ANY(:s) AND time BETWEEN CAST(:m AS timestamptz) - :w
+                 AND CAST(:m AS timestamptz) + :w
+               ORDER BY symbol, abs(extract(epoch FROM time - CAST(:m AS timestamptz)))"""
+        ),
+        {"s": list(symbols), "m": moment, "w": window},
+    )
+    return {r[0]: Decimal(r[1]) for r in rows}
 
 
 # --- cash flows -----------------------------------------------------------------------------
@@ -277,6 +313,7 @@ class CashFlow:
     tx_hash: str | None = None
     log_index: int = -1
     wallet_id: uuid.UUID | None = None
+    block_number: int | None = None
 
 
 async def write_cash_flows(db: AsyncConnection, flows: Sequence[CashFlow]) -> None:
@@ -286,8 +323,8 @@ async def write_cash_flows(db: AsyncConnection, flows: Sequence[CashFlow]) -> No
     await db.execute(
         text(
             """INSERT INTO cash_flows (user_id, wallet_id, chain_id, time, symbol, contract,
-                amount, decimals, value_usd, tx_hash, log_index)
-               VALUES (:u, :w, :c, :t, :s, :ct, :a, :d, :v, :h, :li)
+                amount, decimals, value_usd, tx_hash, log_index, block_number)
+               VALUES (:u, :w, :c, :t, :s, :ct, :a, :d, :v, :h, :li, :b)
                ON CONFLICT DO NOTHING"""
         ),
         [
@@ -303,6 +340,7 @@ async def write_cash_flows(db: AsyncConnection, flows: Sequence[CashFlow]) -> No
                 "v": f.value_usd,
                 "h": f.tx_hash,
                 "li": f.log_index,
+                "b": f.block_number,
             }
             for f in flows
         ],
@@ -316,7 +354,7 @@ async def cash_flows_between(
     rows = await db.execute(
         text(
             """SELECT user_id, chain_id, time, symbol, contract, amount, decimals, value_usd,
-                      tx_hash, log_index, wallet_id
+                      tx_hash, log_index, wallet_id, block_number
                FROM cash_flows WHERE user_id = :u AND time > :s AND time <= :e
                ORDER BY time"""
         ),
@@ -335,6 +373,88 @@ async def cash_flows_between(
             r[8],
             r[9],
             r[10],
+            r[11],
         )
         for r in rows
     ]
+
+
+async def delete_cash_flows_after(
+    db: AsyncConnection, *, wallet_ids: Collection[uuid.UUID], block_number: int
+) -> int:
+    """Forget the flows of `wallet_ids` above `block_number` (a reorg orphaned them)."""
+    if not wallet_ids:
+        return 0
+    result = await db.execute(
+        text("DELETE FROM cash_flows WHERE wallet_id = ANY(:w) AND block_number > :b"),
+        {"w": list(wallet_ids), "b": block_number},
+    )
+    return int(result.rowcount or 0)
+
+
+# --- transfer scan cursors ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TransferCursor:
+    """The last block whose transfers were scanned for one wallet."""
+
+    wallet_id: uuid.UUID
+    chain_id: int
+    block_number: int
+    block_hash: str | None
+
+
+async def transfer_cursors(
+    db: AsyncConnection, *, wallet_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, TransferCursor]:
+    """The stored cursors of `wallet_ids` (a wallet never scanned has none)."""
+    if not wallet_ids:
+        return {}
+    rows = await db.execute(
+        text(
+            "SELECT wallet_id, chain_id, block_number, block_hash FROM transfer_cursors "
+            "WHERE wallet_id = ANY(:w)"
+        ),
+        {"w": list(wallet_ids)},
+    )
+    return {r[0]: TransferCursor(r[0], r[1], int(r[2]), r[3]) for r in rows}
+
+
+async def save_transfer_cursors(db: AsyncConnection, cursors: Sequence[TransferCursor]) -> None:
+    """Upsert cursors (a wallet deleted meanwhile is skipped)."""
+    if not cursors:
+        return
+    await db.execute(
+        text(
+            """INSERT INTO transfer_cursors (wallet_id, chain_id, block_number, block_hash)
+               SELECT x.w, x.c, x.b, x.h
+               FROM unnest(CAST(:w AS uuid[]), CAST(:c AS integer[]), CAST(:b AS bigint[]),
+                           CAST(:h AS text[])) AS x(w, c, b, h)
+               JOIN wallets ON wallets.id = x.w
+               ON CONFLICT (wallet_id) DO UPDATE SET block_number = excluded.block_number,
+                   block_hash = excluded.block_hash, updated_at = now()"""
+        ),
+        {
+            "w": [c.wallet_id for c in cursors],
+            "c": [c.chain_id for c in cursors],
+            "b": [c.block_number for c in cursors],
+            "h": [c.block_hash for c in cursors],
+        },
+    )
+
+
+async def latest_snapshot_times(
+    db: AsyncConnection, *, user_ids: Collection[uuid.UUID], since: datetime
+) -> dict[uuid.UUID, datetime]:
+    """Per user, the newest raw snapshot taken after `since` (users without one are absent)."""
+    if not user_ids:
+        return {}
+    rows = await db.execute(
+        text(
+            """SELECT user_id, max("timestamp") FROM portfolio_snapshots
+               WHERE user_id = ANY(:u) AND "timestamp" > :s GROUP BY user_id"""
+        ),
+        {"u": list(user_ids), "s": since},
+    )
+    return {r[0]: r[1] for r in rows}

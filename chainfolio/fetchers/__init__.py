@@ -25,6 +25,7 @@ from chainfolio.fetchers.portfolio import (
 from chainfolio.fetchers.prices import (
     ChainlinkPriceSource,
     CompositePriceSource,
+    DexPriceSource,
     HttpPriceSource,
     PriceSource,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "ChainlinkPriceSource",
     "ChainsConfig",
     "CompositePriceSource",
+    "DexPriceSource",
     "EvmChainReader",
     "HttpPriceSource",
     "PortfolioRead",

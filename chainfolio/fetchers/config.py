@@ -10,6 +10,8 @@ name = "ethereum"
 native_symbol = "ETH"
 rpc_urls = ["${ETHEREUM_RPC_URL}"]          # ${VAR} is expanded; empty results are dropped
 multicall3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
+gas_price_gwei = 2                           # optional: for rebalancing gas estimates
+swap_gas_units = 150000                      # optional: gas of one swap in those estimates
 
 [[chains.tokens]]
 address = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
@@ -34,6 +36,11 @@ borrow_function = "borrowed(address,address)"
 aggregator = "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419"
 max_age = 3600                               # seconds; older answers are not used
 quote = "USD"                                # or another feed's symbol (NFT floors in ETH)
+
+[chains.dex_pools.UNI]                       # Uniswap V2-style pair: used when no feed prices UNI
+pair = "0xd3d2E2692501A5c9Ca623199D38826e513033a17"
+quote = "WETH"                               # the pair's other token (in `tokens`)
+min_liquidity_usd = 100000                   # thinner pools are not trusted
 ```
 
 `CHAINFOLIO_RPC_URLS_<CHAIN_ID>` or `CHAINFOLIO_RPC_URLS_<NAME>` (comma separated) replace
@@ -47,6 +54,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -66,6 +74,9 @@ from chainfolio.fetchers.addresses import parse_address
 
 MULTICALL3 = ChecksumAddress("0xcA11bde05977b3631167028862bE2a173976CA11")
 """Multicall3 lives at the same address on every chain that has it (deterministic deploy)."""
+
+SWAP_GAS_UNITS = 150_000
+"""Gas of one DEX swap in rebalancing estimates (a Uniswap V3 single-hop swap uses ~130–180 K)."""
 
 SHIPPED_CHAINS_FILE = Path(__file__).with_name("chains.mainnet.toml")
 
@@ -171,6 +182,19 @@ class PriceFeedConfig(_Model):
     quote: str = "USD"
 
 
+class DexPoolConfig(_Model):
+    """A Uniswap V2-style pair pricing a token in the pair's other (quote) token.
+
+    The price is reserve(quote) / reserve(token), scaled by decimals, times the quote's USD
+    price. A pool whose quote side is worth less than `min_liquidity_usd` is not used: thin
+    pools are cheap to move.
+    """
+
+    pair: Address
+    quote: str = Field(min_length=1)
+    min_liquidity_usd: Decimal = Field(Decimal(100_000), ge=0)
+
+
 class ChainConfig(_Model):
     """One EVM network."""
 
@@ -186,6 +210,11 @@ class ChainConfig(_Model):
     vaults: list[VaultConfig] = Field(default_factory=list)
     lending: list[LendingMarketConfig] = Field(default_factory=list)
     price_feeds: dict[str, PriceFeedConfig] = Field(default_factory=dict)
+    dex_pools: dict[str, DexPoolConfig] = Field(default_factory=dict)
+    # Rebalancing gas estimates use a configured gas price, not a live eth_gasPrice read: a plan
+    # then costs no RPC round trip and is reproducible. None: the cost is reported unknown.
+    gas_price_gwei: Decimal | None = Field(None, ge=0)
+    swap_gas_units: int = Field(SWAP_GAS_UNITS, gt=0)
 
     @model_validator(mode="after")
     def _references(self) -> Self:
@@ -203,6 +232,9 @@ class ChainConfig(_Model):
         for market in self.lending:
             for ref in (*market.supplied, *market.borrowed):
                 self.token(ref)
+        for symbol, pool in self.dex_pools.items():
+            if self.token(symbol) is self.token(pool.quote):
+                raise ValueError(f"chain {self.name}: pool for {symbol} is quoted in itself")
         return self
 
     @property

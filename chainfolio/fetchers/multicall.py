@@ -33,6 +33,8 @@ BALANCE_OF = selector("balanceOf(address)")
 DECIMALS = selector("decimals()")
 CONVERT_TO_ASSETS = selector("convertToAssets(uint256)")
 LATEST_ROUND_DATA = selector("latestRoundData()")
+GET_RESERVES = selector("getReserves()")
+TOKEN0 = selector("token0()")
 
 T = TypeVar("T")
 
@@ -169,14 +171,32 @@ def revert_reason(data: bytes) -> str:
 
 
 class ChunkSize:
-    """The chunk size a chain currently tolerates; shrinks when a node refuses a chunk."""
+    """The chunk size a chain currently tolerates.
 
-    def __init__(self, initial: int) -> None:
+    It halves when a node refuses a chunk, and doubles back towards the configured size after
+    `recover_after` clean reads in a row: a limit met once (a busy node, one strict URL behind
+    a load balancer) should not slow every later refresh for the life of the process.
+    """
+
+    def __init__(self, initial: int, *, recover_after: int = 20) -> None:
+        self.initial = initial
         self.value = initial
+        self.recover_after = recover_after
+        self._clean = 0
 
     def shrink_to(self, size: int) -> None:
-        """Remember a smaller size for the rest of this reader's life."""
+        """Use a smaller size from now on (a node refused a chunk)."""
         self.value = max(1, min(self.value, size))
+        self._clean = 0
+
+    def read_cleanly(self) -> None:
+        """Count a read with no refused chunk; grow back once enough of them happened."""
+        if self.value >= self.initial:
+            return
+        self._clean += 1
+        if self._clean >= self.recover_after:
+            self.value = min(self.initial, self.value * 2)
+            self._clean = 0
 
 
 async def aggregate(
@@ -190,6 +210,7 @@ async def aggregate(
 ) -> list[CallResult]:
     """Run `calls` through Multicall3 at `block`; one CallResult per call, in order."""
     size = chunk_size or ChunkSize(settings.chunk_size)
+    shrunk = False
     results: list[CallResult | None] = [None] * len(calls)
     pending = [
         (start, min(start + size.value, len(calls))) for start in range(0, len(calls), size.value)
@@ -216,6 +237,8 @@ async def aggregate(
                     # A lagging node behind a load balancer: another URL may have the block.
                     raise EndpointFailure(f"{connection.url}: {outcome.message} at block {block}")
                 if outcome.is_size_error and end - start > 1:
+                    nonlocal shrunk
+                    shrunk = True
                     middle = (start + end) // 2
                     size.shrink_to(middle - start)
                     retry += [(start, middle), (middle, end)]
@@ -238,6 +261,8 @@ async def aggregate(
         groups = [pending[i : i + per_request] for i in range(0, len(pending), per_request)]
         retries = await gather_all([send(group) for group in groups])
         pending = [r for group_retry in retries for r in group_retry]
+    if not shrunk:
+        size.read_cleanly()
     return [r if r is not None else CallResult(False, b"", "not executed") for r in results]
 
 

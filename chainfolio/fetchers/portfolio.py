@@ -27,6 +27,7 @@ from chainfolio.fetchers.multicall import gather_all
 from chainfolio.fetchers.prices import (
     ChainlinkPriceSource,
     CompositePriceSource,
+    DexPriceSource,
     HttpPriceSource,
     PriceSource,
 )
@@ -50,7 +51,12 @@ class ChainSet:
             )
             for chain in config.chains
         }
-        sources: list[PriceSource] = [ChainlinkPriceSource(list(self.readers.values()))]
+        readers = list(self.readers.values())
+        feeds = ChainlinkPriceSource(readers)
+        sources: list[PriceSource] = [feeds]
+        if any(chain.dex_pools for chain in config.chains):
+            # Pools are quoted in feed-priced tokens (WETH, USDC …): their quotes come from feeds.
+            sources.append(DexPriceSource(readers, quotes=feeds))
         if config.prices.http.enabled:
             sources.append(HttpPriceSource(http, config.prices.http))
         self.prices: PriceSource = CompositePriceSource(sources)

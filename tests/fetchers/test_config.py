@@ -60,8 +60,10 @@ def test_shipped_mainnet_file_loads_all_five_chains() -> None:
         symbols = {t.symbol for t in chain.tokens}
         assert {"USDC", "USDT", "DAI", "WETH"} <= symbols
         assert {"ETH", "USDC", "USDT", "DAI"} <= set(chain.price_feeds)
-        # every holding on the chain can be priced by some configured feed
-        assert chain.price_keys() <= {s for c in config.chains for s in c.price_feeds}
+        # every holding on the chain can be priced by some configured feed or pool
+        pooled = {chain.token(s).price_key for s in chain.dex_pools}
+        assert chain.price_keys() <= {s for c in config.chains for s in c.price_feeds} | pooled
+    assert config.chain(1).dex_pools["UNI"].quote == "WETH"  # UNI/WETH Uniswap V2
 
 
 def test_shipped_file_writes_every_address_in_eip55_form() -> None:

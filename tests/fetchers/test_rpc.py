@@ -212,6 +212,30 @@ async def test_chunks_are_halved_when_the_node_refuses_their_size(devnet: Devnet
     )
 
 
+@pytest.mark.chain
+async def test_chunks_grow_back_once_the_node_accepts_them_again(devnet: Devnet) -> None:
+    deployment = devnet.chain(1)
+    pairs = [(1, w) for w in deployment.wallets]
+    async with rpc_proxy(deployment.rpc_url) as (url, proxy):
+        proxy.max_call_hex = 60 * 256 * 2
+        config = devnet_config([deployment], rpc_urls={1: [url]})
+        async with open_chains(config) as chains:
+            size = chains.readers[1].chunk_size
+            size.recover_after = 2
+            await read_portfolio(chains, pairs, with_prices=False)
+            shrunk = size.value
+            proxy.max_call_hex = None  # the limit is gone (another node, less load)
+            seen = []
+            for _ in range(8):
+                await read_portfolio(chains, pairs, with_prices=False)
+                seen.append(size.value)
+    assert shrunk < 60
+    # doubles after every two clean Multicall3 reads, up to the configured size, never beyond
+    assert seen == sorted(seen)
+    assert {v // shrunk for v in seen if v < 400} <= {1, 2, 4, 8}
+    assert seen[-1] == size.initial == 400
+
+
 @pytest.mark.parametrize(
     ("url", "shown"),
     [

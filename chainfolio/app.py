@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -22,6 +23,10 @@ from chainfolio.bus import Bus
 from chainfolio.errors import ChainfolioError, SourceUnavailable
 from chainfolio.fetchers.config import ChainsConfig, load_chains
 from chainfolio.fetchers.portfolio import open_chains
+from chainfolio.limits import RequestLimits
+from chainfolio.logs import RequestIds
+from chainfolio.metrics import HttpMetrics, metrics_endpoint
+from chainfolio.ratelimit import open_rate_limiter
 from chainfolio.realtime import portfolio_socket
 from chainfolio.resolvers.context import ChainInfo, Services
 from chainfolio.rest import rest_routes
@@ -34,7 +39,13 @@ from chainfolio.storage.database import (
     resolve_database_url,
 )
 from chainfolio.storage.migrations import LATEST_VERSION, StorageOptions, check_version, migrate
-from chainfolio.web import Authenticator, authenticator_of, error_response, services_of
+from chainfolio.web import (
+    Authenticator,
+    authenticator_of,
+    error_response,
+    graphql_error_response,
+    services_of,
+)
 from chainfolio.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -142,13 +153,8 @@ class AuthenticatedGraphQL:
                     caller = await authenticator_of(request).caller(
                         request.headers.get("authorization")
                     )
-                except ChainfolioError as exc:
-                    response = JSONResponse(
-                        {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
-                        status_code=exc.status,
-                        headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None,
-                    )
-                    await response(scope, receive, send)
+                except ChainfolioError as exc:  # 401 (or 429: the user's rate limit)
+                    await graphql_error_response(exc)(scope, receive, send)
                     return
                 scope.setdefault("state", {})["caller"] = caller
         await self._graphql(scope, receive, send)
@@ -203,7 +209,15 @@ def create_app(
                 settings=cfg, engine=engine, chains=chain_infos(chains_config), bus=bus
             )
             app.state.services = services
-            app.state.authenticator = Authenticator(services)
+            limiter = await stack.enter_async_context(
+                open_rate_limiter(
+                    cfg.redis_url,
+                    per_ip=cfg.rate_limit_per_ip_per_minute,
+                    per_user=cfg.rate_limit_per_minute,
+                )
+            )
+            app.state.rate_limiter = limiter
+            app.state.authenticator = Authenticator(services, limiter)
             if cfg.run_worker:
                 await stack.enter_async_context(running_worker(services, chains_config))
             yield
@@ -218,8 +232,16 @@ def create_app(
         WebSocketRoute("/graphql", graphql),
         WebSocketRoute("/v1/ws", portfolio_socket),
     ]
+    if cfg.metrics_enabled:
+        routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
     return Starlette(
         routes=routes,
         lifespan=lifespan,
+        # outermost first: request id and access log, timing, then the abuse limits
+        middleware=[
+            Middleware(RequestIds),
+            Middleware(HttpMetrics),
+            Middleware(RequestLimits, max_body_bytes=cfg.max_body_bytes),
+        ],
         exception_handlers={ChainfolioError: _chainfolio_error, Exception: _unexpected_error},
     )

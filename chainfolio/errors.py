@@ -51,6 +51,13 @@ class NotFound(ChainfolioError):
     status = 404
 
 
+class PayloadTooLarge(ChainfolioError):
+    """The request body (or websocket message) is larger than the configured cap."""
+
+    code = "PAYLOAD_TOO_LARGE"
+    status = 413
+
+
 class RateLimited(ChainfolioError):
     """Too many requests; `retry_after` seconds until the next is allowed."""
 

@@ -9,16 +9,21 @@ from starlette.responses import JSONResponse
 
 from chainfolio.auth import TokenVerifier
 from chainfolio.errors import ChainfolioError
+from chainfolio.ratelimit import RateLimiter
 from chainfolio.resolvers.context import Caller, Services
 from chainfolio.storage.accounts import ensure_user, user_id_for
 
 
 class Authenticator:
-    """Turns a bearer header into a Caller, creating the user on first sight."""
+    """Turns a bearer header into a Caller, creating the user on first sight.
 
-    def __init__(self, services: Services) -> None:
+    Every authentication counts against the user's rate limit when a limiter is given.
+    """
+
+    def __init__(self, services: Services, limiter: RateLimiter | None = None) -> None:
         self._services = services
         self._verifier = TokenVerifier(services.settings)
+        self._limiter = limiter
         self._known: set[str] = set()
 
     async def caller(self, authorization: str | None) -> Caller:
@@ -31,6 +36,8 @@ class Authenticator:
         return await self._ensure(await self._verifier.subject_of_token(token))
 
     async def _ensure(self, subject: str) -> Caller:
+        if self._limiter is not None:
+            await self._limiter.check_user(subject)
         if subject not in self._known:
             async with self._services.engine.begin() as db:
                 await ensure_user(db, subject=subject)
@@ -50,16 +57,29 @@ def authenticator_of(conn: HTTPConnection) -> Authenticator:
     return auth
 
 
-def error_response(exc: ChainfolioError) -> JSONResponse:
-    """The REST envelope for an error, with its HTTP status."""
+def _error_headers(exc: ChainfolioError) -> dict[str, str] | None:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         headers = {"Retry-After": str(retry_after)}
+    return headers
+
+
+def error_response(exc: ChainfolioError) -> JSONResponse:
+    """The REST envelope for an error, with its HTTP status."""
     return JSONResponse(
         {"success": False, "error": {"code": exc.code, "message": exc.message}},
         status_code=exc.status,
-        headers=headers,
+        headers=_error_headers(exc),
+    )
+
+
+def graphql_error_response(exc: ChainfolioError) -> JSONResponse:
+    """A GraphQL-shaped error (`errors[].extensions.code`) refused before execution."""
+    return JSONResponse(
+        {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
+        status_code=exc.status,
+        headers=_error_headers(exc),
     )
 
 

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
+from chainfolio.metrics import SUBSCRIBERS
+
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 8
@@ -206,11 +208,13 @@ class Bus:
         subscription = Subscription(channel)
         first = not self._subscribers[channel]
         self._subscribers[channel].add(subscription)
+        SUBSCRIBERS.inc()
         if first:
             await self._backend.subscribe(channel)
         try:
             yield subscription
         finally:
+            SUBSCRIBERS.dec()
             self._subscribers[channel].discard(subscription)
             if not self._subscribers[channel]:
                 del self._subscribers[channel]

@@ -57,7 +57,7 @@ RPC_ERRORS = Counter(
 )
 
 
-def observe_chain_read(*, chain: str, state: str, duration_s: float) -> None:
+def observe_chain_read(chain: str, state: str, duration_s: float) -> None:
     """Record one chain read of a refresh cycle."""
     CHAIN_READ.labels(chain=chain, state=state).observe(duration_s)
 

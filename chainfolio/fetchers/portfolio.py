@@ -32,6 +32,7 @@ from chainfolio.fetchers.prices import (
     PriceSource,
 )
 from chainfolio.fetchers.rpc import RpcClient
+from chainfolio.metrics import observe_chain_read
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,8 @@ async def read_portfolio(
     results, prices = await asyncio.gather(
         gather_all(chain_reads), _read_prices(chains.prices, symbols, chain_timeout_s, with_prices)
     )
+    for status in (result.status for result in results):
+        observe_chain_read(status.name, status.state.value, status.duration_s)
     priced = {
         result.status.chain_id: ChainHoldings(
             result.status,

@@ -19,6 +19,7 @@ import orjson
 
 from chainfolio.errors import SourceUnavailable
 from chainfolio.fetchers.config import RpcSettings
+from chainfolio.metrics import count_rpc_error
 
 T = TypeVar("T")
 
@@ -315,6 +316,7 @@ class RpcClient:
         return await self.run(work)
 
     def _mark_failed(self, endpoint: EndpointHealth, error: str) -> None:
+        count_rpc_error(self.chain)
         endpoint.failures += 1
         endpoint.last_error = error
         delay = self.settings.backoff_s * 2 ** (endpoint.failures - 1)

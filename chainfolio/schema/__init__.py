@@ -15,6 +15,7 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.disable_introspection import DisableIntrospection
 
+from chainfolio.metrics import GraphQLMetrics
 from chainfolio.schema.errors import ErrorCodes
 from chainfolio.schema.root import Mutation, Query
 from chainfolio.schema.subscription import Subscription
@@ -23,6 +24,7 @@ from chainfolio.schema.subscription import Subscription
 def build_schema(*, max_depth: int = 12, introspection: bool = True) -> strawberry.Schema:
     """The schema with abuse limits and parser/validation caches on."""
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        GraphQLMetrics,  # first, so it exits last and counts the codes ErrorCodes set
         ErrorCodes,
         lambda: QueryDepthLimiter(max_depth=max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=30),

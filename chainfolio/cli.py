@@ -6,12 +6,15 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import logging.config
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
 from chainfolio.auth import issue_token
 from chainfolio.errors import ChainfolioError
+from chainfolio.logs import LogFormat, logging_config
 from chainfolio.settings import Settings
 
 
@@ -27,6 +30,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.with_worker:  # the factory reads settings from the environment
         os.environ["CHAINFOLIO_RUN_WORKER"] = "true"
+    # uvicorn shuts down gracefully on SIGTERM (requests finish, websockets get a 1012 close
+    # frame), then re-raises the signal; with this handler the re-raise is a no-op and a
+    # clean shutdown exits 0
+    signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(
         "chainfolio.app:create_app",
         factory=True,
@@ -34,7 +41,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
-        ws_max_size=64 * 1024,
+        log_config=logging_config(_log_format(args, settings), args.log_level),
+        access_log=False,  # chainfolio.logs writes the access lines, with request ids
+        ws_max_size=settings.ws_max_message_bytes,
         ws_per_message_deflate=False,
     )
     return 0
@@ -132,6 +141,11 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
+def _log_format(args: argparse.Namespace, settings: Settings) -> LogFormat:
+    chosen: LogFormat | None = getattr(args, "log_format", None)
+    return chosen or settings.log_format
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     parser = argparse.ArgumentParser(prog="chainfolio", description=__doc__)
@@ -144,10 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--with-worker", action="store_true", help="refresh in this process")
+    serve.add_argument("--log-format", choices=["text", "json"], help="default: settings")
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
-    sub.add_parser("worker", help="run the refresh worker").set_defaults(func=cmd_worker)
+    worker = sub.add_parser("worker", help="run the refresh worker")
+    worker.add_argument("--log-format", choices=["text", "json"], help="default: settings")
+    worker.set_defaults(func=cmd_worker)
 
     token = sub.add_parser("token", help="print a dev JWT (HS256, configured secret)")
     token.add_argument("--user", required=True, help="subject (user id)")
@@ -173,13 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `chainfolio` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    settings = Settings()
+    level = "DEBUG" if args.verbose else "INFO"
+    logging.config.dictConfig(logging_config(_log_format(args, settings), level))
     func: Command = args.func
     try:
-        return func(args, Settings())
+        return func(args, settings)
     except ChainfolioError as exc:
         print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
         return 2

@@ -24,7 +24,12 @@ LogFormat = Literal["text", "json"]
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
-_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# standard LogRecord attributes, and uvicorn's colour duplicate of the message
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 access_log = logging.getLogger("chainfolio.access")
 
 

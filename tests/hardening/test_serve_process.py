@@ -1,0 +1,114 @@
+"""`chainfolio serve` as a real process: JSON logs with request ids, the websocket message
+cap, and a graceful SIGTERM (websockets get a close frame, the process exits 0)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.hardening.conftest import SECRET, bearer
+from tests.servers import free_port
+
+
+@contextmanager
+def serving(
+    database_url: str, data_dir: Path, *args: str, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A `chainfolio serve` process, ready; yields its base URL and the process."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chainfolio", "serve", "--port", str(port), *args],
+        env={
+            **os.environ,
+            "CHAINFOLIO_DATABASE_URL": database_url,
+            "CHAINFOLIO_JWT_SECRET": SECRET,
+            "CHAINFOLIO_DATA_DIR": str(data_dir),
+            **env,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        while proc.poll() is None:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        if proc.poll() is not None:
+            output = proc.stdout.read().decode() if proc.stdout else ""
+            pytest.fail(f"chainfolio serve did not start:\n{output}")
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _ws_url(base: str, path: str) -> str:
+    return base.replace("http://", "ws://") + path
+
+
+async def test_sigterm_closes_websockets_exits_0_and_logs_json(
+    database_url: str, tmp_path: Path
+) -> None:
+    subject = "sigterm-user"
+    token = bearer(subject)["Authorization"].split()[1]
+    with serving(database_url, tmp_path, "--log-format", "json") as (base, proc):
+        async with httpx.AsyncClient(base_url=base) as http:
+            answer = await http.get(
+                "/v1/wallets", headers={**bearer(subject), "X-Request-ID": "trace-42"}
+            )
+            assert answer.status_code == 200
+            assert answer.headers["X-Request-ID"] == "trace-42"
+            made = await http.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
+            assert len(made.headers["X-Request-ID"]) == 32  # a fresh one replaces it
+        async with connect(_ws_url(base, f"/v1/ws?token={token}")) as ws:
+            subscribe = {"type": "subscribe", "channel": "portfolio", "userId": subject}
+            await ws.send(json.dumps(subscribe))
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+            proc.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None  # a close frame, not a dropped connection
+            assert closed.value.rcvd.code == 1012  # service restart: clients reconnect
+        assert proc.wait(timeout=30) == 0
+        output = proc.stdout.read().decode() if proc.stdout else ""
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert records, output
+    access = [r for r in records if r["logger"] == "chainfolio.access"]
+    traced = [r for r in access if r["request_id"] == "trace-42"]
+    assert len(traced) == 1
+    assert traced[0]["path"] == "/v1/wallets"
+    assert traced[0]["status"] == 200
+    assert traced[0]["duration_ms"] >= 0
+    assert any(r["message"] == "Application shutdown complete." for r in records)
+
+
+async def test_websocket_messages_over_the_cap_close_with_1009(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {"CHAINFOLIO_WS_MAX_MESSAGE_BYTES": "2048"}
+    with serving(database_url, tmp_path, **env) as (base, _proc):
+        async with connect(
+            _ws_url(base, "/graphql"),
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        ) as ws:
+            await ws.send("x" * 4096)
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1009  # message too big

@@ -35,6 +35,7 @@ from chainfolio.schema.context import Context
 from chainfolio.settings import Settings
 from chainfolio.storage.database import (
     create_engine,
+    database_error_types,
     is_database_unavailable,
     resolve_database_url,
 )
@@ -81,6 +82,12 @@ async def running_worker(services: Services, config: ChainsConfig) -> AsyncItera
 async def _chainfolio_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ChainfolioError)
     return error_response(exc)
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    # Registered for the database's error classes so that Starlette answers them in its
+    # exception middleware (the catch-all `Exception` handler re-raises after answering).
+    return await _unexpected_error(request, exc)
 
 
 async def _unexpected_error(_request: Request, exc: Exception) -> Response:
@@ -243,5 +250,9 @@ def create_app(
             Middleware(HttpMetrics),
             Middleware(RequestLimits, max_body_bytes=cfg.max_body_bytes),
         ],
-        exception_handlers={ChainfolioError: _chainfolio_error, Exception: _unexpected_error},
+        exception_handlers={
+            ChainfolioError: _chainfolio_error,
+            **dict.fromkeys(database_error_types(), _database_error),
+            Exception: _unexpected_error,
+        },
     )

@@ -8,10 +8,11 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
 from chainfolio.auth import TokenVerifier
-from chainfolio.errors import ChainfolioError
+from chainfolio.errors import ChainfolioError, SourceUnavailable
 from chainfolio.ratelimit import RateLimiter
 from chainfolio.resolvers.context import Caller, Services
 from chainfolio.storage.accounts import ensure_user, user_id_for
+from chainfolio.storage.database import is_database_unavailable
 
 
 class Authenticator:
@@ -39,8 +40,14 @@ class Authenticator:
         if self._limiter is not None:
             await self._limiter.check_user(subject)
         if subject not in self._known:
-            async with self._services.engine.begin() as db:
-                await ensure_user(db, subject=subject)
+            try:
+                async with self._services.engine.begin() as db:
+                    await ensure_user(db, subject=subject)
+            except Exception as exc:
+                # before any route runs: GraphQL must still answer in its own error shape
+                if is_database_unavailable(exc):
+                    raise SourceUnavailable("database unavailable, try again shortly") from exc
+                raise
             self._known.add(subject)
         return Caller(user_id_for(subject), subject)
 

@@ -77,19 +77,32 @@ async def open_engine(url: str, *, pool_size: int = 10) -> AsyncIterator[AsyncEn
         await engine.dispose()
 
 
+def _unreachable_types() -> tuple[type[BaseException], ...]:
+    import asyncpg  # noqa: PLC0415
+
+    # Connecting goes around SQLAlchemy's wrapping: a stopped server surfaces as the driver's
+    # own error (or an OSError from the socket), not as a DBAPIError.
+    return (
+        OSError,
+        asyncpg.exceptions.CannotConnectNowError,
+        asyncpg.exceptions.ConnectionDoesNotExistError,
+        asyncpg.exceptions.TooManyConnectionsError,
+    )
+
+
+def database_error_types() -> tuple[type[BaseException], ...]:
+    """Exception classes that may mean "database unreachable" (for framework handlers)."""
+    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
+
+    return (DBAPIError, *_unreachable_types())
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """True for errors that mean "the database cannot be reached", not a bug."""
-    import asyncpg  # noqa: PLC0415
     from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError  # noqa: PLC0415
 
     if isinstance(exc, OperationalError | InterfaceError):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(
-        exc,
-        OSError
-        | asyncpg.exceptions.CannotConnectNowError
-        | asyncpg.exceptions.ConnectionDoesNotExistError
-        | asyncpg.exceptions.TooManyConnectionsError,
-    )
+    return isinstance(exc, _unreachable_types())

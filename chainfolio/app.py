@@ -54,7 +54,17 @@ log = logging.getLogger(__name__)
 
 def chain_infos(config: ChainsConfig) -> dict[int, ChainInfo]:
     """What the API needs of each configured chain."""
-    return {c.chain_id: ChainInfo(c.chain_id, c.name, c.native_symbol) for c in config.chains}
+    return {
+        c.chain_id: ChainInfo(
+            c.chain_id,
+            c.name,
+            c.native_symbol,
+            native_price_symbol=c.native_price_key,
+            gas_price_gwei=c.gas_price_gwei,
+            swap_gas_units=c.swap_gas_units,
+        )
+        for c in config.chains
+    }
 
 
 @asynccontextmanager

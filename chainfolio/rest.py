@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -10,10 +12,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from chainfolio.errors import InvalidInput
+from chainfolio.resolvers import allocation as allocation_resolver
+from chainfolio.resolvers import compare as compare_resolver
 from chainfolio.resolvers import history as history_resolver
 from chainfolio.resolvers import performance as performance_resolver
 from chainfolio.resolvers import portfolio as portfolio_resolver
+from chainfolio.resolvers import targets as targets_resolver
 from chainfolio.resolvers import wallets as wallets_resolver
+from chainfolio.resolvers.allocation import PolicyView, Slice
 from chainfolio.resolvers.context import Caller
 from chainfolio.storage import accounts
 from chainfolio.storage.accounts import Wallet
@@ -127,6 +133,181 @@ async def get_performance(request: Request) -> Response:
     return ok(performance_resolver.performance_fields(view))
 
 
+def _iso(moment: Any) -> str:
+    return str(moment.isoformat()).replace("+00:00", "Z")
+
+
+def _slices_json(slices: list[Slice]) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": s.key,
+            "label": s.label,
+            "valueUsd": number(s.value_usd),
+            "valueUsdExact": str(s.value_usd),
+            "weight": s.weight,
+        }
+        for s in slices
+    ]
+
+
+async def get_allocation(request: Request) -> Response:
+    """GET /v1/portfolio/allocation — weights by asset, chain and category (percent)."""
+    caller = await _caller(request)
+    async with services_of(request).engine.connect() as db:
+        view = await allocation_resolver.resolve_allocation(db, user_id=caller.user_id)
+    return ok(
+        {
+            "totalValue": number(view.total_value),
+            "grossAssets": number(view.gross_assets),
+            "liabilities": number(view.liabilities),
+            "byAsset": _slices_json(view.by_asset),
+            "byChain": _slices_json(view.by_chain),
+            "byCategory": _slices_json(view.by_category),
+            "unpricedCount": view.unpriced_count,
+            "unpricedAssets": view.unpriced_assets,
+        }
+    )
+
+
+def _policy_json(view: PolicyView) -> dict[str, Any]:
+    return {
+        "targets": [
+            {"key": t.key, "weight": number(t.weight), "members": t.members} for t in view.targets
+        ],
+        "band": number(view.band),
+        "minTradeUsd": number(view.min_trade_usd),
+    }
+
+
+async def get_targets(request: Request) -> Response:
+    """GET /v1/portfolio/targets — saved targets (percent), band (percent), minimum trade."""
+    caller = await _caller(request)
+    async with services_of(request).engine.connect() as db:
+        view = await allocation_resolver.resolve_targets(db, user_id=caller.user_id)
+    return ok(_policy_json(view))
+
+
+def _decimal(value: Any, *, name: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidInput(f"{name} must be a number", code="INVALID_TARGETS")
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise InvalidInput(f"{name} must be a number", code="INVALID_TARGETS") from exc
+    if not result.is_finite():
+        raise InvalidInput(f"{name} must be a finite number", code="INVALID_TARGETS")
+    return result
+
+
+def _target(item: Any) -> tuple[str, Decimal, list[str]]:
+    if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+        raise InvalidInput(
+            "each target is an object with a string key and a weight", code="INVALID_TARGETS"
+        )
+    members = item.get("members") or []
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise InvalidInput("members must be a list of asset symbols", code="INVALID_TARGETS")
+    return item["key"], _decimal(item.get("weight"), name="weight"), members
+
+
+async def put_targets(request: Request) -> Response:
+    """PUT /v1/portfolio/targets {targets: [{key, weight, members?}], band?, minTradeUsd?}."""
+    caller = await _caller(request)
+    data = await _json_body(request)
+    targets = data.get("targets")
+    if not isinstance(targets, list):
+        raise InvalidInput("targets must be a list", code="INVALID_TARGETS")
+    parsed = [_target(item) for item in targets]
+    band = _decimal(data.get("band", 5), name="band")
+    min_trade = _decimal(data.get("minTradeUsd", 50), name="minTradeUsd")
+    async with services_of(request).engine.begin() as db:
+        policy = await targets_resolver.set_allocation_targets(
+            db, user_id=caller.user_id, targets=parsed, band_percent=band, min_trade_usd=min_trade
+        )
+    return ok(_policy_json(allocation_resolver.policy_view(policy)))
+
+
+async def get_rebalance(request: Request) -> Response:
+    """GET /v1/portfolio/rebalance — suggested trades back within the bands, gas per chain."""
+    caller = await _caller(request)
+    services = services_of(request)
+    async with services.engine.connect() as db:
+        view = await allocation_resolver.resolve_rebalance(
+            db, user_id=caller.user_id, chains=services.chains
+        )
+    return ok(
+        {
+            "withinBands": view.within_bands,
+            "resultWithinBands": view.result_within_bands,
+            "trades": [
+                {
+                    "side": t.side,
+                    "asset": t.asset,
+                    "chainId": t.chain_id,
+                    "valueUsd": number(t.value_usd),
+                    "amount": number(t.amount),
+                    "amountExact": None if t.amount is None else str(t.amount),
+                }
+                for t in view.trades
+            ],
+            "gas": [
+                {
+                    "chainId": g.chain_id,
+                    "trades": g.trades,
+                    "gasUnits": g.gas_units,
+                    "costUsd": number(g.cost_usd),
+                }
+                for g in view.gas
+            ],
+            "totalGasUsd": number(view.total_gas_usd),
+            "currentWeights": _slices_json(view.current_weights),
+            "resultingWeights": _slices_json(view.resulting_weights),
+            "targets": _slices_json(view.targets),
+            "band": number(view.band),
+            "minTradeUsd": number(view.min_trade_usd),
+            "totalValueUsd": number(view.total_value_usd),
+        }
+    )
+
+
+async def get_compare(request: Request) -> Response:
+    """GET /v1/portfolio/compare?period=90d&interval=1d&benchmark=ETH — indices and risk."""
+    caller = await _caller(request)
+    services = services_of(request)
+    params = request.query_params
+    async with services.engine.connect() as db:
+        view = await compare_resolver.resolve_comparison(
+            db,
+            user_id=caller.user_id,
+            period=params.get("period", "30d"),
+            interval=params.get("interval") or None,
+            benchmark=params.get("benchmark", "ETH"),
+            now=services.clock(),
+            retention_days=services.settings.snapshot_retention_days,
+            risk_free_rate=services.settings.risk_free_rate,
+        )
+    stats = asdict(compare_resolver.comparison_stats(view))
+    return ok(
+        {
+            "benchmark": view.benchmark,
+            "period": view.period,
+            "interval": view.interval,
+            "start": _iso(view.start),
+            "end": _iso(view.end),
+            "timestamps": [_iso(t) for t in view.timestamps],
+            "portfolio": view.portfolio,
+            "benchmarkValues": view.benchmark_values,
+            **{_camel(k): v for k, v in stats.items()},
+            "intervals": view.intervals,
+        }
+    )
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
 def _wallet_json(row: Wallet) -> dict[str, Any]:
     return {
         "id": str(row.id),
@@ -199,6 +380,11 @@ def rest_routes() -> list[BaseRoute]:
         Route("/v1/portfolio", get_portfolio, methods=["GET"]),
         Route("/v1/portfolio/history", get_history, methods=["GET"]),
         Route("/v1/portfolio/performance", get_performance, methods=["GET"]),
+        Route("/v1/portfolio/allocation", get_allocation, methods=["GET"]),
+        Route("/v1/portfolio/targets", get_targets, methods=["GET"]),
+        Route("/v1/portfolio/targets", put_targets, methods=["PUT"]),
+        Route("/v1/portfolio/rebalance", get_rebalance, methods=["GET"]),
+        Route("/v1/portfolio/compare", get_compare, methods=["GET"]),
         Route("/v1/wallets", list_wallets, methods=["GET"]),
         Route("/v1/wallets", add_wallet, methods=["POST"]),
         Route("/v1/wallets/{wallet_id}", remove_wallet, methods=["DELETE"]),

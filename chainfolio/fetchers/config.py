@@ -76,7 +76,7 @@ MULTICALL3 = ChecksumAddress("0xcA11bde05977b3631167028862bE2a173976CA11")
 """Multicall3 lives at the same address on every chain that has it (deterministic deploy)."""
 
 SWAP_GAS_UNITS = 150_000
-"""Gas of one DEX swap in rebalancing estimates (a Uniswap V3 single-hop swap uses ~130–180 K)."""
+"""Gas of one DEX swap in rebalancing estimates (a Uniswap V3 single-hop swap: ~130 to 180 K)."""
 
 SHIPPED_CHAINS_FILE = Path(__file__).with_name("chains.mainnet.toml")
 

@@ -6,10 +6,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chainfolio.bus import Bus
+from chainfolio.fetchers.config import SWAP_GAS_UNITS
 from chainfolio.settings import Settings
 
 
@@ -25,6 +27,9 @@ class ChainInfo:
     chain_id: int
     name: str
     native_symbol: str = "ETH"
+    native_price_symbol: str = "ETH"
+    gas_price_gwei: Decimal | None = None
+    swap_gas_units: int = SWAP_GAS_UNITS
 
 
 @dataclass(slots=True)

@@ -6,11 +6,20 @@ from decimal import Decimal
 
 import strawberry
 
+from chainfolio.resolvers import allocation as allocation_resolver
+from chainfolio.resolvers import compare as compare_resolver
 from chainfolio.resolvers import history as history_resolver
 from chainfolio.resolvers import performance as performance_resolver
 from chainfolio.resolvers import portfolio as portfolio_resolver
 from chainfolio.resolvers import targets as targets_resolver
 from chainfolio.resolvers import wallets as wallets_resolver
+from chainfolio.schema.allocation import (
+    Allocation,
+    AllocationPolicy,
+    AllocationTarget,
+    Rebalance,
+)
+from chainfolio.schema.comparison import Comparison
 from chainfolio.schema.context import Info
 from chainfolio.schema.types import History, Performance, Portfolio, Wallet
 from chainfolio.storage import accounts
@@ -57,6 +66,59 @@ class Query:
                 risk_free_rate=ctx.services.settings.risk_free_rate,
             )
         return Performance.of(performance_resolver.performance_fields(view))
+
+    @strawberry.field(
+        description="Weights by asset, chain and category in percent of the net total."
+    )
+    async def allocation(self, info: Info) -> Allocation:
+        ctx = info.context
+        async with ctx.services.engine.connect() as db:
+            view = await allocation_resolver.resolve_allocation(db, user_id=ctx.caller.user_id)
+        return Allocation.of(view)
+
+    @strawberry.field(description="Saved allocation targets, drift band and minimum trade.")
+    async def allocation_targets(self, info: Info) -> AllocationPolicy:
+        ctx = info.context
+        async with ctx.services.engine.connect() as db:
+            view = await allocation_resolver.resolve_targets(db, user_id=ctx.caller.user_id)
+        return AllocationPolicy.of(view)
+
+    @strawberry.field(
+        description="Suggested trades back within the drift bands of the saved targets, with "
+        "gas per chain (NO_TARGETS when none are saved)."
+    )
+    async def rebalance(self, info: Info) -> Rebalance:
+        ctx = info.context
+        async with ctx.services.engine.connect() as db:
+            view = await allocation_resolver.resolve_rebalance(
+                db, user_id=ctx.caller.user_id, chains=ctx.services.chains
+            )
+        return Rebalance.of(view)
+
+    @strawberry.field(
+        description="Flow-neutral portfolio growth against a benchmark: a symbol (ETH) or a "
+        "basket (ETH:60,BTC:40), both rebased to 100."
+    )
+    async def compare(
+        self,
+        info: Info,
+        period: str = "30d",
+        interval: str | None = None,
+        benchmark: str = "ETH",
+    ) -> Comparison:
+        ctx = info.context
+        async with ctx.services.engine.connect() as db:
+            view = await compare_resolver.resolve_comparison(
+                db,
+                user_id=ctx.caller.user_id,
+                period=period,
+                interval=interval,
+                benchmark=benchmark,
+                now=ctx.services.clock(),
+                retention_days=ctx.services.settings.snapshot_retention_days,
+                risk_free_rate=ctx.services.settings.risk_free_rate,
+            )
+        return Comparison.of(view)
 
     @strawberry.field(description="The caller's tracked wallets.")
     async def wallets(self, info: Info) -> list[Wallet]:
@@ -109,7 +171,7 @@ class Mutation:
         targets: list[TargetInput],
         band: Decimal = Decimal(5),
         min_trade_usd: Decimal = Decimal(50),
-    ) -> list[AllocationTargetType]:
+    ) -> list[AllocationTarget]:
         ctx = info.context
         async with ctx.services.engine.begin() as db:
             policy = await targets_resolver.set_allocation_targets(
@@ -119,14 +181,4 @@ class Mutation:
                 band_percent=band,
                 min_trade_usd=min_trade_usd,
             )
-        return [
-            AllocationTargetType(key=t.key, weight=t.weight * 100, members=list(t.members))
-            for t in policy.targets
-        ]
-
-
-@strawberry.type(name="AllocationTarget")
-class AllocationTargetType:
-    key: str
-    weight: Decimal
-    members: list[str]
+        return [AllocationTarget.of(t) for t in allocation_resolver.policy_view(policy).targets]

@@ -1,0 +1,60 @@
+"""GraphQL type of the portfolio-versus-benchmark comparison."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from chainfolio.resolvers.compare import ComparisonView, comparison_stats
+
+
+@strawberry.type(
+    description="The portfolio's flow-neutral growth against a benchmark, both rebased to 100 "
+    "at the first bucket where both have a value; null marks a bucket without one. Rates "
+    "are percent; alpha and tracking error are annualised."
+)
+class Comparison:
+    benchmark: str
+    period: str
+    interval: str
+    start: datetime
+    end: datetime
+    timestamps: list[datetime]
+    portfolio: list[float | None]
+    benchmark_values: list[float | None]
+    portfolio_return: float | None
+    benchmark_return: float | None
+    excess_return: float | None = strawberry.field(
+        description="portfolioReturn - benchmarkReturn, percentage points."
+    )
+    beta: float | None
+    alpha: float | None
+    correlation: float | None
+    tracking_error: float | None
+    information_ratio: float | None
+    intervals: int = strawberry.field(description="Intervals the statistics were computed on.")
+
+    @classmethod
+    def of(cls, view: ComparisonView) -> Comparison:
+        """From the resolver's view."""
+        stats = comparison_stats(view)
+        return cls(
+            benchmark=view.benchmark,
+            period=view.period,
+            interval=view.interval,
+            start=view.start,
+            end=view.end,
+            timestamps=view.timestamps,
+            portfolio=view.portfolio,
+            benchmark_values=view.benchmark_values,
+            portfolio_return=stats.portfolio_return,
+            benchmark_return=stats.benchmark_return,
+            excess_return=stats.excess_return,
+            beta=stats.beta,
+            alpha=stats.alpha,
+            correlation=stats.correlation,
+            tracking_error=stats.tracking_error,
+            information_ratio=stats.information_ratio,
+            intervals=view.intervals,
+        )

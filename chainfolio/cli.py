@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from chainfolio.auth import issue_token
 from chainfolio.errors import ChainfolioError
@@ -138,6 +139,17 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the demo: database, local chains, worker, API, history and live changes."""
+    from chainfolio.demo import DemoOptions, run_demo  # noqa: PLC0415
+
+    chain_ids = tuple(int(c) for c in args.chains.split(",") if c.strip())
+    options = DemoOptions(
+        host=args.host, port=args.port, chain_ids=chain_ids, tick_s=args.tick, json_path=args.json
+    )
+    return run_demo(settings, options)
+
+
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
@@ -170,6 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--user", required=True, help="subject (user id)")
     token.add_argument("--days", type=int, default=30)
     token.set_defaults(func=cmd_token)
+
+    demo = sub.add_parser("demo", help="run the demo: local chains, history, live dashboard")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--chains", default="1,137,42161", help="devnet chain ids, comma-separated")
+    demo.add_argument(
+        "--tick", type=float, default=5.0, help="seconds between live changes (0: none)"
+    )
+    demo.add_argument("--json", type=Path, help="also write the URL, token and chains here")
+    demo.set_defaults(func=cmd_demo)
 
     wallet = sub.add_parser("wallet", help="manage a user's wallets")
     wsub = wallet.add_subparsers(dest="action", required=True)

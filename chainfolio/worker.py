@@ -5,6 +5,18 @@ batches pinned to one block per chain), stores the holdings (a chain that fails 
 values, flagged stale), publishes an update for every user whose total or holdings changed,
 and writes the user's snapshot for the current hour once (idempotent on user and hour).
 
+Cash flows: each cycle also scans the blocks since each wallet's cursor up to the block the
+balances were read at (so flows and values agree) for transfers in and out (see
+`chainfolio.fetchers.transfers`); a transfer with another tracked wallet of the same user, or
+with a configured vault or lending market (positions the portfolio already counts), is not a
+flow. A flow is valued at the price of the refresh that found it and is dated by its block,
+moved into the snapshot interval whose value first includes it.
+
+On its first sight of a user whose last snapshot is more than an hour old (a restart, a shard
+taken over), the worker back-fills the missing hours (at most `backfill_hours`) from balances
+read at the block nearest each hour, valued with the prices stored nearest that hour; an
+hour without such a block, state or prices stays a gap (no interpolation).
+
 Several workers may run: users are split into shards held with PostgreSQL session advisory
 locks. A worker holds at most its fair share (shards / live workers); a worker that dies
 drops its connection, its locks go with it, and the others take its shards on the next cycle.
@@ -19,27 +31,36 @@ import math
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chainfolio.bus import Bus, portfolio_channel
-from chainfolio.domain import Holding
-from chainfolio.fetchers.portfolio import ChainSet, ChainState, read_portfolio
+from chainfolio.domain import NATIVE, Holding, Price
+from chainfolio.fetchers.config import ChainConfig
+from chainfolio.fetchers.evm import EvmChainReader
+from chainfolio.fetchers.portfolio import ChainHoldings, ChainSet, ChainState, read_portfolio
+from chainfolio.fetchers.rpc import parse_quantity
+from chainfolio.fetchers.transfers import ScanLimits, Transfer, block_hashes, scan_transfers
 from chainfolio.resolvers.portfolio import summarize_holdings
 from chainfolio.resolvers.updates import HoldingChange, PortfolioUpdate, percent_change
 from chainfolio.storage import accounts, timeseries
 from chainfolio.storage import holdings as holdings_store
+from chainfolio.storage.accounts import Wallet
 from chainfolio.storage.holdings import StoredHolding
+from chainfolio.storage.migrations import drop_expired_partitions
 
 log = logging.getLogger(__name__)
 
 SHARDS = 64
 _SHARD_LOCK_BASE = 0x63660000  # advisory lock ids 0x63660000 + shard
+_RETENTION_LOCK = 0x63665254  # one worker at a time drops expired partitions
+HOUR = timedelta(hours=1)
+_TICK = timedelta(microseconds=1)
 WORKER_APPLICATION = "chainfolio-worker"
 
 
@@ -58,7 +79,25 @@ class CycleReport:
     snapshots: int = 0
     stale_chains: dict[int, str] = field(default_factory=dict)
     blocks: dict[int, int] = field(default_factory=dict)
+    flows: int = 0
+    rescanned_chains: dict[int, int] = field(default_factory=dict)
+    """Chain id -> block a reorg (or a restarted chain) made the transfer scan start over at."""
+    backfilled: int = 0
     duration_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """The worker's knobs beyond the refresh interval."""
+
+    scan: ScanLimits = field(default_factory=ScanLimits)
+    max_scan_blocks: int = 10_000
+    """A wallet whose cursor lags more is scanned from head - this (older flows are missed)."""
+    reorg_depth: int = 12
+    """Blocks rescanned when a cursor's block was replaced or is beyond the head."""
+    backfill_hours: int = 48
+    retention_days: int = 90
+    retention_every_s: float = 3600.0
 
 
 class ShardLease:
@@ -72,7 +111,10 @@ class ShardLease:
         """Release above the fair share, then claim free shards up to it."""
         live = int(
             await self._conn.scalar(
-                text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :a"),
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE application_name = :a AND datname = current_database()"
+                ),
                 {"a": WORKER_APPLICATION},
             )
             or 1
@@ -112,6 +154,33 @@ def _changes(before: list[Holding], after: list[Holding]) -> tuple[HoldingChange
     return tuple(changed)
 
 
+@dataclass(slots=True)
+class _ChainFlows:
+    """What scanning one chain produced, written in the refresh's transaction."""
+
+    flows: list[timeseries.CashFlow] = field(default_factory=list)
+    cursors: list[timeseries.TransferCursor] = field(default_factory=list)
+    orphaned_after: dict[int, list[uuid.UUID]] = field(default_factory=dict)
+    """Block -> wallets whose stored flows above that block a reorg orphaned."""
+    rescan_from: int | None = None
+
+
+def flow_time(
+    block_time: datetime, *, last_snapshot: datetime | None, hour: datetime, now: datetime
+) -> datetime:
+    """When a flow found now counts: its block time, moved into the snapshot interval whose
+    value first includes it (snapshots are stamped with their hour but read later)."""
+    low: datetime | None
+    if last_snapshot is not None and last_snapshot >= hour:  # this hour's value predates it
+        low, high = hour, max(now, hour + _TICK)
+    else:  # the snapshot written by this refresh at `hour` is the first to include it
+        low, high = last_snapshot, hour
+    moment = min(block_time, high)
+    if low is not None and moment <= low:
+        moment = low + _TICK
+    return moment
+
+
 class Worker:
     """Refreshes the wallets of the shards it holds."""
 
@@ -124,6 +193,7 @@ class Worker:
         clock: Callable[[], datetime],
         chain_names: Mapping[int, str],
         interval_s: float = 30.0,
+        options: WorkerOptions | None = None,
     ) -> None:
         self._engine = engine
         self._bus = bus
@@ -131,7 +201,12 @@ class Worker:
         self._clock = clock
         self._names = chain_names
         self.interval_s = interval_s
+        self.options = options or WorkerOptions()
         self._last_totals: dict[uuid.UUID, Decimal] = {}
+        # What this worker stored last cycle: the next cycle's "before" without a second query.
+        self._stored: dict[uuid.UUID, list[StoredHolding]] = {}
+        self._seen: set[uuid.UUID] = set()  # users whose missed hours were back-filled
+        self._retention_due = 0.0
 
     def _now(self) -> datetime:
         return self._clock()
@@ -147,10 +222,11 @@ class Worker:
                 if (shards is None or shard_of(w.user_id) in shards)
                 and w.chain_id in self._chains.readers
             ]
-            before = {
-                user_id: await holdings_store.current_holdings(db, user_id=user_id)
-                for user_id in {w.user_id for w in wallets}
-            }
+            users = {w.user_id for w in wallets}
+            for user_id in users - self._stored.keys():
+                self._stored[user_id] = await holdings_store.current_holdings(db, user_id=user_id)
+        before = {user_id: self._stored[user_id] for user_id in users}
+        self._stored = dict(before)  # refilled with what this cycle stores
         report.wallets = len(wallets)
         if not wallets:
             return report
@@ -162,6 +238,12 @@ class Worker:
             self._chains, [(w.chain_id, w.address) for w in wallets], last_known=last_known
         )
         now = self._now()
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        async with self._engine.connect() as db:
+            last_snapshots = await timeseries.latest_snapshot_times(
+                db, user_ids=users, since=hour - (self.options.backfill_hours + 1) * HOUR
+            )
+        scans = await self._detect_flows(wallets, read.chains, last_snapshots, hour, now)
         async with self._engine.begin() as db:
             for wallet in wallets:
                 chain = read.chains[wallet.chain_id]
@@ -181,14 +263,29 @@ class Worker:
                     holdings=chain.holdings.get(wallet.address, []),
                     observed_at=now,
                 )
+            # The prices this refresh valued holdings with, at minute precision (benchmarks).
             await timeseries.write_prices(
                 db,
                 [
-                    timeseries.PricePoint(p.updated_at, symbol, p.usd, p.source)
+                    timeseries.PricePoint(now, symbol, p.usd, p.source)
                     for symbol, p in read.prices.items()
                 ],
             )
-        await self._publish_and_snapshot({w.user_id for w in wallets}, before, now, report)
+            for chain_id, scan in scans.items():
+                for block, wallet_ids in scan.orphaned_after.items():
+                    await timeseries.delete_cash_flows_after(
+                        db, wallet_ids=wallet_ids, block_number=block
+                    )
+                if scan.rescan_from is not None:
+                    report.rescanned_chains[chain_id] = scan.rescan_from
+                await timeseries.write_cash_flows(db, scan.flows)
+                await timeseries.save_transfer_cursors(db, scan.cursors)
+                report.flows += len(scan.flows)
+        await self._publish_and_snapshot(users, before, now, report)
+        unseen = users - self._seen
+        if unseen:
+            report.backfilled = await self._backfill(wallets, unseen, last_snapshots, hour)
+            self._seen |= unseen
         report.duration_s = time.perf_counter() - started
         return report
 
@@ -204,7 +301,9 @@ class Worker:
         async with self._engine.connect() as db:
             for user_id in users:
                 stored = await holdings_store.current_holdings(db, user_id=user_id)
-                total, by_chain, by_asset, by_category = summarize_holdings(stored)
+                self._stored[user_id] = stored
+                snapshot = _snapshot(user_id, hour, stored)
+                total = snapshot.total_value
                 earlier = before.get(user_id, [])
                 changed = _changes([s.holding for s in earlier], [s.holding for s in stored])
                 previous = self._last_totals.get(user_id)
@@ -224,19 +323,249 @@ class Worker:
                     await self._bus.publish(portfolio_channel(user_id), update.to_json())
                     report.published += 1
                 self._last_totals[user_id] = total
-                snapshots.append(
-                    timeseries.Snapshot(
-                        user_id,
-                        hour,
-                        total,
-                        {name: v for (_cid, name), v in by_chain.items()},
-                        by_asset,
-                        by_category,
-                    )
-                )
+                snapshots.append(snapshot)
         report.users = len(users)
         async with self._engine.begin() as db:
             report.snapshots = await timeseries.write_snapshots(db, snapshots)
+
+    # --- cash flows -------------------------------------------------------------------------
+
+    async def _detect_flows(
+        self,
+        wallets: Sequence[Wallet],
+        chains: Mapping[int, ChainHoldings],
+        last_snapshots: Mapping[uuid.UUID, datetime],
+        hour: datetime,
+        now: datetime,
+    ) -> dict[int, _ChainFlows]:
+        by_chain: dict[int, list[Wallet]] = defaultdict(list)
+        for wallet in wallets:
+            chain = chains[wallet.chain_id]
+            if chain.status.state is ChainState.OK and chain.status.block_number is not None:
+                by_chain[wallet.chain_id].append(wallet)
+        async with self._engine.connect() as db:
+            cursors = await timeseries.transfer_cursors(db, wallet_ids=[w.id for w in wallets])
+        chain_ids = list(by_chain)
+        results = await asyncio.gather(
+            *(
+                self._chain_flows(
+                    chain_id,
+                    by_chain[chain_id],
+                    chains[chain_id],
+                    cursors,
+                    last_snapshots,
+                    hour,
+                    now,
+                )
+                for chain_id in chain_ids
+            ),
+            return_exceptions=True,
+        )
+        scans: dict[int, _ChainFlows] = {}
+        for chain_id, result in zip(chain_ids, results, strict=True):
+            if isinstance(result, BaseException):
+                # Cursors stay put: the same blocks are scanned again next cycle.
+                log.warning("transfer scan of chain %d failed: %s", chain_id, result)
+                continue
+            scans[chain_id] = result
+        return scans
+
+    async def _chain_flows(  # noqa: PLR0917 - one chain's share of a cycle
+        self,
+        chain_id: int,
+        wallets: Sequence[Wallet],
+        read: ChainHoldings,
+        cursors: Mapping[uuid.UUID, timeseries.TransferCursor],
+        last_snapshots: Mapping[uuid.UUID, datetime],
+        hour: datetime,
+        now: datetime,
+    ) -> _ChainFlows:
+        reader = self._chains.readers[chain_id]
+        head = read.status.block_number
+        assert head is not None
+        known = {cursors[w.id].block_number for w in wallets if w.id in cursors}
+        hashes = await block_hashes(reader.rpc, {head} | {b for b in known if b <= head})
+        result = _ChainFlows()
+        starts: dict[uuid.UUID, int] = {}  # last block already scanned, per wallet
+        for wallet in wallets:
+            cursor = cursors.get(wallet.id)
+            if cursor is None:  # first sight: what it holds now is its starting value
+                continue
+            start = cursor.block_number
+            replaced = cursor.block_hash is not None and hashes.get(start) != cursor.block_hash
+            if start > head or replaced:  # a reorg, or a restarted/reverted chain
+                start = max(min(start, head) - self.options.reorg_depth, 0)
+                result.orphaned_after.setdefault(start, []).append(wallet.id)
+                result.rescan_from = min(start, result.rescan_from or start)
+            if head - start > self.options.max_scan_blocks:
+                log.warning(
+                    "chain %d: wallet %s is %d blocks behind; flows before block %d are not seen",
+                    chain_id,
+                    wallet.address,
+                    head - start,
+                    head - self.options.max_scan_blocks,
+                )
+                start = head - self.options.max_scan_blocks
+            starts[wallet.id] = start
+        scanned = [w for w in wallets if w.id in starts and starts[w.id] < head]
+        if scanned:
+            chain = reader.chain
+            scan = await scan_transfers(
+                reader.rpc,
+                chain_id=chain_id,
+                tokens=[t.address for t in chain.tokens if not t.spam],
+                wallets=[w.address for w in scanned],
+                first_block=min(starts[w.id] for w in scanned) + 1,
+                last_block=head,
+                limits=self.options.scan,
+            )
+            valuation = _FlowValuation(chain, read)
+            own: dict[uuid.UUID, set[str]] = defaultdict(set)
+            for wallet in wallets:
+                own[wallet.user_id].add(wallet.address.lower())
+            internal = {v.address.lower() for v in chain.vaults}
+            internal |= {m.address.lower() for m in chain.lending}
+            by_address: dict[str, list[Wallet]] = defaultdict(list)
+            for wallet in scanned:
+                by_address[wallet.address.lower()].append(wallet)
+            for transfer in scan.transfers:
+                for party, sign, counterparty in (
+                    (transfer.recipient, 1, transfer.sender),
+                    (transfer.sender, -1, transfer.recipient),
+                ):
+                    for wallet in by_address.get(party, []):
+                        if transfer.block_number <= starts[wallet.id]:
+                            continue
+                        if counterparty in own[wallet.user_id] or counterparty in internal:
+                            continue
+                        moment = flow_time(
+                            transfer.block_time,
+                            last_snapshot=last_snapshots.get(wallet.user_id),
+                            hour=hour,
+                            now=now,
+                        )
+                        result.flows.append(valuation.flow(wallet, transfer, sign, moment))
+        result.cursors = [
+            timeseries.TransferCursor(w.id, chain_id, head, hashes.get(head)) for w in wallets
+        ]
+        return result
+
+    # --- back-fill ----------------------------------------------------------------------------
+
+    async def _backfill(
+        self,
+        wallets: Sequence[Wallet],
+        users: Collection[uuid.UUID],
+        last_snapshots: Mapping[uuid.UUID, datetime],
+        hour: datetime,
+    ) -> int:
+        """Snapshots for the hours each user missed, from balances at historic blocks."""
+        oldest = hour - self.options.backfill_hours * HOUR
+        wanted: dict[datetime, set[uuid.UUID]] = defaultdict(set)
+        for user_id in users:
+            last = last_snapshots.get(user_id)
+            if last is None or last >= hour - HOUR:
+                continue
+            moment = max(last + HOUR, oldest).replace(minute=0, second=0, microsecond=0)
+            if moment <= last:
+                moment += HOUR
+            while moment < hour:
+                wanted[moment].add(user_id)
+                moment += HOUR
+        if not wanted:
+            return 0
+        by_user: dict[uuid.UUID, list[Wallet]] = defaultdict(list)
+        for wallet in wallets:
+            by_user[wallet.user_id].append(wallet)
+        blocks = _BlockClock()
+        snapshots: list[timeseries.Snapshot] = []
+        for moment, hour_users in sorted(wanted.items()):
+            snapshots += await self._snapshots_at(moment, hour_users, by_user, blocks)
+        async with self._engine.begin() as db:
+            written = await timeseries.write_snapshots(db, snapshots)
+        log.info("back-filled %d hourly snapshots of %d users", written, len(users))
+        return written
+
+    async def _snapshots_at(
+        self,
+        moment: datetime,
+        users: Collection[uuid.UUID],
+        by_user: Mapping[uuid.UUID, Sequence[Wallet]],
+        blocks: _BlockClock,
+    ) -> list[timeseries.Snapshot]:
+        per_chain: dict[int, set[str]] = defaultdict(set)
+        for user_id in users:
+            for wallet in by_user[user_id]:
+                per_chain[wallet.chain_id].add(wallet.address)
+        reads: dict[int, dict[str, list[Holding]]] = {}
+        for chain_id, addresses in per_chain.items():
+            reader = self._chains.readers[chain_id]
+            try:
+                block = await blocks.at(reader, moment)
+                if block is None:
+                    continue
+                reads[chain_id] = (await reader.read(sorted(addresses), block=block)).holdings
+            except Exception as exc:  # a node without that state: the hour stays a gap
+                log.info("no back-fill of chain %d at %s: %s", chain_id, moment, exc)
+        keys = {
+            h.extra.get("price_symbol", h.symbol)
+            for hs in reads.values()
+            for held in hs.values()
+            for h in held
+        }
+        async with self._engine.connect() as db:
+            prices = await timeseries.prices_near(
+                db, symbols=keys, moment=moment, window=timedelta(minutes=90)
+            )
+        snapshots = []
+        for user_id in users:
+            stored: list[StoredHolding] = []
+            complete = True
+            for wallet in by_user[user_id]:
+                held = reads.get(wallet.chain_id, {}).get(wallet.address)
+                if held is None:
+                    complete = False
+                    break
+                for h in held:
+                    key = h.extra.get("price_symbol", h.symbol)
+                    usd = prices.get(key)
+                    if h.amount and usd is None:
+                        complete = False
+                    price = None if usd is None else Price(key, usd, "stored", moment)
+                    holding = Holding(
+                        chain_id=h.chain_id,
+                        wallet=h.wallet,
+                        symbol=h.symbol,
+                        contract=h.contract,
+                        kind=h.kind,
+                        category=h.category,
+                        decimals=h.decimals,
+                        amount=h.amount,
+                        price=price,
+                        block_number=h.block_number,
+                    )
+                    name = self._names.get(h.chain_id, str(h.chain_id))
+                    stored.append(StoredHolding(holding, name, wallet.id, moment))
+            if complete:  # a holding we cannot value would make the total a made-up figure
+                snapshots.append(_snapshot(user_id, moment, stored))
+        return snapshots
+
+    # --- retention and the loop ---------------------------------------------------------------
+
+    async def enforce_retention(self) -> list[str]:
+        """Drop snapshot partitions past retention (plain PostgreSQL; TimescaleDB has a policy)."""
+        before = self._now() - timedelta(days=self.options.retention_days)
+        async with self._engine.begin() as db:
+            if await timeseries.uses_timescale(db):
+                return []
+            if not await db.scalar(
+                text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _RETENTION_LOCK}
+            ):
+                return []  # another worker is at it
+            dropped = await drop_expired_partitions(db, before=before)
+        if dropped:
+            log.info("retention: dropped %s", ", ".join(dropped))
+        return dropped
 
     async def run(self, stop: asyncio.Event) -> None:
         """Refresh every `interval_s` until `stop` is set, holding a fair share of shards."""
@@ -251,15 +580,112 @@ class Worker:
                     shards = await lease.rebalance()
                     report = await self.refresh(shards)
                     log.info(
-                        "refresh: %d wallets, %d users, %d published, %d snapshots, %.2fs%s",
+                        "refresh: %d wallets, %d users, %d published, %d snapshots, %d flows, "
+                        "%d back-filled, %.2fs%s",
                         report.wallets,
                         report.users,
                         report.published,
                         report.snapshots,
+                        report.flows,
+                        report.backfilled,
                         report.duration_s,
                         f", stale chains {report.stale_chains}" if report.stale_chains else "",
                     )
+                    if time.monotonic() >= self._retention_due:
+                        await self.enforce_retention()
+                        self._retention_due = time.monotonic() + self.options.retention_every_s
                 except Exception:
                     log.exception("refresh cycle failed; retrying next cycle")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
+
+
+def _snapshot(
+    user_id: uuid.UUID, moment: datetime, stored: list[StoredHolding]
+) -> timeseries.Snapshot:
+    total, by_chain, by_asset, by_category = summarize_holdings(stored)
+    return timeseries.Snapshot(
+        user_id,
+        moment,
+        total,
+        {name: v for (_cid, name), v in by_chain.items()},
+        by_asset,
+        by_category,
+    )
+
+
+class _FlowValuation:
+    """Symbol, decimals and USD value of a transfer, from the refresh's own read."""
+
+    def __init__(self, chain: ChainConfig, read: ChainHoldings) -> None:
+        self._chain = chain
+        self._tokens = {t.address: t for t in chain.tokens}
+        self._decimals: dict[str, int] = {}
+        self._prices: dict[str, Price] = {}
+        for held in read.holdings.values():
+            for h in held:
+                self._decimals.setdefault(h.contract, h.decimals)
+                if h.price is not None:
+                    self._prices.setdefault(h.extra.get("price_symbol", h.symbol), h.price)
+
+    def flow(
+        self, wallet: Wallet, transfer: Transfer, sign: int, moment: datetime
+    ) -> timeseries.CashFlow:
+        """The flow `transfer` is for `wallet` (sign +1 in, -1 out)."""
+        chain = self._chain
+        if transfer.contract == NATIVE:
+            symbol, decimals, key = (
+                chain.native_symbol,
+                chain.native_decimals,
+                chain.native_price_key,
+            )
+        else:
+            token = self._tokens[transfer.contract]
+            symbol, key = token.symbol, token.price_key
+            decimals = self._decimals.get(transfer.contract, token.decimals or 0)
+        price = self._prices.get(key)
+        amount = sign * transfer.amount
+        value = None if price is None else Decimal(amount).scaleb(-decimals) * price.usd
+        return timeseries.CashFlow(
+            user_id=wallet.user_id,
+            chain_id=transfer.chain_id,
+            time=moment,
+            symbol=symbol,
+            contract=transfer.contract,
+            amount=amount,
+            decimals=decimals,
+            value_usd=value,
+            tx_hash=transfer.tx_hash,
+            log_index=transfer.log_index,
+            wallet_id=wallet.id,
+            block_number=transfer.block_number,
+        )
+
+
+class _BlockClock:
+    """The last block at or before a moment, by binary search over block timestamps."""
+
+    def __init__(self) -> None:
+        self._times: dict[tuple[int, int], int] = {}
+
+    async def _time(self, reader: EvmChainReader, number: int) -> int:
+        key = (reader.chain.chain_id, number)
+        if key not in self._times:
+            block = await reader.rpc.call("eth_getBlockByNumber", [hex(number), False])
+            self._times[key] = parse_quantity(block["timestamp"], reader.chain.name)
+        return self._times[key]
+
+    async def at(self, reader: EvmChainReader, moment: datetime) -> int | None:
+        """The newest block with timestamp <= moment; None before the first block."""
+        target = int(moment.timestamp())
+        head = parse_quantity(await reader.rpc.call("eth_blockNumber", []), reader.chain.name)
+        if await self._time(reader, 0) > target:
+            return None
+        low, high = 0, head
+        while low < high:
+            middle = (low + high + 1) // 2
+            if await self._time(reader, middle) <= target:
+                low = middle
+            else:
+                high = middle - 1
+        return low

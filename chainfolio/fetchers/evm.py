@@ -90,12 +90,16 @@ class EvmChainReader:
                 self._decimals[token.address] = token.decimals
         self.chunk_size = ChunkSize(chain.rpc.chunk_size)
 
-    async def read(self, wallets: Sequence[str]) -> ChainRead:
-        """Holdings of `wallets` at one block; raises ChainUnavailable when no URL works."""
+    async def read(self, wallets: Sequence[str], *, block: int | None = None) -> ChainRead:
+        """Holdings of `wallets` at one block (the latest unless `block` is given).
+
+        Raises ChainUnavailable when no URL works. A historic `block` needs a node that serves
+        that state (an archive node, or Hardhat); others answer with a missing-block error.
+        """
         owners = list(dict.fromkeys(parse_address(w) for w in wallets))
 
         async def work(connection: RpcConnection) -> ChainRead:
-            return await self._read_on(connection, owners)
+            return await self._read_on(connection, owners, block)
 
         return await self.rpc.run(work)
 
@@ -121,9 +125,9 @@ class EvmChainReader:
         )
 
     async def _read_on(
-        self, connection: RpcConnection, wallets: Sequence[ChecksumAddress]
+        self, connection: RpcConnection, wallets: Sequence[ChecksumAddress], at: int | None = None
     ) -> ChainRead:
-        block = await connection.block_number()
+        block = await connection.block_number() if at is None else at
         observed_at = self._clock()
         calls: list[Call] = []
         decimals_calls = {

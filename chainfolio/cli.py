@@ -150,6 +150,14 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, options)
 
 
+def cmd_devnet(args: argparse.Namespace, _settings: Settings) -> int:
+    """Run local Hardhat chains: `python -m chainfolio.devnet` with the same options."""
+    from chainfolio.devnet.__main__ import main as devnet_main  # noqa: PLC0415 - slow import
+
+    devnet_argv: list[str] = args.devnet_argv
+    return devnet_main(devnet_argv, prog="chainfolio devnet")
+
+
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
@@ -193,6 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", type=Path, help="also write the URL, token and chains here")
     demo.set_defaults(func=cmd_demo)
 
+    # Its options belong to `python -m chainfolio.devnet`, which parses them (and --help).
+    devnet = sub.add_parser(
+        "devnet",
+        help="run local Hardhat chains with tokens, feeds, a vault and a lending market",
+        add_help=False,
+    )
+    devnet.set_defaults(func=cmd_devnet)
+
     wallet = sub.add_parser("wallet", help="manage a user's wallets")
     wsub = wallet.add_subparsers(dest="action", required=True)
     add = wsub.add_parser("add")
@@ -211,7 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `chainfolio` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "devnet":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.devnet_argv = extra
     settings = Settings()
     level = "DEBUG" if args.verbose else "INFO"
     logging.config.dictConfig(logging_config(_log_format(args, settings), level))

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from chainfolio.devnet.cli import run_devnet_cli
 from chainfolio.devnet.network import DEFAULT_CHAIN_IDS
 
 
-def main() -> int:
-    """Parse arguments and run the devnet in the foreground."""
-    parser = argparse.ArgumentParser(prog="python -m chainfolio.devnet", description=__doc__)
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m chainfolio.devnet") -> int:
+    """Parse arguments and run the devnet in the foreground (also `chainfolio devnet`)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--chain-id", type=int, action="append", dest="chain_ids")
     parser.add_argument("--wallets", type=int, default=10)
     parser.add_argument("--extra-tokens", type=int, default=0)
     parser.add_argument("--json", type=Path, dest="json_path")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     return run_devnet_cli(
         chain_ids=args.chain_ids or DEFAULT_CHAIN_IDS,
         wallets=args.wallets,

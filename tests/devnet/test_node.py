@@ -114,7 +114,10 @@ def test_node_dies_with_its_parent() -> None:
     # output goes to /dev/null: an inherited pipe would make run() wait for the node itself.
     directory = ensure_installed()
     cli = directory / "node_modules" / "hardhat" / "internal" / "cli" / "bootstrap.js"
-    script = f'CHAINFOLIO_DEVNET_PARENT_PID=$$ node "{cli}" node --port {free_port()} >/dev/null 2>&1 & echo $!'
+    script = (
+        f'CHAINFOLIO_DEVNET_PARENT_PID=$$ node "{cli}" node --port {free_port()}'
+        " >/dev/null 2>&1 & echo $!"
+    )
     env = {**os.environ, "HARDHAT_DISABLE_TELEMETRY_PROMPT": "true"}
     result = subprocess.run(
         ["sh", "-c", script],
@@ -128,9 +131,14 @@ def test_node_dies_with_its_parent() -> None:
     assert _wait_gone(int(result.stdout.strip()), timeout=10)
 
 
-def test_cli_prints_endpoints_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [["-m", "chainfolio.devnet"], ["-m", "chainfolio", "devnet"]],
+    ids=["python-m", "chainfolio-devnet"],
+)
+def test_cli_prints_endpoints_and_stops_on_ctrl_c(tmp_path: Path, command: list[str]) -> None:
     json_path = tmp_path / "devnet.json"
-    argv = [sys.executable, "-m", "chainfolio.devnet", "--chain-id", "10", "--wallets", "2"]
+    argv = [sys.executable, *command, "--chain-id", "10", "--wallets", "2"]
     process = subprocess.Popen(
         [*argv, "--json", str(json_path)],
         cwd=REPO,

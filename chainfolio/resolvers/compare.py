@@ -13,7 +13,7 @@ import math
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -44,6 +44,7 @@ MAX_BASKET = 20
 _SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _INDEX_DIGITS = 6
 _RATIO_DIGITS = 6
+_TRACKING_NOISE = 1e-10
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +247,9 @@ async def resolve_comparison(
         periods_per_year=analytics.annualisation_factor(times=times),
         risk_free_rate=risk_free_rate,
     )
+    if stats.tracking_error is not None and stats.tracking_error < _TRACKING_NOISE:
+        # Identical indices differ only by float rounding: no active risk, no ratio of noise.
+        stats = replace(stats, tracking_error=0.0, information_ratio=None)
     axis = sorted(own.keys() | bench.keys())
     return ComparisonView(
         benchmark=parsed.name,

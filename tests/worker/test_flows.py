@@ -1,0 +1,133 @@
+"""Cash flows end to end on the devnet: a deposit from an outside address is a net flow in
+`performance`, not a gain; transfers between the user's own wallets are not flows; a reverted
+chain (a reorg) takes its orphaned flows with it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chainfolio.bus import Bus
+from chainfolio.devnet import Devnet, revert, snapshot, transfer_native, transfer_token
+from chainfolio.domain import NATIVE
+from chainfolio.fetchers.devnet_config import config_from_devnet
+from chainfolio.fetchers.portfolio import ChainSet, open_chains
+from chainfolio.resolvers.performance import resolve_performance
+from chainfolio.storage.accounts import add_wallet, ensure_user
+from chainfolio.storage.timeseries import cash_flows_between
+from chainfolio.worker import Worker, flow_time
+
+OUTSIDE = "0x" + "cd" * 20
+START = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+async def chains(devnet: Devnet) -> AsyncIterator[ChainSet]:
+    async with open_chains(config_from_devnet(devnet.chains)) as opened:
+        yield opened
+
+
+class Clock:
+    """A worker clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def _user(engine: AsyncEngine, chain_id: int, *addresses: str) -> uuid.UUID:
+    async with engine.begin() as db:
+        user_id = await ensure_user(db, subject=f"flows-{uuid.uuid4().hex[:6]}")
+        for address in addresses:
+            await add_wallet(
+                db, user_id=user_id, chain_id=chain_id, address=address, label=None, max_wallets=10
+            )
+    return user_id
+
+
+async def test_deposit_is_net_flow_not_gain_and_a_reorg_drops_orphaned_flows(
+    engine: AsyncEngine, restore_devnet: Devnet, chains: ChainSet
+) -> None:
+    chain = restore_devnet.chain(1)
+    tracked, own, outsider = chain.wallets[16], chain.wallets[17], chain.wallets[18]
+    user_id = await _user(engine, 1, tracked, own)
+    clock = Clock(START)
+    names = {c.chain_id: c.name for c in chains.config.chains}
+    async with Bus("memory://") as bus:
+        worker = Worker(engine=engine, bus=bus, chains=chains, clock=clock, chain_names=names)
+        first = await worker.refresh()
+        assert first.flows == 0  # a wallet seen for the first time starts at its balance
+
+        before_transfers = snapshot(chain)
+        transfer_native(chain, sender=outsider, to=tracked, amount=2 * 10**18)  # +6,000 USD
+        transfer_token(chain, symbol="USDC", sender=outsider, to=tracked, amount=1_000 * 10**6)
+        transfer_token(chain, symbol="DAI", sender=tracked, to=own, amount=10**18)  # own: none
+        transfer_native(chain, sender=tracked, to=OUTSIDE, amount=10**18)  # -3,000 USD
+        clock.now = START + timedelta(hours=1)
+        second = await worker.refresh()
+        assert second.flows == 3
+
+        async with engine.connect() as db:
+            flows = await cash_flows_between(
+                db, user_id=user_id, start=START - timedelta(hours=1), end=clock.now
+            )
+            view = await resolve_performance(
+                db,
+                user_id=user_id,
+                period="24h",
+                now=clock.now,
+                retention_days=90,
+                risk_free_rate=0.0,
+            )
+        by_symbol = {(f.symbol, f.amount > 0): f for f in flows}
+        assert by_symbol["ETH", True].amount == 2 * 10**18
+        assert by_symbol["ETH", True].value_usd == 6_000
+        assert by_symbol["ETH", True].contract == NATIVE
+        assert by_symbol["USDC", True].value_usd == 1_000
+        assert by_symbol["ETH", False].value_usd == -3_000
+        # Read at 11:30 into the 11:00 snapshot: the flows count in the interval ending there.
+        assert {f.time for f in flows} == {datetime(2026, 11, 20, 11, 0, tzinfo=UTC)}
+        summary = view.summary
+        assert summary.deposits == pytest.approx(7_000)
+        assert summary.withdrawals == pytest.approx(-3_000)  # signed, as the analytics report it
+        assert summary.net_flows == pytest.approx(4_000)
+        assert summary.end_value - summary.start_value == pytest.approx(4_000)
+        assert summary.absolute_gain == pytest.approx(0, abs=1e-6)
+        assert summary.twr == pytest.approx(0, abs=1e-9)
+
+        # The chain goes back before the transfers: their flows are orphaned and dropped.
+        revert(chain, before_transfers)
+        clock.now = START + timedelta(hours=2)
+        third = await worker.refresh()
+        assert 1 in third.rescanned_chains
+        async with engine.connect() as db:
+            flows = await cash_flows_between(
+                db, user_id=user_id, start=START - timedelta(hours=1), end=clock.now
+            )
+        assert flows == []
+
+
+def test_flow_time_lands_in_the_interval_whose_snapshot_first_includes_it() -> None:
+    hour = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    now = hour + timedelta(minutes=20)
+    late = hour + timedelta(minutes=10)
+    # This refresh writes the 12:00 snapshot: flows it finds belong before it.
+    assert flow_time(late, last_snapshot=hour - timedelta(hours=1), hour=hour, now=now) == hour
+    early = hour - timedelta(minutes=30)
+    assert flow_time(early, last_snapshot=hour - timedelta(hours=1), hour=hour, now=now) == early
+    # A block older than the last snapshot (clocks disagree) still counts after it.
+    last = hour - timedelta(hours=1)
+    assert flow_time(
+        last - timedelta(hours=3), last_snapshot=last, hour=hour, now=now
+    ) == last + timedelta(microseconds=1)
+    # The 12:00 snapshot was already taken this hour: the flow counts after it.
+    assert flow_time(early, last_snapshot=hour, hour=hour, now=now) == hour + timedelta(
+        microseconds=1
+    )
+    assert flow_time(late, last_snapshot=hour, hour=hour, now=now) == late

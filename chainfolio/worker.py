@@ -284,7 +284,10 @@ class Worker:
         await self._publish_and_snapshot(users, before, now, report)
         unseen = users - self._seen
         if unseen:
-            report.backfilled = await self._backfill(wallets, unseen, last_snapshots, hour)
+            try:
+                report.backfilled = await self._backfill(wallets, unseen, last_snapshots, hour)
+            except Exception:  # the live refresh is done; missed hours stay gaps
+                log.exception("back-fill failed; the missed hours stay gaps")
             self._seen |= unseen
         report.duration_s = time.perf_counter() - started
         return report

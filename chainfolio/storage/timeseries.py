@@ -286,8 +286,9 @@ async def prices_near(
     rows = await db.execute(
         text(
             """SELECT DISTINCT ON (symbol) symbol, price FROM prices
-               WHERE symbol = ANY(:s) AND time BETWEEN CAST(:m AS timestamptz) - :w
-                 AND CAST(:m AS timestamptz) + :w
+               WHERE symbol = ANY(:s)
+                 AND time >= CAST(:m AS timestamptz) - CAST(:w AS interval)
+                 AND time <= CAST(:m AS timestamptz) + CAST(:w AS interval)
                ORDER BY symbol, abs(extract(epoch FROM time - CAST(:m AS timestamptz)))"""
         ),
         {"s": list(symbols), "m": moment, "w": window},

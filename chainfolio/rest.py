@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -110,10 +111,7 @@ async def get_history(request: Request) -> Response:
             now=services.clock(),
             retention_days=services.settings.snapshot_retention_days,
         )
-    points = [
-        {"timestamp": p.bucket.isoformat().replace("+00:00", "Z"), "value": number(p.total_value)}
-        for p in view.points
-    ]
+    points = [{"timestamp": _iso(p.bucket), "value": number(p.total_value)} for p in view.points]
     return ok(points)
 
 
@@ -133,8 +131,8 @@ async def get_performance(request: Request) -> Response:
     return ok(performance_resolver.performance_fields(view))
 
 
-def _iso(moment: Any) -> str:
-    return str(moment.isoformat()).replace("+00:00", "Z")
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _slices_json(slices: list[Slice]) -> list[dict[str, Any]]:

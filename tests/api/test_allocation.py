@@ -356,6 +356,13 @@ async def test_rebalance_two_assets_by_hand(
     assert body["withinBands"] is False
 
 
+GROUP_TARGETS = [
+    {"key": "ETH", "weight": 40},
+    {"key": "stables", "weight": 50, "members": ["USDC", "DAI"]},
+    {"key": "LINK", "weight": 10},
+]
+
+
 async def test_rebalance_groups_min_trade_and_sell_split(
     client: httpx.AsyncClient, auth: Auth, engine: AsyncEngine, app: Starlette
 ) -> None:
@@ -377,15 +384,7 @@ async def test_rebalance_groups_min_trade_and_sell_split(
         client,
         auth,
         subject,
-        {
-            "targets": [
-                {"key": "ETH", "weight": 40},
-                {"key": "stables", "weight": 50, "members": ["USDC", "DAI"]},
-                {"key": "LINK", "weight": 10},
-            ],
-            "band": 3,
-            "minTradeUsd": 500,
-        },
+        {"targets": GROUP_TARGETS, "band": 3, "minTradeUsd": 500},
     )
     data = (await _graphql(client, auth, subject, REBALANCE_QUERY))["data"]["rebalance"]
     # Keys: ETH 24,000, stables 6,000, LINK 0, USDT 2.50 (target 0); total 30,002.50.
@@ -429,15 +428,7 @@ async def test_rebalance_groups_min_trade_and_sell_split(
         client,
         auth,
         subject,
-        {
-            "targets": [
-                {"key": "ETH", "weight": 40},
-                {"key": "stables", "weight": 50, "members": ["USDC", "DAI"]},
-                {"key": "LINK", "weight": 10},
-            ],
-            "band": 3,
-            "minTradeUsd": 20_000,
-        },
+        {"targets": GROUP_TARGETS, "band": 3, "minTradeUsd": 20_000},
     )
     data = (await _graphql(client, auth, subject, REBALANCE_QUERY))["data"]["rebalance"]
     assert data["trades"] == []

@@ -355,3 +355,53 @@ async def test_no_history_is_insufficient_data(
     )
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "INSUFFICIENT_DATA"
+
+
+async def test_history_older_than_retention_compares_daily(
+    client: httpx.AsyncClient, auth: Auth, engine: AsyncEngine
+) -> None:
+    """Hourly snapshots and prices 100 days ago: the portfolio side comes from the daily rollup
+    (last snapshot of each day), so the benchmark side takes each day's last price too."""
+    eth = _symbol("XETH")
+    start = (datetime.now(UTC) - timedelta(days=100)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    hours = [start + timedelta(hours=h) for h in range(4 * 24)]
+    rng = np.random.default_rng(6)
+    price = [round(2000 * math.exp(x), 2) for x in np.cumsum(rng.normal(0, 0.01, len(hours)))]
+    value = [2 * p + 1000 for p in price]
+    subject = f"cmp-old-{uuid.uuid4().hex[:6]}"
+    async with engine.begin() as db:
+        user_id = await ensure_user(db, subject=subject)
+        await write_snapshots(
+            db,
+            [
+                Snapshot(user_id, t, Decimal(repr(v)), {}, {}, {})
+                for t, v in zip(hours, value, strict=True)
+            ],
+        )
+        await write_prices(
+            db,
+            [
+                PricePoint(t, eth, Decimal(repr(p)), "test")
+                for t, p in zip(hours, price, strict=True)
+            ],
+        )
+    body = await _compare(
+        client, auth, subject, f'period: "1y", interval: "1h", benchmark: "{eth}"'
+    )
+    data = body["data"]["compare"]
+    assert data["interval"] == "1h"
+    days = [start + timedelta(days=d) for d in range(4)]
+    assert [datetime.fromisoformat(t) for t in data["timestamps"]] == days
+    last = [24 * d + 23 for d in range(4)]  # each day's last hour
+    r = [value[b] / value[a] - 1 for a, b in itertools.pairwise(last)]
+    m = [price[b] / price[a] - 1 for a, b in itertools.pairwise(last)]
+    assert data["benchmarkValues"] == pytest.approx(
+        [100 * price[i] / price[last[0]] for i in last], abs=1e-6
+    )
+    assert data["portfolio"] == pytest.approx(
+        [100 * value[i] / value[last[0]] for i in last], abs=1e-6
+    )
+    assert data["beta"] == pytest.approx(float(np.polyfit(m, r, 1)[0]), abs=2e-6)
+    assert data["intervals"] == 3

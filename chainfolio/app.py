@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,6 +27,7 @@ from chainfolio.fetchers.portfolio import open_chains
 from chainfolio.limits import RequestLimits
 from chainfolio.logs import RequestIds
 from chainfolio.metrics import HttpMetrics, metrics_endpoint
+from chainfolio.openapi import openapi_endpoint
 from chainfolio.ratelimit import open_rate_limiter
 from chainfolio.realtime import portfolio_socket
 from chainfolio.resolvers.context import ChainInfo, Services
@@ -92,6 +94,17 @@ async def running_worker(services: Services, config: ChainsConfig) -> AsyncItera
 async def _chainfolio_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ChainfolioError)
     return error_response(exc)
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    # Starlette's own 404 (no route) and 405 (wrong method), in the envelope too
+    assert isinstance(exc, HTTPException)
+    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+    error = ChainfolioError(exc.detail, code=codes.get(exc.status_code, f"HTTP_{exc.status_code}"))
+    error.status = exc.status_code
+    response = error_response(error)
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:
@@ -244,6 +257,7 @@ def create_app(
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         *rest_routes(),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
@@ -262,6 +276,7 @@ def create_app(
         ],
         exception_handlers={
             ChainfolioError: _chainfolio_error,
+            HTTPException: _http_error,
             **dict.fromkeys(database_error_types(), _database_error),
             Exception: _unexpected_error,
         },

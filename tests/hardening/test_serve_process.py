@@ -25,21 +25,26 @@ from tests.servers import free_port
 @contextmanager
 def serving(
     database_url: str, data_dir: Path, *args: str, **env: str
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A `chainfolio serve` process, ready; yields its base URL and the process."""
+) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    """A `chainfolio serve` process, ready; yields its base URL, the process and its log file.
+
+    The output goes to a file, not a pipe: a pipe nobody reads fills up and blocks the server.
+    """
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chainfolio", "serve", "--port", str(port), *args],
-        env={
-            **os.environ,
-            "CHAINFOLIO_DATABASE_URL": database_url,
-            "CHAINFOLIO_JWT_SECRET": SECRET,
-            "CHAINFOLIO_DATA_DIR": str(data_dir),
-            **env,
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log_path = data_dir / "serve.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chainfolio", "serve", "--port", str(port), *args],
+            env={
+                **os.environ,
+                "CHAINFOLIO_DATABASE_URL": database_url,
+                "CHAINFOLIO_JWT_SECRET": SECRET,
+                "CHAINFOLIO_DATA_DIR": str(data_dir),
+                **env,
+            },
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         while proc.poll() is None:
@@ -49,9 +54,8 @@ def serving(
             except httpx.TransportError:
                 time.sleep(0.2)
         if proc.poll() is not None:
-            output = proc.stdout.read().decode() if proc.stdout else ""
-            pytest.fail(f"chainfolio serve did not start:\n{output}")
-        yield base, proc
+            pytest.fail(f"chainfolio serve did not start:\n{log_path.read_text()}")
+        yield base, proc, log_path
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -67,7 +71,7 @@ async def test_sigterm_closes_websockets_exits_0_and_logs_json(
 ) -> None:
     subject = "sigterm-user"
     token = bearer(subject)["Authorization"].split()[1]
-    with serving(database_url, tmp_path, "--log-format", "json") as (base, proc):
+    with serving(database_url, tmp_path, "--log-format", "json") as (base, proc, log_path):
         async with httpx.AsyncClient(base_url=base) as http:
             answer = await http.get(
                 "/v1/wallets", headers={**bearer(subject), "X-Request-ID": "trace-42"}
@@ -86,7 +90,7 @@ async def test_sigterm_closes_websockets_exits_0_and_logs_json(
             assert closed.value.rcvd is not None  # a close frame, not a dropped connection
             assert closed.value.rcvd.code == 1012  # service restart: clients reconnect
         assert proc.wait(timeout=30) == 0
-        output = proc.stdout.read().decode() if proc.stdout else ""
+        output = log_path.read_text()
     records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert records, output
     access = [r for r in records if r["logger"] == "chainfolio.access"]
@@ -102,7 +106,7 @@ async def test_websocket_messages_over_the_cap_close_with_1009(
     database_url: str, tmp_path: Path
 ) -> None:
     env = {"CHAINFOLIO_WS_MAX_MESSAGE_BYTES": "2048"}
-    with serving(database_url, tmp_path, **env) as (base, _proc):
+    with serving(database_url, tmp_path, **env) as (base, _proc, _log):
         async with connect(
             _ws_url(base, "/graphql"),
             subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from chainfolio.errors import InvalidInput
+from chainfolio.errors import InvalidInput, PayloadTooLarge
 from chainfolio.resolvers import allocation as allocation_resolver
 from chainfolio.resolvers import compare as compare_resolver
 from chainfolio.resolvers import history as history_resolver
@@ -327,7 +327,7 @@ async def list_wallets(request: Request) -> Response:
 async def _json_body(request: Request) -> dict[str, Any]:
     body = await request.body()
     if len(body) > MAX_BODY:
-        raise InvalidInput(f"request body larger than {MAX_BODY} bytes", code="BODY_TOO_LARGE")
+        raise PayloadTooLarge(f"request body larger than {MAX_BODY} bytes")
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -35,6 +35,12 @@ async def test_oversized_bodies_get_413_in_the_route_shape(open_client: OpenClie
                 "message": f"request body larger than {CAP} bytes",
             },
         }
+        # under the app's cap but over the REST routes' own (16 KiB): 413 as well
+        async with open_client() as roomy:
+            wallet = {"chainId": 1, "address": "x" * 20_000}
+            rest = await roomy.post("/v1/wallets", json=wallet, headers=headers)
+            assert rest.status_code == 413
+            assert rest.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
         # without Content-Length (chunked) the body is counted as it arrives
         chunked = await client.post("/graphql", content=_chunks(2 * CAP), headers=headers)
         assert chunked.status_code == 413

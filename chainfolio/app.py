@@ -21,6 +21,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
 from chainfolio.bus import Bus
+from chainfolio.dashboard import dashboard_routes
 from chainfolio.errors import ChainfolioError, SourceUnavailable
 from chainfolio.fetchers.config import ChainsConfig, load_chains
 from chainfolio.fetchers.portfolio import open_chains
@@ -262,6 +263,7 @@ def create_app(
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         WebSocketRoute("/v1/ws", portfolio_socket),
+        *dashboard_routes(),
     ]
     if cfg.metrics_enabled:
         routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))

@@ -578,29 +578,37 @@ class Worker:
                 {"a": WORKER_APPLICATION},
             )
             lease = ShardLease(lease_conn)
-            while not stop.is_set():
-                try:
-                    shards = await lease.rebalance()
-                    report = await self.refresh(shards)
-                    log.info(
-                        "refresh: %d wallets, %d users, %d published, %d snapshots, %d flows, "
-                        "%d back-filled, %.2fs%s",
-                        report.wallets,
-                        report.users,
-                        report.published,
-                        report.snapshots,
-                        report.flows,
-                        report.backfilled,
-                        report.duration_s,
-                        f", stale chains {report.stale_chains}" if report.stale_chains else "",
-                    )
-                    if time.monotonic() >= self._retention_due:
-                        await self.enforce_retention()
-                        self._retention_due = time.monotonic() + self.options.retention_every_s
-                except Exception:
-                    log.exception("refresh cycle failed; retrying next cycle")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
+            try:
+                await self._loop(lease, stop)
+            finally:
+                # Closed, not pooled: the session's advisory locks and worker name end with it,
+                # so the other workers take these shards over at their next cycle.
+                await lease_conn.invalidate()
+
+    async def _loop(self, lease: ShardLease, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                shards = await lease.rebalance()
+                report = await self.refresh(shards)
+                log.info(
+                    "refresh: %d wallets, %d users, %d published, %d snapshots, %d flows, "
+                    "%d back-filled, %.2fs%s",
+                    report.wallets,
+                    report.users,
+                    report.published,
+                    report.snapshots,
+                    report.flows,
+                    report.backfilled,
+                    report.duration_s,
+                    f", stale chains {report.stale_chains}" if report.stale_chains else "",
+                )
+                if time.monotonic() >= self._retention_due:
+                    await self.enforce_retention()
+                    self._retention_due = time.monotonic() + self.options.retention_every_s
+            except Exception:
+                log.exception("refresh cycle failed; retrying next cycle")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
 
 
 def _snapshot(

@@ -81,7 +81,7 @@ async def test_restart_backfills_missed_hours_at_historic_blocks(
     assert report.flows == 2
     assert again.backfilled == 0
     async with engine.connect() as db:
-        series = dict(
+        series: dict[datetime, Decimal] = dict(
             (
                 await db.execute(
                     text(

@@ -1,0 +1,181 @@
+"""Several workers: wallets split by advisory-locked shards without overlap, a stopped worker's
+shards taken over; and the retention job that drops expired snapshot partitions."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from chainfolio.bus import Bus
+from chainfolio.devnet import Devnet
+from chainfolio.fetchers.devnet_config import config_from_devnet
+from chainfolio.fetchers.portfolio import ChainSet, open_chains
+from chainfolio.storage.accounts import add_wallet, all_wallets, ensure_user
+from chainfolio.storage.migrations import ensure_snapshot_partitions
+from chainfolio.worker import (
+    SHARDS,
+    WORKER_APPLICATION,
+    ShardLease,
+    Worker,
+    WorkerOptions,
+    shard_of,
+)
+from tests.worker.test_flows import Clock
+
+
+@pytest.fixture(scope="module")
+async def chains(devnet: Devnet) -> AsyncIterator[ChainSet]:
+    async with open_chains(config_from_devnet(devnet.chains[:1])) as opened:
+        yield opened
+
+
+async def _lease(conn: AsyncConnection) -> ShardLease:
+    await conn.execute(
+        text("SELECT set_config('application_name', :a, false)"), {"a": WORKER_APPLICATION}
+    )
+    await conn.commit()
+    return ShardLease(conn)
+
+
+async def _users_in_both_halves(engine: AsyncEngine, devnet: Devnet) -> list[uuid.UUID]:
+    users: list[uuid.UUID] = []
+    chain = devnet.chain(1)
+    async with engine.begin() as db:
+        while len(users) < 6 or len({shard_of(u) < SHARDS // 2 for u in users}) < 2:
+            user_id = await ensure_user(db, subject=f"shard-{uuid.uuid4().hex[:8]}")
+            wallet = chain.wallets[len(users) % len(chain.wallets)]
+            await add_wallet(
+                db, user_id=user_id, chain_id=1, address=wallet, label=None, max_wallets=5
+            )
+            users.append(user_id)
+    return users
+
+
+async def test_two_workers_refresh_each_wallet_once_and_take_over(
+    engine: AsyncEngine, devnet: Devnet, chains: ChainSet
+) -> None:
+    users = await _users_in_both_halves(engine, devnet)
+    names = {1: chains.config.chains[0].name}
+    clock_a = Clock(datetime(2026, 11, 21, 8, 10, tzinfo=UTC))
+    clock_b = Clock(datetime(2026, 11, 21, 8, 20, tzinfo=UTC))
+    async with Bus("memory://") as bus:
+        a = Worker(engine=engine, bus=bus, chains=chains, clock=clock_a, chain_names=names)
+        b = Worker(engine=engine, bus=bus, chains=chains, clock=clock_b, chain_names=names)
+        async with engine.connect() as conn_b:
+            lease_b = await _lease(conn_b)
+            async with engine.connect() as conn_a:
+                lease_a = await _lease(conn_a)
+                for _ in range(2):  # the first to arrive gives back what is above its share
+                    await lease_a.rebalance()
+                    await lease_b.rebalance()
+                assert lease_a.held.isdisjoint(lease_b.held)
+                assert lease_a.held | lease_b.held == set(range(SHARDS))
+                assert len(lease_a.held) == len(lease_b.held) == SHARDS // 2
+
+                report_a = await a.refresh(lease_a.held)
+                report_b = await b.refresh(lease_b.held)
+                async with engine.connect() as db:
+                    tracked = [w for w in await all_wallets(db) if w.chain_id == 1]
+                    updated: dict[uuid.UUID, datetime] = dict(
+                        (
+                            await db.execute(
+                                text(
+                                    "SELECT user_id, max(updated_at) FROM portfolio_assets "
+                                    "WHERE user_id = ANY(:u) GROUP BY user_id"
+                                ),
+                                {"u": users},
+                            )
+                        ).all()
+                    )
+                    snapshots: dict[uuid.UUID, int] = dict(
+                        (
+                            await db.execute(
+                                text(
+                                    "SELECT user_id, count(*) FROM portfolio_snapshots "
+                                    "WHERE user_id = ANY(:u) GROUP BY user_id"
+                                ),
+                                {"u": users},
+                            )
+                        ).all()
+                    )
+                assert report_a.wallets + report_b.wallets == len(tracked)
+                for user_id in users:  # refreshed by the one worker holding its shard
+                    owner = clock_a if shard_of(user_id) in lease_a.held else clock_b
+                    assert updated[user_id] == owner.now
+                    assert snapshots[user_id] == 1
+                # Worker A stops: its session ends (run() closes it) and its locks go with it.
+                await conn_a.invalidate()
+            taken = await lease_b.rebalance()
+            assert taken == set(range(SHARDS))
+            report = await b.refresh(taken)
+            assert report.wallets == len(tracked)
+            await conn_b.invalidate()  # as run() does: never pool a connection holding locks
+
+
+async def test_a_stopped_worker_leaves_no_lock_nor_name_behind(
+    engine: AsyncEngine, devnet: Devnet, chains: ChainSet
+) -> None:
+    users = await _users_in_both_halves(engine, devnet)
+    names = {1: chains.config.chains[0].name}
+    clock = Clock(datetime(2026, 11, 22, 8, 10, tzinfo=UTC))
+    async with Bus("memory://") as bus:
+        worker = Worker(
+            engine=engine, bus=bus, chains=chains, clock=clock, chain_names=names, interval_s=0.05
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        refreshed = 0
+        while refreshed < len(users):  # until the loop has refreshed every new user
+            await asyncio.sleep(0.05)
+            async with engine.connect() as db:
+                refreshed = await db.scalar(
+                    text(
+                        "SELECT count(DISTINCT user_id) FROM portfolio_snapshots "
+                        "WHERE user_id = ANY(:u)"
+                    ),
+                    {"u": users},
+                )
+        stop.set()
+        await task
+    async with engine.connect() as db:
+        named = await db.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = :a AND datname = current_database()"
+            ),
+            {"a": WORKER_APPLICATION},
+        )
+        assert named == 0
+        lease = await _lease(db)
+        assert await lease.rebalance() == set(range(SHARDS))
+        await db.invalidate()
+
+
+async def test_retention_drops_only_expired_partitions(
+    engine: AsyncEngine, chains: ChainSet
+) -> None:
+    async with engine.begin() as db:
+        await ensure_snapshot_partitions(
+            db, datetime(2003, 1, 1, tzinfo=UTC), datetime(2003, 3, 1, tzinfo=UTC)
+        )
+    async with Bus("memory://") as bus:
+        worker = Worker(
+            engine=engine,
+            bus=bus,
+            chains=chains,
+            clock=Clock(datetime(2003, 5, 1, tzinfo=UTC)),
+            chain_names={},
+            options=WorkerOptions(retention_days=60),
+        )
+        dropped = await worker.enforce_retention()
+        assert sorted(dropped) == ["portfolio_snapshots_y2003m01", "portfolio_snapshots_y2003m02"]
+        assert await worker.enforce_retention() == []
+    async with engine.connect() as db:
+        kept = await db.scalar(text("SELECT to_regclass('portfolio_snapshots_y2003m03')"))
+    assert kept is not None

@@ -50,7 +50,7 @@ from chainfolio.web import (
     graphql_error_response,
     services_of,
 )
-from chainfolio.worker import Worker
+from chainfolio.worker import Worker, WorkerOptions
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,10 @@ async def running_worker(services: Services, config: ChainsConfig) -> AsyncItera
             clock=services.clock,
             chain_names={c.chain_id: c.name for c in config.chains},
             interval_s=services.settings.refresh_interval_s,
+            options=WorkerOptions(
+                backfill_hours=services.settings.backfill_hours,
+                retention_days=services.settings.snapshot_retention_days,
+            ),
         )
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop), name="refresh-worker")

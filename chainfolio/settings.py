@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     graphql_max_depth: int = Field(default=12, ge=2)
     graphql_introspection: bool = True
     run_worker: bool = Field(default=False, description="run the refresh worker in the API")
+    backfill_hours: int = Field(
+        default=48, ge=0, le=24 * 31, description="missed snapshot hours filled on worker start"
+    )
     rate_limit_per_minute: int = Field(
         default=1200, ge=0, description="requests per user (token subject) a minute; 0 = off"
     )

@@ -99,6 +99,10 @@ class RedisBackend:
         self._reader: asyncio.Task[None] | None = None
         self._deliver: Any = None
         self._channels: set[str] = set()
+        # redis-py's PubSub is not safe for concurrent commands: two first SUBSCRIBEs racing
+        # each take a pool connection, and channels subscribed on the one that loses the race
+        # are delivered to a connection nobody reads. Every PubSub command holds this lock.
+        self._commands = asyncio.Lock()
 
     async def connect(self, deliver: Any) -> None:
         """Open the publishing client and start the reader."""
@@ -129,14 +133,16 @@ class RedisBackend:
     async def subscribe(self, channel: str) -> None:
         """SUBSCRIBE once per process per channel."""
         self._channels.add(channel)
-        with contextlib.suppress(OSError, ConnectionError):
-            await self._pubsub.subscribe(channel)
+        async with self._commands:
+            with contextlib.suppress(OSError, ConnectionError):
+                await self._pubsub.subscribe(channel)
 
     async def unsubscribe(self, channel: str) -> None:
         """UNSUBSCRIBE when the last local subscriber left."""
         self._channels.discard(channel)
-        with contextlib.suppress(OSError, ConnectionError):
-            await self._pubsub.unsubscribe(channel)
+        async with self._commands:
+            with contextlib.suppress(OSError, ConnectionError):
+                await self._pubsub.unsubscribe(channel)
 
     async def _read(self) -> None:
         import redis.exceptions  # noqa: PLC0415
@@ -146,7 +152,8 @@ class RedisBackend:
             try:
                 if not self._pubsub.subscribed:
                     if self._channels:
-                        await self._pubsub.subscribe(*self._channels)
+                        async with self._commands:
+                            await self._pubsub.subscribe(*self._channels)
                     else:
                         await asyncio.sleep(0.05)
                         continue
@@ -157,9 +164,10 @@ class RedisBackend:
                 log.warning("bus: redis connection lost, retrying in %.1fs", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
-                with contextlib.suppress(Exception):
-                    await self._pubsub.aclose()
-                    self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                async with self._commands:
+                    with contextlib.suppress(Exception):
+                        await self._pubsub.aclose()
+                        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
                 continue
             if message and message.get("type") == "message":
                 channel = message["channel"]

@@ -30,6 +30,32 @@ async def _next(sub: object, wait: float = 5.0) -> str:
     return await asyncio.wait_for(sub.get(), wait)  # type: ignore[attr-defined]
 
 
+async def test_redis_delivers_to_subscriptions_opened_concurrently(
+    redis_server: RedisServer,
+) -> None:
+    # Many users' first subscriptions in one process arrive together (clients reconnecting
+    # after a deploy): every channel must be subscribed on the connection the bus reads.
+    channels = [f"portfolio:c{i}" for i in range(20)]
+    async with Bus(redis_server.url) as api, Bus(redis_server.url) as worker:
+        opened: list[str] = []
+        all_open = asyncio.Event()
+
+        async def client(channel: str) -> str:
+            async with api.subscribe(channel) as sub:
+                opened.append(channel)
+                if len(opened) == len(channels):
+                    all_open.set()
+                return await _next(sub)
+
+        tasks = [asyncio.create_task(client(c)) for c in channels]
+        await asyncio.wait_for(all_open.wait(), 5)
+        await asyncio.sleep(0.3)  # subscriptions reach Redis
+        for channel in channels:
+            await worker.publish(channel, channel)
+        assert await asyncio.gather(*tasks) == channels
+    assert api.subscriber_count() == 0
+
+
 async def test_redis_reaches_every_process_and_survives_a_restart(
     redis_server: RedisServer,
 ) -> None:

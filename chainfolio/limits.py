@@ -46,10 +46,13 @@ class RequestLimits:
             try:
                 await limiter.check_ip(scope["client"][0])
             except RateLimited as exc:
-                if scope["type"] == "websocket":
-                    await send({"type": "websocket.close", "code": 1013, "reason": exc.message})
-                else:
+                if scope["type"] == "http" or "websocket.http.response" in scope.get(
+                    "extensions", {}
+                ):
+                    # a websocket handshake gets the same HTTP 429 where the server can send one
                     await refusal(scope, exc)(scope, receive, send)
+                else:
+                    await send({"type": "websocket.close", "code": 1008, "reason": exc.message})
                 return
         if scope["type"] == "http" and self.max_body_bytes > 0:
             await self._capped(scope, receive, send)

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.hardening.conftest import SECRET, bearer
 from tests.servers import free_port
@@ -116,3 +116,36 @@ async def test_websocket_messages_over_the_cap_close_with_1009(
                 await ws.recv()
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 1009  # message too big
+
+
+async def test_metrics_add_up_uvicorn_worker_processes(database_url: str, tmp_path: Path) -> None:
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    with serving(database_url, tmp_path, "--workers", "2", **env) as (base, proc, _log):
+        async with httpx.AsyncClient(base_url=base) as http:
+            for _ in range(6):
+                assert (await http.get("/v1/wallets", headers=bearer("multi"))).status_code == 200
+            scraped = (await http.get("/metrics")).text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    labels = 'method="GET",route="/v1/wallets",status="200"'
+    assert f"chainfolio_http_request_duration_seconds_count{{{labels}}} 6.0" in scraped.splitlines()
+    assert list(shared.glob("histogram_*.db"))  # the figures went through the shared files
+
+
+async def test_websocket_handshakes_over_the_ip_limit_get_429(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {"CHAINFOLIO_RATE_LIMIT_PER_IP_PER_MINUTE": "1"}
+    with serving(database_url, tmp_path, **env) as (base, _proc, _log):
+        token = bearer("ws-limited")["Authorization"].split()[1]
+        async with connect(_ws_url(base, f"/v1/ws?token={token}")) as ws:
+            await ws.send(json.dumps({"type": "ping"}))
+            assert json.loads(await ws.recv()) == {"type": "pong"}
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(_ws_url(base, f"/v1/ws?token={token}"))
+        response = refused.value.response
+        assert response.status_code == 429
+        assert int(response.headers["Retry-After"]) >= 1
+        assert json.loads(response.body)["error"]["code"] == "RATE_LIMITED"

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chainfolio.bus import Bus
@@ -85,6 +86,15 @@ async def test_deposit_is_net_flow_not_gain_and_a_reorg_drops_orphaned_flows(
                 retention_days=90,
                 risk_free_rate=0.0,
             )
+        async with engine.connect() as db:  # each refresh recorded the prices it used
+            recorded = (
+                await db.execute(
+                    text("SELECT time, price FROM prices WHERE symbol = 'ETH' AND time >= :t"),
+                    {"t": START.replace(second=0)},
+                )
+            ).all()
+        assert (START, 3_000) in recorded
+        assert (START + timedelta(hours=1), 3_000) in recorded
         by_symbol = {(f.symbol, f.amount > 0): f for f in flows}
         assert by_symbol["ETH", True].amount == 2 * 10**18
         assert by_symbol["ETH", True].value_usd == 6_000

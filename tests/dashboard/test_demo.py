@@ -1,0 +1,129 @@
+"""`chainfolio demo` as a real process: history, performance, live changes, clean stop, re-run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import websockets
+
+from chainfolio.devnet import transfer_native
+from tests.dashboard.conftest import DemoProcess, start_demo, stop_demo
+
+TOTAL = "{ portfolio { totalValue chains { chainId stale } holdings { asset price } } }"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_demo_user_has_wallets_history_and_performance(demo: DemoProcess) -> None:
+    assert demo.info["backfilledSnapshots"] == 90 * 24
+    data = demo.gql(
+        """{ wallets { chainId address }
+             portfolio { totalValue chains { chainId stale } }
+             daily: history(period: "90d", interval: "1d") { timestamps values gaps }
+             hourly: history(period: "90d", interval: "1h") { timestamps }
+             performance(period: "90d") { deposits withdrawals twr mwr sharpeRatio maxDrawdown
+                                          roi absoluteGain } }"""
+    )
+    assert {w["chainId"] for w in data["wallets"]} == {1, 137, 42161}
+    assert len(data["wallets"]) == 6
+    assert Decimal(data["portfolio"]["totalValue"]) > 100_000
+    assert not any(c["stale"] for c in data["portfolio"]["chains"])
+    assert len(data["daily"]["timestamps"]) >= 89
+    assert data["daily"]["gaps"] == []
+    assert len(data["hourly"]["timestamps"]) >= 90 * 24 - 1
+    performance = data["performance"]
+    assert performance["deposits"] > 0 > performance["withdrawals"]  # the back-filled flows
+    for key in ("twr", "mwr", "sharpeRatio", "maxDrawdown", "roi"):
+        assert performance[key] is not None, key
+    # Flow-neutral: the deposits are not gains, so TWR differs from the raw value change.
+    assert -60 < performance["twr"] < 80
+    assert performance["maxDrawdown"] < 0
+    assert all(Decimal(v) > 0 for v in data["daily"]["values"])
+
+
+async def _next_total(demo: DemoProcess, act: object) -> Decimal:
+    """Subscribe (graphql-transport-ws), run `act` in a thread, return the first pushed total."""
+    url = demo.url.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        init = {"Authorization": f"Bearer {demo.token}"}
+        await ws.send(json.dumps({"type": "connection_init", "payload": init}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": "subscription { portfolioUpdates { totalValue } }"},
+                }
+            )
+        )
+        await asyncio.to_thread(act)  # type: ignore[arg-type]
+        while True:
+            message = json.loads(await ws.recv())
+            if message["type"] == "next":
+                return Decimal(message["payload"]["data"]["portfolioUpdates"]["totalValue"])
+
+
+async def test_a_devnet_transfer_reaches_subscribers(demo: DemoProcess) -> None:
+    before = demo.gql(TOTAL)["portfolio"]
+    eth_price = next(Decimal(h["price"]) for h in before["holdings"] if h["asset"] == "ETH")
+    chain = demo.chains[137]
+    outsider, mine = chain.wallets[-1], demo.info["tracked"]["137"][0]
+
+    def deposit() -> None:
+        transfer_native(chain, sender=outsider, to=mine, amount=10**18)
+
+    total = await _next_total(demo, deposit)
+    assert total - Decimal(before["totalValue"]) == eth_price  # exactly one ETH more
+    assert Decimal(demo.gql(TOTAL)["portfolio"]["totalValue"]) == total
+
+
+def test_demo_moves_by_itself_stops_cleanly_and_does_not_backfill_twice(
+    tmp_path: Path,
+) -> None:
+    first = start_demo(tmp_path, "--tick", "0.5", "--chains", "1,137")
+    try:
+        assert first.info["backfilledSnapshots"] == 90 * 24
+        totals = {first.gql(TOTAL)["portfolio"]["totalValue"]}
+        while len(totals) < 3:  # the ticker moves prices and funds: the total changes
+            time.sleep(0.5)
+            totals.add(first.gql(TOTAL)["portfolio"]["totalValue"])
+    finally:
+        code = stop_demo(first)
+    assert code == 0, first.log()
+    assert not [pid for pid in first.info["nodePids"] if _alive(pid)]
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()  # embedded PostgreSQL stopped
+    assert "Traceback" not in first.log()
+
+    second = start_demo(tmp_path, "--tick", "0", "--chains", "1,137")
+    try:
+        assert second.info["backfilledSnapshots"] == 0
+        history = second.gql('{ history(period: "90d", interval: "1h") { timestamps } }')
+        assert len(history["history"]["timestamps"]) >= 90 * 24 - 1
+        assert len(second.gql("{ wallets { id } }")["wallets"]) == 4  # not added twice
+    finally:
+        assert stop_demo(second) == 0, second.log()
+    assert not [pid for pid in second.info["nodePids"] if _alive(pid)]
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT"])
+def test_ctrl_c_stops_everything(tmp_path: Path, signal_name: str) -> None:
+    import signal  # noqa: PLC0415
+
+    demo = start_demo(tmp_path, "--tick", "0", "--chains", "1")
+    demo.process.send_signal(getattr(signal, signal_name))
+    assert demo.process.wait() == 0, demo.log()
+    assert not [pid for pid in demo.info["nodePids"] if _alive(pid)]
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()

@@ -433,8 +433,13 @@ class _DemoRun:
     """The processes and clients of one demo run, started and stopped in order."""
 
     def __init__(self, settings: Settings, options: DemoOptions, stop: asyncio.Event) -> None:
+        # No worker back-fill from historic blocks: the devnet has no past before this run.
         self.settings = settings.model_copy(
-            update={"run_worker": True, "refresh_interval_s": options.refresh_s}
+            update={
+                "run_worker": True,
+                "refresh_interval_s": options.refresh_s,
+                "backfill_hours": 0,
+            }
         )
         self.options = options
         self.stop = stop

@@ -36,11 +36,9 @@ const ADD_WALLET = `mutation($chainId: Int!, $address: String!, $label: String) 
   addWallet(chainId: $chainId, address: $address, label: $label) { id } }`;
 const REMOVE_WALLET = `mutation($id: ID!) { removeWallet(id: $id) }`;
 const UPDATES = `subscription { portfolioUpdates { totalValue change changePercent timestamp staleChains } }`;
-const FEATURES = `{ __type(name: "Query") { fields { name } } }`;
 
 let client = null;
 let live = null;
-let features = Promise.resolve(null);
 const view = { portfolio: null, wallets: [], dayAgoValue: null, loadSeq: 0 };
 
 // --- panel states: loading | ok | empty | stale | error | unavailable -----------------------
@@ -63,9 +61,9 @@ function failed(panelId, err) {
   setState(panelId, "error", `Could not load: ${err.message}${code}`);
 }
 
-async function hasField(name) {
-  const fields = await features;
-  return fields === null || fields.has(name); // introspection off: just try
+// An older server's schema lacks a field: GraphQL validation says so; the panel says "not available".
+function isMissingField(err) {
+  return err instanceof ApiError && /Cannot query field/.test(err.message);
 }
 
 // --- total, holdings, donuts, wallets ------------------------------------------------------
@@ -147,16 +145,14 @@ function renderWallets(wallets) {
   }));
 }
 
-async function renderDonuts(portfolio) {
+async function renderDonuts(portfolio, allocationLoad) {
   let slices;
-  if (await hasField("allocation")) {
-    try {
-      const { allocation } = await client.gql(ALLOCATION);
-      const pick = (list) => list.filter((s) => Number(s.valueUsd) > 0).map((s) => ({ label: s.label, value: s.valueUsd }));
-      slices = { asset: pick(allocation.byAsset), chain: pick(allocation.byChain), category: pick(allocation.byCategory) };
-    } catch (err) {
-      if (!(err instanceof ApiError) || err.code === "UNAUTHENTICATED") throw err;
-    }
+  try {
+    const { allocation } = await allocationLoad;
+    const pick = (list) => list.filter((s) => Number(s.valueUsd) > 0).map((s) => ({ label: s.label, value: s.valueUsd }));
+    slices = { asset: pick(allocation.byAsset), chain: pick(allocation.byChain), category: pick(allocation.byCategory) };
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.code === "UNAUTHENTICATED") throw err;
   }
   if (!slices) { // the portfolio's own breakdowns (older servers, or a net value <= 0)
     const positive = (list, label, value) => list.filter((x) => Number(x[value]) > 0).map((x) => ({ label: x[label], value: x[value] }));
@@ -182,6 +178,8 @@ async function renderDonuts(portfolio) {
 
 async function loadPortfolio() {
   const seq = ++view.loadSeq;
+  const allocationLoad = client.gql(ALLOCATION); // in parallel; awaited by the donuts
+  allocationLoad.catch(() => {}); // its failure is handled there (or the panel has no wallets)
   const { portfolio, wallets } = await client.gql(PORTFOLIO);
   if (seq !== view.loadSeq) return; // a newer load is under way
   view.portfolio = portfolio;
@@ -208,7 +206,7 @@ async function loadPortfolio() {
     setState("panel-holdings", portfolio.stale ? "stale" : "ok",
       portfolio.stale ? "Some chains are stale: their rows show the last known values." : "");
   }
-  await renderDonuts(portfolio);
+  await renderDonuts(portfolio, allocationLoad);
 }
 
 async function refreshPortfolio() {
@@ -290,10 +288,6 @@ async function loadPerformance() {
 }
 
 async function loadCompare() {
-  if (!(await hasField("compare"))) {
-    setState("panel-compare", "unavailable", "Comparison is not available on this server.");
-    return;
-  }
   setState("panel-compare", "loading", "Loading…");
   try {
     const { compare: c } = await client.gql(COMPARE, {
@@ -312,7 +306,9 @@ async function loadCompare() {
     ]);
     await compareChart($("compare-chart"), c);
   } catch (err) {
-    if (err instanceof ApiError && err.code === "INSUFFICIENT_DATA") {
+    if (isMissingField(err)) {
+      setState("panel-compare", "unavailable", "Comparison is not available on this server.");
+    } else if (err instanceof ApiError && err.code === "INSUFFICIENT_DATA") {
       setState("panel-compare", "empty", "Not enough history to compare over this period.");
     } else {
       failed("panel-compare", err);
@@ -387,15 +383,18 @@ function renderTrades(rebalance) {
   box.replaceChildren(table, gas);
 }
 
-async function loadRebalance({ reloadTargets = true } = {}) {
-  if (!(await hasField("rebalance")) || !(await hasField("allocationTargets"))) {
-    setState("panel-rebalance", "unavailable", "Rebalancing is not available on this server.");
-    return;
-  }
+async function loadRebalance({ reloadTargets = true, portfolioLoad = Promise.resolve() } = {}) {
+  // Targets and trades load together; suggested targets wait for the portfolio only if needed.
+  const trades = client.gql(REBALANCE);
+  trades.catch(() => {});
   try {
     if (reloadTargets) {
       const { allocationTargets: policy } = await client.gql(TARGETS);
-      const targets = policy.targets.length ? policy.targets : suggestedTargets();
+      let targets = policy.targets;
+      if (!targets.length) {
+        await portfolioLoad;
+        targets = suggestedTargets();
+      }
       $("targets-table").querySelector("tbody").replaceChildren(...targets.map(targetRow));
       $("targets-band").value = Number(policy.band);
       $("targets-min-trade").value = Number(policy.minTradeUsd);
@@ -404,8 +403,7 @@ async function loadRebalance({ reloadTargets = true } = {}) {
     }
     setState("panel-rebalance", "ok");
     try {
-      const { rebalance } = await client.gql(REBALANCE);
-      renderTrades(rebalance);
+      renderTrades((await trades).rebalance);
     } catch (err) {
       if (!(err instanceof ApiError) || !["NO_TARGETS", "INSUFFICIENT_DATA"].includes(err.code)) throw err;
       $("rebalance-trades").innerHTML = `<p class="muted"></p>`;
@@ -413,7 +411,11 @@ async function loadRebalance({ reloadTargets = true } = {}) {
         ? "Save targets to see the trades that would reach them." : err.message;
     }
   } catch (err) {
-    failed("panel-rebalance", err);
+    if (isMissingField(err)) {
+      setState("panel-rebalance", "unavailable", "Rebalancing is not available on this server.");
+    } else {
+      failed("panel-rebalance", err);
+    }
   }
 }
 
@@ -521,13 +523,9 @@ async function start(token) {
   $("login").hidden = true;
   $("dashboard").hidden = false;
   $("logout").hidden = false;
-  features = client.gql(FEATURES)
-    .then((d) => (d.__type ? new Set(d.__type.fields.map((f) => f.name)) : null))
-    .catch(() => null);
-  const portfolio = loadPortfolio().catch((err) => failed("panel-total", err));
+  const portfolioLoad = loadPortfolio().catch((err) => failed("panel-total", err));
   await Promise.allSettled([
-    portfolio.then(() => loadRebalance()),
-    loadHistory(), loadPerformance(), loadCompare(),
+    portfolioLoad, loadRebalance({ portfolioLoad }), loadHistory(), loadPerformance(), loadCompare(),
   ]);
   document.body.dataset.ready = "true";
   window.chainfolioReadyMs = performance.now();

@@ -423,11 +423,15 @@ class Worker:
                 limits=self.options.scan,
             )
             valuation = _FlowValuation(chain, read)
-            own: dict[uuid.UUID, set[str]] = defaultdict(set)
-            for wallet in wallets:
-                own[wallet.user_id].add(wallet.address.lower())
+            # Counterparties that make a transfer internal, per user: the user's own wallets,
+            # and the vaults and lending markets whose positions the portfolio already counts.
             internal = {v.address.lower() for v in chain.vaults}
             internal |= {m.address.lower() for m in chain.lending}
+            own: dict[uuid.UUID, set[str]] = defaultdict(lambda: set(internal))
+            for wallet in wallets:
+                own[wallet.user_id].add(wallet.address.lower())
+            # Native value paid into a tracked token is a wrap (WETH9 emits no Transfer for it).
+            wrappers = {t.address.lower() for t in chain.tokens}
             by_address: dict[str, list[Wallet]] = defaultdict(list)
             for wallet in scanned:
                 by_address[wallet.address.lower()].append(wallet)
@@ -439,7 +443,9 @@ class Worker:
                     for wallet in by_address.get(party, []):
                         if transfer.block_number <= starts[wallet.id]:
                             continue
-                        if counterparty in own[wallet.user_id] or counterparty in internal:
+                        if counterparty in own[wallet.user_id] or (
+                            transfer.contract == NATIVE and counterparty in wrappers
+                        ):
                             continue
                         moment = flow_time(
                             transfer.block_time,

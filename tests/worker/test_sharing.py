@@ -176,6 +176,7 @@ async def test_retention_drops_only_expired_partitions(
         dropped = await worker.enforce_retention()
         assert sorted(dropped) == ["portfolio_snapshots_y2003m01", "portfolio_snapshots_y2003m02"]
         assert await worker.enforce_retention() == []
-    async with engine.connect() as db:
+    async with engine.begin() as db:
         kept = await db.scalar(text("SELECT to_regclass('portfolio_snapshots_y2003m03')"))
+        await db.execute(text("DROP TABLE portfolio_snapshots_y2003m03"))  # leave no trace
     assert kept is not None

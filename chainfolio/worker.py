@@ -241,7 +241,7 @@ class Worker:
         hour = now.replace(minute=0, second=0, microsecond=0)
         async with self._engine.connect() as db:
             last_snapshots = await timeseries.latest_snapshot_times(
-                db, user_ids=users, since=hour - (self.options.backfill_hours + 1) * HOUR
+                db, user_ids=users, since=hour - timedelta(days=self.options.retention_days)
             )
         scans = await self._detect_flows(wallets, read.chains, last_snapshots, hour, now)
         async with self._engine.begin() as db:

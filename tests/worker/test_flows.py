@@ -13,14 +13,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chainfolio.bus import Bus
-from chainfolio.devnet import Devnet, revert, snapshot, transfer_native, transfer_token
+from chainfolio.devnet import Devnet, mine, revert, snapshot, transfer_native, transfer_token
 from chainfolio.domain import NATIVE
 from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import ChainSet, open_chains
 from chainfolio.resolvers.performance import resolve_performance
 from chainfolio.storage.accounts import add_wallet, ensure_user
 from chainfolio.storage.timeseries import cash_flows_between
-from chainfolio.worker import Worker, flow_time
+from chainfolio.worker import Worker, WorkerOptions, flow_time
 
 OUTSIDE = "0x" + "cd" * 20
 START = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)
@@ -141,3 +141,27 @@ def test_flow_time_lands_in_the_interval_whose_snapshot_first_includes_it() -> N
         microseconds=1
     )
     assert flow_time(late, last_snapshot=hour, hour=hour, now=now) == late
+
+
+async def test_a_wallet_too_far_behind_skips_the_older_blocks(
+    engine: AsyncEngine, restore_devnet: Devnet, chains: ChainSet
+) -> None:
+    chain = restore_devnet.chain(1)
+    tracked, outsider = chain.wallets[11], chain.wallets[18]
+    user_id = await _user(engine, 1, tracked)
+    clock = Clock(START)
+    names = {c.chain_id: c.name for c in chains.config.chains}
+    options = WorkerOptions(max_scan_blocks=3)
+    async with Bus("memory://") as bus:
+        worker = Worker(
+            engine=engine, bus=bus, chains=chains, clock=clock, chain_names=names, options=options
+        )
+        await worker.refresh()
+        transfer_native(chain, sender=outsider, to=tracked, amount=10**18)  # too old to see
+        mine(chain, 3)
+        transfer_token(chain, symbol="USDC", sender=outsider, to=tracked, amount=10**6)
+        clock.now = START + timedelta(hours=1)
+        await worker.refresh()
+    async with engine.connect() as db:
+        flows = await cash_flows_between(db, user_id=user_id, start=START, end=clock.now)
+    assert [(f.symbol, f.amount) for f in flows] == [("USDC", 10**6)]

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from chainfolio.devnet import transfer_native
-from tests.dashboard.conftest import ARTIFACTS, Browser, DemoProcess
+from tests.dashboard.harness import ARTIFACTS, Browser, DemoProcess
 
 PANELS = (
     "panel-total",

@@ -13,7 +13,7 @@ import pytest
 import websockets
 
 from chainfolio.devnet import transfer_native
-from tests.dashboard.conftest import DemoProcess, start_demo, stop_demo
+from tests.dashboard.harness import DemoProcess, start_demo, stop_demo
 
 TOTAL = "{ portfolio { totalValue chains { chainId stale } holdings { asset price } } }"
 

@@ -1,0 +1,93 @@
+"""The `chainfolio` command line as real processes against the session database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+
+def chainfolio(*args: str, database_url: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "CHAINFOLIO_DATABASE_URL": database_url,
+        "CHAINFOLIO_DATA_DIR": str(data_dir),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "chainfolio", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_migrate_on_a_current_schema_changes_nothing(database_url: str, tmp_path: Path) -> None:
+    done = chainfolio("migrate", database_url=database_url, data_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "schema is up to date"
+
+
+def test_wallet_add_list_remove(database_url: str, tmp_path: Path) -> None:
+    user = f"cli-{uuid.uuid4().hex[:8]}"
+    lowercase = "0xd8da6bf26964af9d7eed9e03e53415d37aa96045"
+    checksum = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return chainfolio("wallet", *args, database_url=database_url, data_dir=tmp_path)
+
+    added = run("add", "--user", user, "--chain-id", "1", "--address", lowercase, "--label", "cold")
+    assert added.returncode == 0, added.stderr
+    wallet_id, chain_id, address, label = added.stdout.strip().split("\t")
+    assert (chain_id, address, label) == ("1", checksum, "cold")
+
+    listed = run("list", "--user", user)
+    assert listed.stdout.strip().split("\t") == [wallet_id, "1", checksum, "cold"]
+    assert run("list", "--user", f"{user}-other").stdout == ""  # users never share wallets
+
+    duplicate = run("add", "--user", user, "--chain-id", "1", "--address", checksum)
+    assert duplicate.returncode == 2
+    assert duplicate.stderr.startswith("error (DUPLICATE_WALLET):")
+
+    removed = run("remove", "--user", user, wallet_id)
+    assert removed.stdout.strip() == f"removed {wallet_id}"
+    assert run("list", "--user", user).stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("address", "code"),
+    [
+        ("0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96046", "INVALID_ADDRESS"),  # bad checksum
+        ("0x" + "zz" * 20, "INVALID_ADDRESS"),
+    ],
+    ids=["wrong-checksum", "not-hex"],
+)
+def test_wallet_add_rejects_bad_addresses(
+    database_url: str, tmp_path: Path, address: str, code: str
+) -> None:
+    done = chainfolio(
+        "wallet",
+        "add",
+        "--user",
+        "cli-bad",
+        "--chain-id",
+        "1",
+        "--address",
+        address,
+        database_url=database_url,
+        data_dir=tmp_path,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error ({code}):"), done.stderr
+
+
+def test_unknown_options_are_refused(database_url: str, tmp_path: Path) -> None:
+    done = chainfolio(
+        "token", "--user", "x", "--bogus", database_url=database_url, data_dir=tmp_path
+    )
+    assert done.returncode == 2
+    assert "unrecognized arguments: --bogus" in done.stderr

@@ -40,7 +40,7 @@ from chainfolio.devnet import (
     transfer_token,
 )
 from chainfolio.domain import Category
-from chainfolio.fetchers.config import ChainsConfig
+from chainfolio.fetchers.config import ChainsConfig, RpcSettings
 from chainfolio.fetchers.devnet_config import (
     REVERTING_SYMBOL,
     config_from_devnet,
@@ -337,7 +337,9 @@ async def _until(stop: asyncio.Event, work: Awaitable[_T]) -> _T:
 
 def _demo_config(chains: Sequence[DevnetDeployment]) -> ChainsConfig:
     """The devnet's chain config without its always-reverting test token."""
-    config = config_from_devnet(chains, max_age=_FEED_MAX_AGE_S)
+    # Local nodes answer in milliseconds: a paused one is called stale after 3 s, not 10.
+    rpc = RpcSettings(timeout_s=3.0, backoff_s=1.0, backoff_max_s=10.0)
+    config = config_from_devnet(chains, max_age=_FEED_MAX_AGE_S, rpc=rpc)
     return config.model_copy(
         update={
             "chains": [

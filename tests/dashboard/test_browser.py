@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import statistics
+import time
+import uuid
 from decimal import Decimal
 from typing import Any
 
+from chainfolio.auth import issue_token
 from chainfolio.devnet import transfer_native
+from chainfolio.settings import Settings
 from tests.dashboard.harness import ARTIFACTS, Browser, DemoProcess
 
 PANELS = (
@@ -195,3 +201,89 @@ def test_page_load_time(demo: DemoProcess, browser: Browser) -> None:
     (ARTIFACTS / "page-load.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(f"dashboard ready after {figures}")
     assert all(ms > 0 for ms in ready)
+
+
+def test_a_new_user_sees_empty_states(demo: DemoProcess, browser: Browser) -> None:
+    token = issue_token(Settings(), subject=f"fresh-{uuid.uuid4().hex[:8]}")
+    browser.call("open", url=f"{demo.url}/#token={token}")
+    states = browser.eval(SCRAPE)["states"]
+    texts = browser.eval(
+        """() => Object.fromEntries([...document.querySelectorAll(".panel")]
+          .map((p) => [p.id, p.querySelector(".state").textContent]))"""
+    )
+    for panel in ("panel-total", "panel-holdings", "panel-allocation", "panel-history"):
+        assert states[panel] == "empty", (panel, texts)
+    assert states["panel-performance"] == "empty"  # not enough history
+    assert "error" not in states.values(), texts
+    text = browser.eval("() => document.querySelector('#panel-total .state').textContent")
+    assert "No wallets yet" in text
+
+
+def test_a_paused_chain_shows_as_stale(demo: DemoProcess, browser: Browser) -> None:
+    chain_ids = [c["chain_id"] for c in demo.info["chains"]]
+    node = demo.info["nodePids"][chain_ids.index(137)]
+    query = "{ portfolio { chains { chainId stale } holdings { stale } } }"
+
+    def stale_chains() -> set[int]:
+        chains = demo.gql(query)["portfolio"]["chains"]
+        return {c["chainId"] for c in chains if c["stale"]}
+
+    os.killpg(node, signal.SIGSTOP)
+    try:
+        while stale_chains() != {137}:
+            time.sleep(0.5)
+        _open(browser, demo)
+        page = browser.eval(
+            """() => ({
+              total: document.getElementById("panel-total").dataset.state,
+              warning: document.getElementById("total-stale").textContent,
+              staleRows: document.querySelectorAll("#holdings-table tr.is-stale").length,
+              badges: document.querySelectorAll("#holdings-table .badge.stale").length,
+            })"""
+        )
+        expected = sum(h["stale"] for h in demo.gql(query)["portfolio"]["holdings"])
+        browser.call("screenshot", path=str(ARTIFACTS / "dashboard-stale-chain.png"))
+    finally:
+        os.killpg(node, signal.SIGCONT)
+    assert page["total"] == "stale"
+    assert "devnet-137" in page["warning"]
+    assert page["staleRows"] == page["badges"] == expected > 0
+    while stale_chains():  # the chain recovers for the tests after this one
+        time.sleep(0.5)
+
+
+def test_targets_edited_and_saved_give_the_api_trades(demo: DemoProcess, browser: Browser) -> None:
+    _open(browser, demo)
+    rows = browser.eval(
+        """() => [...document.querySelectorAll("#targets-table tbody tr")].map((tr) => ({
+          key: tr.querySelector(".t-key").value,
+          weight: Number(tr.querySelector(".t-weight").value),
+        }))"""
+    )
+    assert sum(r["weight"] for r in rows) == 100  # suggested from the current allocation
+    first, last = rows[0], rows[-1]
+    browser.call(
+        "fill", selector="#targets-table tbody tr:first-child .t-weight", value=first["weight"] - 15
+    )
+    browser.call(
+        "fill", selector="#targets-table tbody tr:last-child .t-weight", value=last["weight"] + 15
+    )
+    browser.call("fill", selector="#targets-band", value="2")
+    browser.call("click", selector="#targets-form button[type=submit]")
+    browser.wait_for("() => document.getElementById('panel-rebalance').dataset.saved === 'true'")
+    trades = browser.wait_for(
+        """() => {
+          const rows = [...document.querySelectorAll("#rebalance-trades tbody tr")];
+          return rows.length > 0 && rows.map((tr) => [tr.dataset.asset, tr.dataset.value]);
+        }"""
+    )
+    api = demo.gql(
+        """{ allocationTargets { targets { key weight } band }
+             rebalance { trades { asset valueUsd } } }"""
+    )
+    saved = {t["key"]: Decimal(t["weight"]) for t in api["allocationTargets"]["targets"]}
+    assert saved[first["key"]] == first["weight"] - 15
+    assert saved[last["key"]] == last["weight"] + 15
+    assert Decimal(api["allocationTargets"]["band"]) == 2
+    assert trades == [[t["asset"], t["valueUsd"]] for t in api["rebalance"]["trades"]]
+    assert {a for a, _ in trades} >= {first["key"], last["key"]}

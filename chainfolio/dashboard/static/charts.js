@@ -45,11 +45,11 @@ export function valueChart(element, timestamps, values) {
 
 export function donut(element, slices) {
   return draw(element, {
-    tooltip: { trigger: "item", valueFormatter: (v) => `$${Number(v).toLocaleString("en-US", { maximumFractionDigits: 0 })}` },
-    legend: { show: false },
+    tooltip: { trigger: "item", formatter: (p) => `${p.name}<br>$${Number(p.value).toLocaleString("en-US", { maximumFractionDigits: 0 })} (${p.percent}%)` },
+    legend: { type: "scroll", bottom: 0, textStyle: { color: "#c9d1d9", fontSize: 11 }, pageTextStyle: { color: "#8b98a5" }, itemWidth: 10, itemHeight: 10 },
     series: [{
-      type: "pie", radius: ["45%", "70%"], avoidLabelOverlap: true, minShowLabelAngle: 14,
-      label: { color: "#c9d1d9", formatter: "{b}\n{d}%", fontSize: 11 },
+      type: "pie", radius: ["42%", "68%"], center: ["50%", "44%"],
+      label: { show: true, position: "inside", formatter: (p) => (p.percent >= 8 ? `${Math.round(p.percent)}%` : ""), color: "#0f1419", fontSize: 11, fontWeight: 600 },
       data: slices.map((s) => ({ name: s.label, value: Number(s.value) })),
     }],
   });

@@ -39,7 +39,7 @@ const UPDATES = `subscription { portfolioUpdates { totalValue change changePerce
 
 let client = null;
 let live = null;
-const view = { portfolio: null, wallets: [], dayAgoValue: null, loadSeq: 0 };
+const view = { portfolio: null, wallets: [], dayAgoValue: null, loadSeq: 0, poll: null };
 
 // --- panel states: loading | ok | empty | stale | error | unavailable -----------------------
 
@@ -52,13 +52,21 @@ function setState(panelId, state, message = "") {
   panel.querySelector(".body").hidden = !(state === "ok" || state === "stale");
 }
 
-function failed(panelId, err) {
+function failed(panelId, err, retry = null) {
   if (err instanceof ApiError && (err.code === "UNAUTHENTICATED" || err.status === 401)) {
     logout(`The token was rejected: ${err.message}`);
     return;
   }
   const code = err instanceof ApiError ? ` (${err.code})` : "";
-  setState(panelId, "error", `Could not load: ${err.message}${code}`);
+  setState(panelId, "error", `Could not load: ${err.message}${code} `);
+  if (retry) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "retry";
+    button.textContent = "Retry";
+    button.addEventListener("click", () => retry());
+    $(panelId).querySelector(".state").append(button);
+  }
 }
 
 // An older server's schema lacks a field: GraphQL validation says so; the panel says "not available".
@@ -213,7 +221,7 @@ async function refreshPortfolio() {
   try {
     await loadPortfolio();
   } catch (err) {
-    failed("panel-total", err);
+    failed("panel-total", err, refreshPortfolio);
   }
 }
 
@@ -246,7 +254,7 @@ async function loadHistory() {
     panel.dataset.last = history.values[history.values.length - 1];
     await valueChart($("history-chart"), points.map((p) => p[0]), points.map((p) => p[1]));
   } catch (err) {
-    failed("panel-history", err);
+    failed("panel-history", err, loadHistory);
   }
 }
 
@@ -282,7 +290,7 @@ async function loadPerformance() {
     if (err instanceof ApiError && err.code === "INSUFFICIENT_DATA") {
       setState("panel-performance", "empty", "Not enough history for this period yet.");
     } else {
-      failed("panel-performance", err);
+      failed("panel-performance", err, loadPerformance);
     }
   }
 }
@@ -311,7 +319,7 @@ async function loadCompare() {
     } else if (err instanceof ApiError && err.code === "INSUFFICIENT_DATA") {
       setState("panel-compare", "empty", "Not enough history to compare over this period.");
     } else {
-      failed("panel-compare", err);
+      failed("panel-compare", err, loadCompare);
     }
   }
 }
@@ -414,7 +422,7 @@ async function loadRebalance({ reloadTargets = true, portfolioLoad = Promise.res
     if (isMissingField(err)) {
       setState("panel-rebalance", "unavailable", "Rebalancing is not available on this server.");
     } else {
-      failed("panel-rebalance", err);
+      failed("panel-rebalance", err, () => loadRebalance());
     }
   }
 }
@@ -512,6 +520,7 @@ async function showLogin(message = "") {
 }
 
 function logout(message = "") {
+  clearInterval(view.poll);
   if (live) live.close();
   live = null;
   localStorage.removeItem(TOKEN_KEY);
@@ -523,7 +532,7 @@ async function start(token) {
   $("login").hidden = true;
   $("dashboard").hidden = false;
   $("logout").hidden = false;
-  const portfolioLoad = loadPortfolio().catch((err) => failed("panel-total", err));
+  const portfolioLoad = loadPortfolio().catch((err) => failed("panel-total", err, refreshPortfolio));
   await Promise.allSettled([
     portfolioLoad, loadRebalance({ portfolioLoad }), loadHistory(), loadPerformance(), loadCompare(),
   ]);
@@ -531,6 +540,9 @@ async function start(token) {
   window.chainfolioReadyMs = performance.now();
   performance.mark("chainfolio-ready");
   if (client) live = client.subscribe(UPDATES, { onData: onUpdate, onStatus: onLiveStatus });
+  // Pushes carry value changes; a chain turning stale (values kept) shows on the next poll.
+  clearInterval(view.poll);
+  view.poll = setInterval(() => { if (!document.hidden && live) refreshPortfolio(); }, 30000);
 }
 
 function boot() {

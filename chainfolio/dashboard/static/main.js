@@ -202,6 +202,10 @@ async function loadPortfolio() {
     return;
   }
   renderTotal(portfolio.totalValue, portfolio.change24h, portfolio.changePercent24h, portfolio.updatedAt);
+  const chainCount = new Set(wallets.map((w) => w.chainId)).size;
+  $("total-summary").textContent = `${wallets.length} wallet(s) on ${chainCount} chain(s) · `
+    + `${portfolio.holdings.length} holdings`
+    + (portfolio.unpricedCount ? ` · ${portfolio.unpricedCount} without a price (not counted)` : "");
   const staleChains = portfolio.chains.filter((c) => c.stale).map((c) => c.chain);
   $("total-stale").hidden = !staleChains.length;
   $("total-stale").textContent = staleChains.length

@@ -35,6 +35,7 @@ from chainfolio.auth import issue_token
 from chainfolio.devnet import (
     Devnet,
     DevnetDeployment,
+    DevnetError,
     set_price,
     transfer_native,
     transfer_token,
@@ -583,6 +584,9 @@ async def serve_demo(settings: Settings, options: DemoOptions, stop: asyncio.Eve
         return await run.live()
     except asyncio.CancelledError:
         return 0
+    except DevnetError as exc:  # no Node.js, npm offline, a node that would not start
+        print(f"chainfolio demo: the local chains could not start: {exc}", file=sys.stderr)
+        return 2
     finally:
         print("chainfolio demo: stopping …", file=options.out, flush=True)
         await run.close()

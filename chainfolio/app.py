@@ -257,7 +257,11 @@ def create_app(
                 await stack.enter_async_context(running_worker(services, chains_config))
             yield
 
-    schema = build_schema(max_depth=cfg.graphql_max_depth, introspection=cfg.graphql_introspection)
+    schema = build_schema(
+        max_depth=cfg.graphql_max_depth,
+        max_cost=cfg.graphql_max_cost,
+        introspection=cfg.graphql_introspection,
+    )
     graphql = AuthenticatedGraphQL(GraphQLApp(schema, keep_alive=True, keep_alive_interval=15))
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),

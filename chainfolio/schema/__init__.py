@@ -6,29 +6,33 @@ from collections.abc import Callable
 
 import strawberry
 from strawberry.extensions import (
-    MaxAliasesLimiter,
+    AddValidationRules,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
 from strawberry.extensions.disable_introspection import DisableIntrospection
 
 from chainfolio.metrics import GraphQLMetrics
+from chainfolio.schema.document_limits import document_limits_rule
 from chainfolio.schema.errors import ErrorCodes
 from chainfolio.schema.root import Mutation, Query
 from chainfolio.schema.subscription import Subscription
 
 
-def build_schema(*, max_depth: int = 12, introspection: bool = True) -> strawberry.Schema:
+def build_schema(
+    *, max_depth: int = 12, max_cost: int = 1_000, introspection: bool = True
+) -> strawberry.Schema:
     """The schema with abuse limits and parser/validation caches on."""
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         GraphQLMetrics,  # first, so it exits last and counts the codes ErrorCodes set
         ErrorCodes,
-        lambda: QueryDepthLimiter(max_depth=max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=30),
         lambda: MaxTokensLimiter(max_token_count=2_000),
+        # not strawberry's QueryDepthLimiter/MaxAliasesLimiter: exponential on nested fragments
+        lambda: AddValidationRules(
+            [document_limits_rule(max_depth=max_depth, max_aliases=30, max_cost=max_cost)]
+        ),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
     ]

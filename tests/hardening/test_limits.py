@@ -60,3 +60,40 @@ async def test_graphql_document_limits_answer_with_codes(open_client: OpenClient
         errors = response.json()["errors"]
         assert errors
         assert all(e["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED" for e in errors)
+
+
+README_QUERY = """
+query {
+  portfolio { totalValue change24h changePercent24h
+    chains { chain value stale } assets { asset balance value } categories { category value }
+    holdings { chain wallet asset amount balance price priceSource valueUsd updatedAt stale
+      error } }
+  history(period: "90d", interval: "1d") { timestamps values gaps }
+  allocation { totalValue byAsset { key valueUsd weight } byCategory { key weight } unpricedCount }
+  rebalance { withinBands trades { side asset chainId valueUsd amount } gas { chainId costUsd } }
+  compare(period: "90d", benchmark: "ETH") { timestamps portfolio benchmarkValues excessReturn
+    beta }
+}
+"""
+
+
+async def test_graphql_cost_limit(open_client: OpenClient) -> None:
+    headers = bearer(f"cost-{uuid.uuid4().hex[:8]}")
+    expensive = " ".join(f'h{i}: history(period: "all") {{ values }}' for i in range(25))
+    # fragments spread twice at every level: 2^60 fields if expanded; strawberry's depth and
+    # alias limiters walked every spread (exponential time: this request blocked the server)
+    levels = "\n".join(f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(60))
+    bomb = f"query {{ ...F0 }}\n{levels}\nfragment F60 on Query {{ wallets {{ id }} }}"
+    async with open_client() as client:
+        for document in (f"{{ {expensive} }}", bomb):
+            refused = await client.post("/graphql", json={"query": document}, headers=headers)
+            messages = [e["message"] for e in refused.json()["errors"]]
+            assert any("over the limit of 1000" in m for m in messages), messages
+            assert refused.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+        everyday = await client.post("/graphql", json={"query": README_QUERY}, headers=headers)
+        assert not [e for e in everyday.json().get("errors", []) if "limit" in e["message"]]
+    async with open_client(graphql_max_cost=20) as tight:
+        small = await tight.post("/graphql", json={"query": "{ wallets { id } }"}, headers=headers)
+        assert small.json() == {"data": {"wallets": []}}
+        refused = await tight.post("/graphql", json={"query": README_QUERY}, headers=headers)
+        assert "over the limit of 20" in refused.json()["errors"][0]["message"]

@@ -1,0 +1,285 @@
+"""Subscriptions at the seed's scale: 10,000 live `/v1/ws` clients fed through Redis.
+
+    python benchmarks/bench_subscriptions.py [--clients 10000] [--rounds 3]
+
+Starts `chainfolio serve` (Redis bus, fresh database) and, as the same-run baseline, a bare
+Starlette websocket server doing only Redis PSUBSCRIBE → socket (`bare_ws.py`). For each, it
+opens N websocket clients (one user each, a JWT per user on ours), subscribes them, then
+publishes one portfolio update per user on Redis and measures the time until every client has
+its update (fan-out time, per-client latency percentiles), plus the server's memory per
+connection. Clients and publisher share one process, so both servers face the same client cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import httpx
+import redis.asyncio as redis
+import websockets
+
+from chainfolio.auth import issue_token
+from chainfolio.bus import portfolio_channel
+from chainfolio.resolvers.updates import PortfolioUpdate
+from chainfolio.settings import Settings
+from chainfolio.storage.database import to_asyncpg_dsn
+
+SECRET = "bench-subscriptions-secret-0123456789"
+HERE = Path(__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+@contextmanager
+def server(
+    argv: list[str], env: dict[str, str], ready: str, cwd: Path | None = None
+) -> Iterator[int]:
+    """Start a server process and wait until `ready` (a URL) answers; yields its pid."""
+    # Its log goes to a file: a pipe nobody drains would fill up and stall the server.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(argv, env={**os.environ, **env}, cwd=cwd, stdout=log, stderr=log)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    httpx.get(ready, timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(log.read().decode())
+            yield proc.pid
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@dataclass
+class Round:
+    connect_s: float
+    fanout_s: float
+    latencies: list[float]
+    rss_idle_kib: int
+    rss_connected_kib: int
+
+
+async def wait_subscribed(client: redis.Redis, n: int) -> None:
+    """Until Redis counts the server's subscriptions (the ack can precede SUBSCRIBE)."""
+    while True:
+        channels = await client.pubsub_channels("chainfolio:portfolio:*")
+        patterns = await client.pubsub_numpat()
+        if len(channels) >= n or patterns >= 1:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def run_round(
+    *,
+    users: list[str],
+    url_of: Callable[[str], str],
+    subscribe_of: Callable[[str], str | None],
+    redis_url: str,
+    pid: int,
+    needs_all_channels: bool,
+) -> Round:
+    rss_idle = rss_kib(pid)
+    received: dict[str, float] = {}
+    all_in = asyncio.Event()
+    ready = asyncio.Semaphore(64)  # handshakes in flight
+    subscribed = 0
+    sockets: list[websockets.ClientConnection] = []
+
+    async def client(user: str) -> None:
+        nonlocal subscribed
+        async with ready:
+            ws = await websockets.connect(
+                url_of(user), max_size=2**20, compression=None, open_timeout=60, ping_interval=None
+            )
+            message = subscribe_of(user)
+            if message is not None:
+                await ws.send(message)
+            await ws.recv()  # the subscribed ack
+            subscribed += 1
+        sockets.append(ws)
+        await ws.recv()  # the update
+        received[user] = time.perf_counter()
+        if len(received) == len(users):
+            all_in.set()
+
+    started = time.perf_counter()
+    tasks = [asyncio.create_task(client(u)) for u in users]
+    while subscribed < len(users):
+        await asyncio.sleep(0.05)
+        for task in tasks:
+            if task.done() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    connect_s = time.perf_counter() - started
+    publisher = redis.from_url(redis_url)
+    await wait_subscribed(publisher, len(users) if needs_all_channels else 1)
+    rss_connected = rss_kib(pid)
+    now = datetime.now(UTC)
+    payloads = [
+        PortfolioUpdate(u, Decimal("12345.67"), Decimal("12.5"), Decimal("0.1013"), now).to_json()
+        for u in users
+    ]
+    t0 = time.perf_counter()
+    async with publisher.pipeline(transaction=False) as pipe:
+        for user, payload in zip(users, payloads, strict=True):
+            pipe.publish(portfolio_channel(user), payload)
+        delivered = await pipe.execute()
+    if sum(delivered) < len(users):
+        print(f"  warning: Redis delivered {sum(delivered)} of {len(users)} publishes")
+    try:
+        await asyncio.wait_for(all_in.wait(), timeout=60)
+    except TimeoutError:
+        missing = len(users) - len(received)
+        raise RuntimeError(f"{missing} of {len(users)} clients got no update in 60 s") from None
+    fanout_s = time.perf_counter() - t0
+    await asyncio.gather(*tasks)
+    await asyncio.gather(*(ws.close() for ws in sockets))
+    await publisher.aclose()
+    return Round(
+        connect_s,
+        fanout_s,
+        sorted(t - t0 for t in received.values()),
+        rss_idle,
+        rss_connected,
+    )
+
+
+def pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def report(name: str, rounds: list[Round], n: int) -> float:
+    best = min(rounds, key=lambda r: r.fanout_s)
+    lat = best.latencies
+    per_conn = (best.rss_connected_kib - best.rss_idle_kib) / n
+    print(
+        f"{name:<24} connect {statistics.median(r.connect_s for r in rounds):6.2f} s   "
+        f"fan-out {statistics.median(r.fanout_s for r in rounds):6.3f} s   "
+        f"p50 {pct(lat, 0.5) * 1000:7.1f} ms  p95 {pct(lat, 0.95) * 1000:7.1f} ms  "
+        f"max {lat[-1] * 1000:7.1f} ms   RSS +{per_conn:5.1f} KiB/conn"
+    )
+    return statistics.median(r.fanout_s for r in rounds)
+
+
+async def create_database(url: str) -> tuple[str, str]:
+    name = f"chainfolio_bench_subs_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(to_asyncpg_dsn(url))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    return name, url.rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_database(url: str, name: str) -> None:
+    admin = await asyncpg.connect(to_asyncpg_dsn(url))
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "CHAINFOLIO_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    args = parser.parse_args()
+    n = args.clients
+    users = [str(uuid.uuid4()) for _ in range(n)]
+    settings = Settings(jwt_secret=SECRET)
+    tokens = {u: issue_token(settings, subject=u) for u in users}
+    print(f"clients: {n}, rounds: {args.rounds}, cores: {os.cpu_count()}")
+
+    name, db_url = asyncio.run(create_database(args.database_url))
+    try:
+        port = free_port()
+        env = {
+            "CHAINFOLIO_DATABASE_URL": db_url,
+            "CHAINFOLIO_REDIS_URL": args.redis_url,
+            "CHAINFOLIO_JWT_SECRET": SECRET,
+            "CHAINFOLIO_RATE_LIMIT_PER_MINUTE": "0",
+            "CHAINFOLIO_RATE_LIMIT_PER_IP_PER_MINUTE": "0",
+        }
+        argv = [sys.executable, "-m", "chainfolio", "serve", "--port", str(port)]
+        with server(argv, env, f"http://127.0.0.1:{port}/healthz") as pid:
+            ours = [
+                asyncio.run(
+                    run_round(
+                        users=users,
+                        url_of=lambda u: f"ws://127.0.0.1:{port}/v1/ws?token={tokens[u]}",
+                        subscribe_of=lambda u: (
+                            f'{{"type":"subscribe","channel":"portfolio","userId":"{u}"}}'
+                        ),
+                        redis_url=args.redis_url,
+                        pid=pid,
+                        needs_all_channels=True,
+                    )
+                )
+                for _ in range(args.rounds)
+            ]
+        bare_port = free_port()
+        argv = [sys.executable, "-m", "uvicorn", "bare_ws:app", "--port", str(bare_port)]
+        argv += ["--log-level", "warning", "--ws-per-message-deflate", "false"]
+        bare_env = {"BARE_REDIS_URL": args.redis_url}
+        with server(argv, bare_env, f"http://127.0.0.1:{bare_port}/", cwd=HERE) as pid:
+            bare = [
+                asyncio.run(
+                    run_round(
+                        users=users,
+                        url_of=lambda u: f"ws://127.0.0.1:{bare_port}/ws?user={u}",
+                        subscribe_of=lambda _u: None,
+                        redis_url=args.redis_url,
+                        pid=pid,
+                        needs_all_channels=False,
+                    )
+                )
+                for _ in range(args.rounds)
+            ]
+    finally:
+        asyncio.run(drop_database(args.database_url, name))
+    ours_s = report("chainfolio /v1/ws", ours, n)
+    bare_s = report("bare Starlette+Redis", bare, n)
+    print(f"fan-out time ratio (ours / bare): {ours_s / bare_s:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,5 +1,5 @@
 // ECharts wrappers: one instance per element, no animation (the page is ready when drawn).
-import * as echarts from "./vendor/echarts.esm.min.js";
+import { init } from "./vendor/echarts.min.js";
 
 const instances = new Map();
 const palette = ["#58a6ff", "#3fb950", "#d29922", "#f778ba", "#a371f7", "#39c5cf", "#f85149", "#8b98a5", "#e3b341", "#56d364"];
@@ -8,7 +8,7 @@ const axisStyle = { axisLine: { lineStyle: { color: "#3b4654" } }, axisLabel: { 
 function chartFor(element) {
   let chart = instances.get(element);
   if (!chart) {
-    chart = echarts.init(element, null, { renderer: "canvas" });
+    chart = init(element, null, { renderer: "canvas" });
     instances.set(element, chart);
   }
   return chart;

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     risk_free_rate: float = Field(default=0.0, description="annual, for Sharpe/Sortino")
     max_wallets_per_user: int = Field(default=100, ge=1)
     graphql_max_depth: int = Field(default=12, ge=2)
-    graphql_max_cost: int = Field(default=1_000, ge=10, description="fields + root weights")
+    graphql_max_cost: int = Field(default=500, ge=10, description="fields + root weights")
     graphql_introspection: bool = True
     run_worker: bool = Field(default=False, description="run the refresh worker in the API")
     backfill_hours: int = Field(

@@ -6,35 +6,32 @@ from collections.abc import Callable
 
 import strawberry
 from strawberry.extensions import (
-    AddValidationRules,
     MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.extensions.disable_introspection import DisableIntrospection
 
 from chainfolio.metrics import GraphQLMetrics
-from chainfolio.schema.document_limits import document_limits_rule
+from chainfolio.schema.document_limits import LimitedValidation, document_limits_rule
 from chainfolio.schema.errors import ErrorCodes
 from chainfolio.schema.root import Mutation, Query
 from chainfolio.schema.subscription import Subscription
 
 
 def build_schema(
-    *, max_depth: int = 12, max_cost: int = 1_000, introspection: bool = True
+    *, max_depth: int = 12, max_cost: int = 500, introspection: bool = True
 ) -> strawberry.Schema:
     """The schema with abuse limits and parser/validation caches on."""
+    # one rule class for the schema's life: the validation cache is keyed by the rules
+    limits = document_limits_rule(max_depth=max_depth, max_aliases=30, max_cost=max_cost)
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         GraphQLMetrics,  # first, so it exits last and counts the codes ErrorCodes set
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=2_000),
-        # not strawberry's QueryDepthLimiter/MaxAliasesLimiter: exponential on nested fragments
-        lambda: AddValidationRules(
-            [document_limits_rule(max_depth=max_depth, max_aliases=30, max_cost=max_cost)]
-        ),
         lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
+        # not strawberry's QueryDepthLimiter/MaxAliasesLimiter: exponential on nested fragments
+        lambda: LimitedValidation(limits, maxsize=256),
     ]
     if not introspection:
         extensions.append(DisableIntrospection)

@@ -5,6 +5,10 @@ document of a few dozen fragments that each spread the next twice takes exponent
 validate and blocks the event loop (40 levels: hours). Here each fragment is measured once
 and its measure reused wherever it is spread.
 
+They run before graphql-core's validation rules (`LimitedValidation`), and a document over
+them is refused without running those: some (overlapping fields) are quadratic in the number
+of fields.
+
 Cost = one per selected field, fragments expanded (as execution would), plus a weight per
 root field that reads a series or runs analytics: depth and aliases bound a document's
 shape, cost bounds the work it asks for (e.g. one expensive field under 30 aliases).
@@ -12,8 +16,9 @@ shape, cost bounds the work it asks for (e.g. one expensive field under 30 alias
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -25,7 +30,10 @@ from graphql import (
     SelectionSetNode,
     ValidationContext,
     ValidationRule,
+    validate,
 )
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 
 # Extra cost of root fields beyond their one: they read many rows or compute analytics.
 ROOT_WEIGHTS: Mapping[str, int] = {
@@ -122,3 +130,30 @@ def document_limits_rule(
                 )
 
     return DocumentLimits
+
+
+class LimitedValidation(SchemaExtension):
+    """Validation in two steps: the document limits (linear), then, only for a document within
+    them, every other rule, cached by document (in place of strawberry's ValidationCache)."""
+
+    def __init__(self, limits: type[ValidationRule], *, maxsize: int = 256) -> None:
+        super().__init__()
+        self._limits = limits
+        self._validate = _cached_validation(maxsize)
+
+    def on_validate(self) -> Iterator[None]:
+        """Sets the validation errors, so strawberry does not validate again."""
+        context = self.execution_context
+        assert context.graphql_document is not None
+        schema = context.schema._schema
+        errors = validate(schema, context.graphql_document, [self._limits])
+        context.pre_execution_errors = errors or self._validate(
+            schema, context.graphql_document, tuple(context.validation_rules)
+        )
+        yield
+
+
+@lru_cache
+def _cached_validation(maxsize: int) -> Callable[..., list[GraphQLError]]:
+    # one cache per size for the process, like strawberry's ValidationCache
+    return lru_cache(maxsize=maxsize)(validate_document)

@@ -88,7 +88,7 @@ async def test_graphql_cost_limit(open_client: OpenClient) -> None:
         for document in (f"{{ {expensive} }}", bomb):
             refused = await client.post("/graphql", json={"query": document}, headers=headers)
             messages = [e["message"] for e in refused.json()["errors"]]
-            assert any("over the limit of 1000" in m for m in messages), messages
+            assert any("over the limit of 500" in m for m in messages), messages
             assert refused.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
         everyday = await client.post("/graphql", json={"query": README_QUERY}, headers=headers)
         assert not [e for e in everyday.json().get("errors", []) if "limit" in e["message"]]

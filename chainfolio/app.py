@@ -46,6 +46,7 @@ from chainfolio.storage.migrations import LATEST_VERSION, StorageOptions, check_
 from chainfolio.web import (
     Authenticator,
     authenticator_of,
+    close_code,
     error_response,
     graphql_error_response,
     services_of,
@@ -126,11 +127,13 @@ async def _unexpected_error(_request: Request, exc: Exception) -> Response:
 
 
 class _WebSocketAdapter(ASGIWebSocketAdapter):
-    """Closes with 4401 (not Strawberry's 4403) when the connection failed authentication."""
+    """Closes with 4401 (not Strawberry's 4403) when the connection failed authentication,
+    4429 past the user's rate limit (`web.close_code`)."""
 
     async def close(self, code: int, reason: str) -> None:
-        if self.ws.scope.get("state", {}).get("auth_error"):
-            code, reason = 4401, "Unauthorized"
+        refused = self.ws.scope.get("state", {}).get("auth_error")
+        if isinstance(refused, ChainfolioError):
+            code, reason = close_code(refused)
         await self.ws.close(code=code, reason=reason)
 
 
@@ -159,7 +162,7 @@ class GraphQLApp(GraphQL[Context, None]):
         try:
             context.caller_ = await authenticator_of(context.request).caller(header)
         except ChainfolioError as exc:
-            context.request.scope.setdefault("state", {})["auth_error"] = exc.message
+            context.request.scope.setdefault("state", {})["auth_error"] = exc
             raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from exc
         unset: UnsetType = UNSET
         return unset

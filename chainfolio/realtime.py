@@ -17,10 +17,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from chainfolio.errors import ChainfolioError
 from chainfolio.resolvers.context import Caller
 from chainfolio.resolvers.updates import PortfolioUpdate, watch_portfolio
-from chainfolio.web import authenticator_of, number, services_of
+from chainfolio.web import authenticator_of, close_code, number, services_of
 
 MAX_MESSAGE = 4096
-CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 
 
@@ -65,7 +64,8 @@ async def _authenticate(ws: WebSocket) -> Caller | None:
         return await auth.caller(None)
     except ChainfolioError as exc:
         await _error(ws, exc.code, exc.message)
-        await ws.close(code=CLOSE_UNAUTHORIZED, reason="Unauthorized")
+        code, reason = close_code(exc)  # 4401; 4429 past the rate limit
+        await ws.close(code=code, reason=reason)
         return None
 
 

@@ -90,6 +90,12 @@ def graphql_error_response(exc: ChainfolioError) -> JSONResponse:
     )
 
 
+def close_code(exc: ChainfolioError) -> tuple[int, str]:
+    """The websocket close code and reason for an error refusing a connection: 4000 + the
+    HTTP status (4401 unauthenticated, 4429 rate limited, 4503 unavailable)."""
+    return 4000 + exc.status, "Unauthorized" if exc.status == 401 else exc.code
+
+
 def number(value: Decimal | None) -> float | None:
     """A Decimal as a JSON number for the seed's REST shapes (exact forms are also given)."""
     return None if value is None else float(value)

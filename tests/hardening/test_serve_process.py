@@ -149,3 +149,30 @@ async def test_websocket_handshakes_over_the_ip_limit_get_429(
         assert response.status_code == 429
         assert int(response.headers["Retry-After"]) >= 1
         assert json.loads(response.body)["error"]["code"] == "RATE_LIMITED"
+
+
+async def test_websockets_past_the_user_limit_close_with_4429(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {"CHAINFOLIO_RATE_LIMIT_PER_MINUTE": "1", "CHAINFOLIO_RATE_LIMIT_PER_IP_PER_MINUTE": "0"}
+    token = bearer("ws-user-limited")["Authorization"].split()[1]
+    with serving(database_url, tmp_path, **env) as (base, _proc, _log):
+        async with connect(_ws_url(base, f"/v1/ws?token={token}")) as ws:
+            await ws.send(json.dumps({"type": "ping"}))
+            assert json.loads(await ws.recv()) == {"type": "pong"}
+        async with connect(_ws_url(base, f"/v1/ws?token={token}")) as ws:
+            assert json.loads(await ws.recv())["error"]["code"] == "RATE_LIMITED"
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4429, "RATE_LIMITED")
+        async with connect(
+            _ws_url(base, "/graphql"),
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        ) as ws:
+            init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+            await ws.send(json.dumps(init))
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4429

@@ -21,15 +21,17 @@ import math
 import os
 import signal
 import sys
+import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import numpy as np
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chainfolio.auth import issue_token
 from chainfolio.devnet import (
@@ -51,6 +53,9 @@ from chainfolio.settings import Settings
 from chainfolio.storage import accounts, timeseries
 from chainfolio.storage.holdings import StoredHolding, current_holdings
 
+if TYPE_CHECKING:
+    import uvicorn
+
 log = logging.getLogger(__name__)
 
 DEMO_SUBJECT = "demo"
@@ -58,6 +63,7 @@ DEMO_CHAIN_IDS = (1, 137, 42161)
 TRACKED_WALLETS = 2
 """Devnet wallets 0 and 1 of each chain belong to the demo user; the others are outsiders."""
 DEVNET_WALLETS = 4
+"""Per chain: 0 and 1 tracked, 2 the ticker's counterparty, 3 free (tests, trying things)."""
 HISTORY_DAYS = 90
 PRICE_SOURCE = "demo-backfill"
 _FEED_MAX_AGE_S = 86_400
@@ -73,7 +79,7 @@ class Position:
 
     chain_id: int
     chain: str
-    wallet_id: Any
+    wallet_id: uuid.UUID | None
     symbol: str
     contract: str
     decimals: int
@@ -154,7 +160,7 @@ def _flow_plan(positions: Sequence[Position]) -> list[tuple[int, Position, float
 def synthetic_history(
     positions: Sequence[Position],
     *,
-    user_id: Any,
+    user_id: uuid.UUID,
     now: datetime,
     days: int = HISTORY_DAYS,
     seed: int = 1,
@@ -366,8 +372,8 @@ def _start_database(settings: Settings) -> tuple[str, Any]:
 
 
 async def _track_wallets(
-    engine: Any, config: ChainsConfig, chains: Sequence[DevnetDeployment], max_wallets: int
-) -> tuple[Any, dict[int, list[str]]]:
+    engine: AsyncEngine, config: ChainsConfig, chains: Sequence[DevnetDeployment], max_wallets: int
+) -> tuple[uuid.UUID, dict[int, list[str]]]:
     from chainfolio.app import chain_infos  # noqa: PLC0415 - app imports the whole API
     from chainfolio.resolvers.wallets import add_wallet  # noqa: PLC0415
 
@@ -394,7 +400,9 @@ async def _track_wallets(
     return user_id, tracked
 
 
-async def _backfill(engine: Any, user_id: Any, *, now: datetime, stop: asyncio.Event) -> int:
+async def _backfill(
+    engine: AsyncEngine, user_id: uuid.UUID, *, now: datetime, stop: asyncio.Event
+) -> int:
     """Write the synthetic history once per database; return the snapshots written."""
     async with engine.connect() as db:
         first = await timeseries.first_snapshot_time(db, user_id=user_id)
@@ -450,7 +458,7 @@ class _DemoRun:
             chain_ids=options.chain_ids, wallets=DEVNET_WALLETS, position_wallets=DEVNET_WALLETS
         )
         self.pg_server: Any = None
-        self.server: Any = None
+        self.server: uvicorn.Server | None = None
         self.serving: asyncio.Task[None] | None = None
 
     async def start(self) -> dict[str, Any]:

@@ -518,7 +518,11 @@ async function showLogin(message = "") {
   if (!input.value) {
     try { // demo mode pre-fills the demo user's token
       const response = await fetch("/demo-token");
-      if (response.ok) input.value = (await response.json()).token;
+      if (response.ok) {
+        const demo = await response.json();
+        input.value = demo.token;
+        $("login-hint").textContent = `Demo mode: the "${demo.subject}" user's token is filled in.`;
+      }
     } catch { /* not in demo mode */ }
   }
 }

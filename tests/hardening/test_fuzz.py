@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -88,9 +88,8 @@ async def _seed(database_url: str) -> None:
 def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A seeded `chainfolio serve` with rate limits off (the fuzzers send many requests)."""
     # the seed runs on its own loop in a thread: the test session's loop is not ours to use
-    worker = threading.Thread(target=asyncio.run, args=(_seed(database_url),))
-    worker.start()
-    worker.join()
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _seed(database_url)).result()  # re-raises a failed seed
     env = {"CHAINFOLIO_RATE_LIMIT_PER_MINUTE": "0", "CHAINFOLIO_RATE_LIMIT_PER_IP_PER_MINUTE": "0"}
     with serving(database_url, tmp_path_factory.mktemp("fuzz"), **env) as (base, _proc, _log):
         yield base

@@ -43,6 +43,24 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+_SECRET_PARAM = re.compile(r"((?:^|[?&\s\"'])(?:token|access_token|api_?key)=)[^&\s\"']+", re.I)
+
+
+class RedactSecrets(logging.Filter):
+    """Masks credentials in query strings: `/v1/ws?token=…` would otherwise reach the logs
+    through uvicorn's websocket line, and a JWT in a log file is a usable credential."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Never drops a record; rewrites its message when it carries a secret."""
+        message = record.getMessage()
+        redacted = _SECRET_PARAM.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+            if hasattr(record, "color_message"):
+                record.color_message = redacted
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time, level, logger, message, request id, extras."""
 
@@ -71,13 +89,16 @@ def logging_config(log_format: LogFormat = "text", level: str = "INFO") -> dict[
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": RequestIdFilter}},
+        "filters": {
+            "request_id": {"()": RequestIdFilter},
+            "redact": {"()": RedactSecrets},
+        },
         "formatters": {"default": formatter},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "default",
-                "filters": ["request_id"],
+                "filters": ["request_id", "redact"],
                 "stream": "ext://sys.stderr",
             }
         },

@@ -100,6 +100,9 @@ async def test_sigterm_closes_websockets_exits_0_and_logs_json(
     assert traced[0]["status"] == 200
     assert traced[0]["duration_ms"] >= 0
     assert any(r["message"] == "Application shutdown complete." for r in records)
+    # the websocket's ?token= is logged by uvicorn's own line, masked
+    assert token not in output
+    assert any("/v1/ws?token=[redacted]" in r["message"] for r in records)
 
 
 async def test_websocket_messages_over_the_cap_close_with_1009(

@@ -20,15 +20,16 @@ from tests.dashboard.harness import (
 )
 
 
-@pytest.fixture(scope="session")
+# Package scope: the demo (3 nodes, PostgreSQL, API) and Chromium are gone once these tests end.
+@pytest.fixture(scope="package")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
-    """One demo for the session, still chains (`--tick 0`)."""
+    """One demo for the dashboard tests, still chains (`--tick 0`)."""
     running = start_demo(tmp_path_factory.mktemp("demo"), "--tick", "0")
     yield running
     stop_demo(running)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """Chromium via playwright-core; skipped only when it truly cannot be installed."""
     reason = browser_unavailable()

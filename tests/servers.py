@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,32 +26,36 @@ def free_port() -> int:
 def serve(env: dict[str, str], *extra: str) -> Iterator[str]:
     """`chainfolio serve` on a free port until the block ends; yields its base URL."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chainfolio", "serve", "--port", str(port), *extra],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                break
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            proc.kill()
-        if proc.poll() is not None:
-            output = proc.stdout.read().decode() if proc.stdout else ""
-            raise RuntimeError(f"chainfolio serve did not start:\n{output}")
-        yield base
-    finally:
-        proc.terminate()
+    # Output goes to a file: a pipe nobody drains fills up (every websocket is logged) and
+    # then blocks the server mid-test.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chainfolio", "serve", "--port", str(port), *extra],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    break
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            else:
+                proc.kill()
+            if proc.poll() is not None:
+                proc.wait()
+                log.seek(0)
+                raise RuntimeError(f"chainfolio serve did not start:\n{log.read().decode()}")
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()

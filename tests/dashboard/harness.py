@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,17 @@ ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = Path(__file__).parent / "node"
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
 CHROMIUM = Path(os.environ.get("CHAINFOLIO_CHROMIUM", "/usr/bin/chromium"))
+HANG_GUARD_S = 600.0
+"""Not a performance limit: a condition still false after this long means the test is stuck."""
+
+
+def wait_until(condition: Callable[[], object], what: str) -> None:
+    """Poll `condition` until it is true; fail (rather than hang) if it never becomes true."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting after {HANG_GUARD_S:.0f} s for {what}")
+        time.sleep(0.3)
 
 
 @dataclass
@@ -88,11 +100,14 @@ def start_demo(data_dir: Path, *args: str) -> DemoProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    while not json_path.exists():
+
+    def announced() -> bool:
         if process.poll() is not None:
             output = log_path.read_text()
             raise RuntimeError(f"chainfolio demo exited {process.returncode}:\n{output}")
-        time.sleep(0.2)
+        return json_path.exists()
+
+    wait_until(announced, "chainfolio demo to write its JSON file")
     info = json.loads(json_path.read_text())
     demo = DemoProcess(process, info, log_path, data_dir)
     demo.chains = {c["chain_id"]: _deployment(c) for c in info["chains"]}

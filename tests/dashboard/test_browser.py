@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import statistics
-import time
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from chainfolio.auth import issue_token
 from chainfolio.devnet import transfer_native
 from chainfolio.settings import Settings
-from tests.dashboard.harness import ARTIFACTS, Browser, DemoProcess
+from tests.dashboard.harness import ARTIFACTS, Browser, DemoProcess, wait_until
 
 PANELS = (
     "panel-total",
@@ -230,8 +229,7 @@ def test_a_paused_chain_shows_as_stale(demo: DemoProcess, browser: Browser) -> N
 
     os.killpg(node, signal.SIGSTOP)
     try:
-        while stale_chains() != {137}:
-            time.sleep(0.5)
+        wait_until(lambda: stale_chains() == {137}, "chain 137 to be reported stale")
         _open(browser, demo)
         page = browser.eval(
             """() => ({
@@ -248,8 +246,8 @@ def test_a_paused_chain_shows_as_stale(demo: DemoProcess, browser: Browser) -> N
     assert page["total"] == "stale"
     assert "devnet-137" in page["warning"]
     assert page["staleRows"] == page["badges"] == expected > 0
-    while stale_chains():  # the chain recovers for the tests after this one
-        time.sleep(0.5)
+    # The chain recovers for the tests after this one.
+    wait_until(lambda: not stale_chains(), "chain 137 to recover")
 
 
 def test_targets_edited_and_saved_give_the_api_trades(demo: DemoProcess, browser: Browser) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,7 +12,13 @@ import pytest
 import websockets
 
 from chainfolio.devnet import transfer_native
-from tests.dashboard.harness import DemoProcess, start_demo, stop_demo
+from tests.dashboard.harness import (
+    HANG_GUARD_S,
+    DemoProcess,
+    start_demo,
+    stop_demo,
+    wait_until,
+)
 
 TOTAL = "{ portfolio { totalValue chains { chainId stale } holdings { asset price } } }"
 
@@ -70,10 +75,11 @@ async def _next_total(demo: DemoProcess, act: object) -> Decimal:
             )
         )
         await asyncio.to_thread(act)  # type: ignore[arg-type]
-        while True:
-            message = json.loads(await ws.recv())
-            if message["type"] == "next":
-                return Decimal(message["payload"]["data"]["portfolioUpdates"]["totalValue"])
+        async with asyncio.timeout(HANG_GUARD_S):  # a guard against hanging, not a limit
+            while True:
+                message = json.loads(await ws.recv())
+                if message["type"] == "next":
+                    return Decimal(message["payload"]["data"]["portfolioUpdates"]["totalValue"])
 
 
 async def test_a_devnet_transfer_reaches_subscribers(demo: DemoProcess) -> None:
@@ -97,9 +103,12 @@ def test_demo_moves_by_itself_stops_cleanly_and_does_not_backfill_twice(
     try:
         assert first.info["backfilledSnapshots"] == 90 * 24
         totals = {first.gql(TOTAL)["portfolio"]["totalValue"]}
-        while len(totals) < 3:  # the ticker moves prices and funds: the total changes
-            time.sleep(0.5)
+
+        def moved() -> bool:  # the ticker moves prices and funds: the total changes
             totals.add(first.gql(TOTAL)["portfolio"]["totalValue"])
+            return len(totals) >= 3
+
+        wait_until(moved, "the demo's ticker to change the total twice")
     finally:
         code = stop_demo(first)
     assert code == 0, first.log()

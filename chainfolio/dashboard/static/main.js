@@ -230,17 +230,25 @@ async function refreshPortfolio() {
 }
 
 let refreshTimer = null;
+let historyRefreshedAt = 0;
 function refreshSoon() {
   clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(refreshPortfolio, 800);
+  refreshTimer = setTimeout(() => {
+    refreshPortfolio();
+    // New hourly snapshots reach the chart without a reload (checked at most every 15 s).
+    if (Date.now() - historyRefreshedAt > 15000 && $("panel-history").dataset.state === "ok") {
+      historyRefreshedAt = Date.now();
+      loadHistory({ quiet: true });
+    }
+  }, 800);
 }
 
 // --- history, performance, comparison ------------------------------------------------------
 
-async function loadHistory() {
+async function loadHistory({ quiet = false } = {}) {
   const period = $("history-period").value;
   const interval = $("history-interval").value;
-  setState("panel-history", "loading", "Loading…");
+  if (!quiet) setState("panel-history", "loading", "Loading…");
   try {
     const { history } = await client.gql(HISTORY, { period, interval });
     if (!history.timestamps.length) {
@@ -554,8 +562,8 @@ async function start(token) {
 }
 
 function boot() {
-  $("history-period").addEventListener("change", loadHistory);
-  $("history-interval").addEventListener("change", loadHistory);
+  $("history-period").addEventListener("change", () => loadHistory());
+  $("history-interval").addEventListener("change", () => loadHistory());
   $("performance-period").addEventListener("change", loadPerformance);
   $("compare-period").addEventListener("change", loadCompare);
   $("compare-benchmark").addEventListener("change", loadCompare);

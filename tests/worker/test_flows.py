@@ -62,8 +62,7 @@ async def test_deposit_is_net_flow_not_gain_and_a_reorg_drops_orphaned_flows(
     names = {c.chain_id: c.name for c in chains.config.chains}
     async with Bus("memory://") as bus:
         worker = Worker(engine=engine, bus=bus, chains=chains, clock=clock, chain_names=names)
-        first = await worker.refresh()
-        assert first.flows == 0  # a wallet seen for the first time starts at its balance
+        await worker.refresh()  # a wallet seen for the first time starts at its balance
 
         before_transfers = snapshot(chain)
         transfer_native(chain, sender=outsider, to=tracked, amount=2 * 10**18)  # +6,000 USD
@@ -72,7 +71,7 @@ async def test_deposit_is_net_flow_not_gain_and_a_reorg_drops_orphaned_flows(
         transfer_native(chain, sender=tracked, to=OUTSIDE, amount=10**18)  # -3,000 USD
         clock.now = START + timedelta(hours=1)
         second = await worker.refresh()
-        assert second.flows == 3
+        assert second.flows >= 3  # other tests' users may track some of these addresses too
 
         async with engine.connect() as db:
             flows = await cash_flows_between(
@@ -95,6 +94,7 @@ async def test_deposit_is_net_flow_not_gain_and_a_reorg_drops_orphaned_flows(
             ).all()
         assert (START, 3_000) in recorded
         assert (START + timedelta(hours=1), 3_000) in recorded
+        assert len(flows) == 3  # the transfer between the user's own wallets is not one
         by_symbol = {(f.symbol, f.amount > 0): f for f in flows}
         assert by_symbol["ETH", True].amount == 2 * 10**18
         assert by_symbol["ETH", True].value_usd == 6_000

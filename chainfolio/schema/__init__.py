@@ -11,11 +11,13 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.extensions.disable_introspection import DisableIntrospection
+from strawberry.schema.config import StrawberryConfig
 
 from chainfolio.metrics import GraphQLMetrics
 from chainfolio.schema.document_limits import LimitedValidation, document_limits_rule
 from chainfolio.schema.errors import ErrorCodes
 from chainfolio.schema.root import Mutation, Query
+from chainfolio.schema.series import SERIES_SCALARS
 from chainfolio.schema.subscription import Subscription
 
 
@@ -36,5 +38,9 @@ def build_schema(
     if not introspection:
         extensions.append(DisableIntrospection)
     return strawberry.Schema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        config=StrawberryConfig(scalar_map=SERIES_SCALARS),
     )

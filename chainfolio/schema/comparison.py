@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 
 from chainfolio.resolvers.compare import ComparisonView, comparison_stats
+from chainfolio.schema.series import DateTimeSeries, NullableFloatSeries
 
 
 @strawberry.type(
@@ -20,9 +21,9 @@ class Comparison:
     interval: str
     start: datetime
     end: datetime
-    timestamps: list[datetime]
-    portfolio: list[float | None]
-    benchmark_values: list[float | None]
+    timestamps: DateTimeSeries
+    portfolio: NullableFloatSeries
+    benchmark_values: NullableFloatSeries
     portfolio_return: float | None
     benchmark_return: float | None
     excess_return: float | None = strawberry.field(
@@ -45,9 +46,9 @@ class Comparison:
             interval=view.interval,
             start=view.start,
             end=view.end,
-            timestamps=view.timestamps,
-            portfolio=view.portfolio,
-            benchmark_values=view.benchmark_values,
+            timestamps=DateTimeSeries(view.timestamps),
+            portfolio=NullableFloatSeries(view.portfolio),
+            benchmark_values=NullableFloatSeries(view.benchmark_values),
             portfolio_return=stats.portfolio_return,
             benchmark_return=stats.benchmark_return,
             excess_return=stats.excess_return,

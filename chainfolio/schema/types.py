@@ -10,6 +10,7 @@ import strawberry
 
 from chainfolio.resolvers.history import HistoryView
 from chainfolio.resolvers.portfolio import PortfolioView
+from chainfolio.schema.series import DateTimeSeries, DecimalSeries
 from chainfolio.storage.accounts import Wallet as WalletRow
 from chainfolio.storage.holdings import StoredHolding
 
@@ -129,8 +130,8 @@ class History:
     interval: str
     start: datetime
     end: datetime
-    timestamps: list[datetime]
-    values: list[Decimal]
+    timestamps: DateTimeSeries
+    values: DecimalSeries
     gaps: list[datetime]
 
     @strawberry.field(
@@ -150,8 +151,8 @@ class History:
             interval=view.interval,
             start=view.start,
             end=view.end,
-            timestamps=view.timestamps,
-            values=view.values,
+            timestamps=DateTimeSeries(view.timestamps),
+            values=DecimalSeries(view.values),
             gaps=view.gaps,
         )
 

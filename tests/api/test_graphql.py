@@ -48,7 +48,8 @@ async def test_graphql_and_rest_agree(
     history = await gql(
         client,
         auth(subject),
-        '{ history(period: "24h", interval: "1h") { timestamps values gaps } }',
+        '{ history(period: "24h", interval: "1h") { timestamps values gaps '
+        "points { timestamp value } } }",
     )
     rest_history = (
         await client.get(
@@ -60,6 +61,14 @@ async def test_graphql_and_rest_agree(
     values = history["data"]["history"]["values"]  # type: ignore[index]
     assert [Decimal(v) for v in values] == [Decimal(str(p["value"])) for p in rest_history]
     assert history["data"]["history"]["gaps"] == []  # type: ignore[index]
+    # The series scalars give exactly the JSON of the per-point list form: ISO strings and
+    # exact decimal strings.
+    compact = history["data"]["history"]  # type: ignore[index]
+    points = compact["points"]
+    assert len(points) >= 2
+    assert compact["timestamps"] == [p["timestamp"] for p in points]
+    assert compact["values"] == [p["value"] for p in points]
+    assert all(isinstance(v, str) for v in compact["values"])
 
 
 async def test_graphql_errors_carry_codes(client: httpx.AsyncClient, auth: Auth) -> None:

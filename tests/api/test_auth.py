@@ -152,6 +152,13 @@ async def test_unknown_key_id_is_401(
     for message in await _rejected(rs_client, provider.token(kid="rotated-away")):
         assert message.startswith("invalid token: Unable to find a signing key")
         assert "rotated-away" in message
+    # Made-up key ids cannot turn us into a load generator against the identity provider:
+    # an unknown kid refetches the JWKS at most once per cooldown (PyJWKClient, 30 s).
+    fetched = provider.jwks_requests
+    for i in range(10):
+        response = await rs_client.get("/v1/wallets", headers=bearer(provider.token(kid=f"k{i}")))
+        assert response.status_code == 401
+    assert provider.jwks_requests - fetched <= 1
 
 
 async def test_expired_token_is_401(

@@ -187,12 +187,16 @@ def pct(values: list[float], q: float) -> float:
 def report(name: str, rounds: list[Round], n: int) -> float:
     best = min(rounds, key=lambda r: r.fanout_s)
     lat = best.latencies
-    per_conn = (best.rss_connected_kib - best.rss_idle_kib) / n
+    # memory per connection from the first round: later rounds start from a warmed heap
+    first = rounds[0]
+    per_conn = (first.rss_connected_kib - first.rss_idle_kib) / n
     print(
         f"{name:<24} connect {statistics.median(r.connect_s for r in rounds):6.2f} s   "
         f"fan-out {statistics.median(r.fanout_s for r in rounds):6.3f} s   "
-        f"p50 {pct(lat, 0.5) * 1000:7.1f} ms  p95 {pct(lat, 0.95) * 1000:7.1f} ms  "
-        f"max {lat[-1] * 1000:7.1f} ms   RSS +{per_conn:5.1f} KiB/conn"
+        f"p50 {pct(lat, 0.5) * 1000:6.0f} ms  p95 {pct(lat, 0.95) * 1000:6.0f} ms  "
+        f"p99 {pct(lat, 0.99) * 1000:6.0f} ms  "
+        f"max {lat[-1] * 1000:6.0f} ms   RSS {first.rss_connected_kib / 1024:5.0f} MiB "
+        f"(+{per_conn:4.1f} KiB/conn)"
     )
     return statistics.median(r.fanout_s for r in rounds)
 

@@ -47,8 +47,9 @@ async def _error(ws: WebSocket, code: str, message: str) -> None:
     await _send(ws, {"type": "error", "error": {"code": code, "message": message}})
 
 
-async def _forward(ws: WebSocket, caller: Caller) -> None:
-    async for update in watch_portfolio(services_of(ws).bus, caller.user_id):
+async def _forward(ws: WebSocket, caller: Caller, subscribed: asyncio.Event) -> None:
+    bus = services_of(ws).bus
+    async for update in watch_portfolio(bus, caller.user_id, subscribed=subscribed):
         await _send(ws, seed_update(update))
 
 
@@ -104,7 +105,17 @@ class _Session:
             await self.ws.close(code=CLOSE_FORBIDDEN, reason="Forbidden")
             return False
         if self.forwarder is None:
-            self.forwarder = asyncio.create_task(_forward(self.ws, self.caller))
+            subscribed = asyncio.Event()
+            self.forwarder = asyncio.create_task(_forward(self.ws, self.caller, subscribed))
+            # Acknowledge only once the bus subscription exists: an update published after
+            # the client sees "subscribed" must reach it.
+            waiter = asyncio.ensure_future(subscribed.wait())
+            done, _ = await asyncio.wait(
+                {waiter, self.forwarder}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if waiter not in done:
+                waiter.cancel()
+                self.forwarder.result()  # the subscription failed: raise its error
         reply = {"type": "subscribed", "channel": "portfolio", "userId": message.get("userId")}
         await _send(self.ws, reply)
         return True

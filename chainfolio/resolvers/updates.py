@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -98,8 +99,16 @@ def percent_change(new: Decimal, old: Decimal) -> Decimal | None:
     return ((new - old) / abs(old) * 100).quantize(Decimal("0.0001"))
 
 
-async def watch_portfolio(bus: Bus, user_id: object) -> AsyncIterator[PortfolioUpdate]:
-    """The user's updates as they are published, for as long as the caller iterates."""
+async def watch_portfolio(
+    bus: Bus, user_id: object, *, subscribed: asyncio.Event | None = None
+) -> AsyncIterator[PortfolioUpdate]:
+    """The user's updates as they are published, for as long as the caller iterates.
+
+    `subscribed` is set once the bus subscription exists, so a protocol can acknowledge a
+    subscription only when no later publication can be missed.
+    """
     async with bus.subscribe(portfolio_channel(user_id)) as subscription:
+        if subscribed is not None:
+            subscribed.set()
         async for raw in subscription:
             yield PortfolioUpdate.from_json(raw)

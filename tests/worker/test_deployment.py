@@ -19,13 +19,10 @@ shard, so the only lease session then is its own.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,7 +43,7 @@ from chainfolio.storage.accounts import user_id_for
 from chainfolio.worker import _SHARD_LOCK_BASE, SHARDS, WORKER_APPLICATION, shard_of
 from tests.api.conftest import SECRET
 from tests.fixtures.redis import RedisServer
-from tests.servers import serve
+from tests.servers import serve, worker_process
 
 USERS_PER_HALF = 3
 WALLETS_PER_USER = 2
@@ -87,28 +84,6 @@ async def refresh_audit(engine: AsyncEngine) -> AsyncIterator[None]:
         async with engine.begin() as db:
             for statement in _AUDIT_DROP:
                 await db.execute(text(statement))
-
-
-@contextmanager
-def worker_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`chainfolio worker` until the block ends; its output goes to `log` (never a pipe)."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "chainfolio", "worker"],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
 
 
 async def _leases(engine: AsyncEngine) -> dict[int, set[int]]:

@@ -4,13 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -20,25 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chainfolio.devnet import Devnet
 from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.worker import _SHARD_LOCK_BASE, SHARDS, WORKER_APPLICATION
+from tests.servers import worker_process
 from tests.worker.test_sharing import _users_in_both_halves
-
-
-@contextmanager
-def worker_process(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """`chainfolio worker` until the block ends (output to a file nobody has to drain)."""
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "chainfolio", "worker"],
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait()
 
 
 async def _locks_by_pid(engine: AsyncEngine) -> dict[int, int]:

@@ -24,10 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -35,6 +32,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from processes import free_port, running
 from pydantic import SecretStr
 
 from chainfolio.auth import issue_token
@@ -198,43 +196,6 @@ async def seed(db_url: str, now: datetime) -> None:
 # --- processes and wrk ------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def process(argv: list[str], env: dict[str, str], ready_url: str) -> Iterator[None]:
-    """Run `argv` until the block ends, once `ready_url` answers."""
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log, stderr=log)
-        try:
-            deadline = time.monotonic() + 60
-            while not _answers(ready_url):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"{argv} did not start:\n{log.read().decode()}")
-                time.sleep(0.2)
-            yield
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code < 500
-    except httpx.TransportError:
-        return False
-
-
 def wrk(url: str, script: str, *, connections: int, duration: int) -> dict[str, float]:
     """Run wrk with a Lua script; requests/s and latency percentiles in ms."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
@@ -308,7 +269,7 @@ def main(url: str, duration: int, connections: int, rest_connections: int) -> No
             }
             serve = [sys.executable, "-m", "chainfolio", "serve", "--port", str(port)]
             base = f"http://127.0.0.1:{port}"
-            with process([*serve, "--log-level", "warning"], env, f"{base}/readyz"):
+            with running([*serve, "--log-level", "warning"], env, f"{base}/readyz"):
                 response = httpx.post(
                     f"{base}/graphql", json={"query": PORTFOLIO}, headers=auth, timeout=10
                 )
@@ -337,8 +298,8 @@ def main(url: str, duration: int, connections: int, rest_connections: int) -> No
                 ]
                 runs: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in targets}
                 with (
-                    process(bare, {}, f"{bare_base}/graphql"),
-                    process(memo, env, f"{memo_base}/readyz"),
+                    running(bare, {}, f"{bare_base}/graphql"),
+                    running(memo, env, f"{memo_base}/readyz"),
                 ):
                     check = httpx.post(f"{bare_base}/graphql", content=b"{}", timeout=5)
                     assert check.content == response.content

@@ -15,25 +15,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
-import httpx
 import redis.asyncio as redis
 import websockets
+from processes import free_port, running
 
 from chainfolio.auth import issue_token
 from chainfolio.bus import portfolio_channel
@@ -45,46 +40,11 @@ SECRET = "bench-subscriptions-secret-0123456789"
 HERE = Path(__file__).parent
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-@contextmanager
-def server(
-    argv: list[str], env: dict[str, str], ready: str, cwd: Path | None = None
-) -> Iterator[int]:
-    """Start a server process and wait until `ready` (a URL) answers; yields its pid."""
-    # Its log goes to a file: a pipe nobody drains would fill up and stall the server.
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(argv, env={**os.environ, **env}, cwd=cwd, stdout=log, stderr=log)
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    httpx.get(ready, timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(log.read().decode())
-            yield proc.pid
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 @dataclass
@@ -244,7 +204,7 @@ def main() -> None:
             "CHAINFOLIO_RATE_LIMIT_PER_IP_PER_MINUTE": "0",
         }
         argv = [sys.executable, "-m", "chainfolio", "serve", "--port", str(port)]
-        with server(argv, env, f"http://127.0.0.1:{port}/healthz") as pid:
+        with running(argv, env, f"http://127.0.0.1:{port}/healthz") as pid:
             ours = [
                 asyncio.run(
                     run_round(
@@ -264,7 +224,7 @@ def main() -> None:
         argv = [sys.executable, "-m", "uvicorn", "bare_ws:app", "--port", str(bare_port)]
         argv += ["--log-level", "warning", "--ws-per-message-deflate", "false"]
         bare_env = {"BARE_REDIS_URL": args.redis_url}
-        with server(argv, bare_env, f"http://127.0.0.1:{bare_port}/", cwd=HERE) as pid:
+        with running(argv, bare_env, f"http://127.0.0.1:{bare_port}/", cwd=HERE) as pid:
             bare = [
                 asyncio.run(
                     run_round(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import text
@@ -174,41 +174,18 @@ async def snapshot_at_or_before(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class SeriesPoint:
-    """The last snapshot in one bucket."""
+class SeriesPoint(NamedTuple):
+    """The last snapshot in one bucket.
+
+    A NamedTuple rather than a frozen dataclass: as immutable and hashable, and built about
+    twice as fast (a year of hourly points is 8,760 of them per history request).
+    """
 
     bucket: datetime
     timestamp: datetime
     total_value: Decimal
     chain_breakdown: Mapping[str, Decimal] | None = None
     asset_breakdown: Mapping[str, Decimal] | None = None
-
-
-_new_object = object.__new__
-_set_bucket, _set_timestamp, _set_value, _set_by_chain, _set_by_asset = (
-    SeriesPoint.__dict__[name].__set__
-    for name in ("bucket", "timestamp", "total_value", "chain_breakdown", "asset_breakdown")
-)
-
-
-def _bare_points(records: Iterable[Any]) -> list[SeriesPoint]:
-    """`SeriesPoint`s from (bucket, microseconds from bucket to timestamp, value) records.
-
-    Sets the slots directly: a frozen dataclass's `__init__` goes through
-    `object.__setattr__` per field, about twice the cost for the 8,760 points of a year.
-    """
-    points: list[SeriesPoint] = []
-    append = points.append
-    for bucket, offset, value in records:
-        point = _new_object(SeriesPoint)
-        _set_bucket(point, bucket)
-        _set_timestamp(point, bucket + timedelta(microseconds=offset) if offset else bucket)
-        _set_value(point, value)
-        _set_by_chain(point, None)
-        _set_by_asset(point, None)
-        append(point)
-    return points
 
 
 async def bucketed_history(
@@ -262,13 +239,16 @@ async def bucketed_history(
     # transaction (lazily, on its first statement), so this runs inside it.
     conn = await _driver(db)
     records = await conn.fetch(query, user_id, start, end, interval, rollup_interval, raw_since)
-    points = _bare_points(r[:3] for r in records) if breakdowns else _bare_points(records)
     if not breakdowns:
-        return points
+        return [SeriesPoint(b, _at_offset(b, offset), value) for b, offset, value in records]
     return [
-        SeriesPoint(p.bucket, p.timestamp, p.total_value, _breakdown(r[3]), _breakdown(r[4]))
-        for p, r in zip(points, records, strict=True)
+        SeriesPoint(b, _at_offset(b, offset), value, _breakdown(by_chain), _breakdown(by_asset))
+        for b, offset, value, by_chain, by_asset in records
     ]
+
+
+def _at_offset(bucket: datetime, microseconds: int) -> datetime:
+    return bucket + timedelta(microseconds=microseconds) if microseconds else bucket
 
 
 # --- prices ---------------------------------------------------------------------------------

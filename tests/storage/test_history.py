@@ -76,7 +76,7 @@ async def test_hourly_history_splits_rollup_and_raw_at_the_retention_edge(
     assert all(type(p.total_value) is Decimal for p in points)
     assert all(p.bucket.tzinfo is not None and p.timestamp.tzinfo is not None for p in points)
     assert all(p.chain_breakdown is None and p.asset_breakdown is None for p in points)
-    # built without __init__ (slots set directly): the same as constructed points
+    # the points read are the same as points constructed from their fields
     assert points == [SeriesPoint(p.bucket, p.timestamp, p.total_value) for p in points]
     assert hash(points[0]) == hash(SeriesPoint(_at(0), _at(0, 23), Decimal(3)))
 

@@ -15,6 +15,15 @@ NATIVE = "native"
 """The `contract` value used for a chain's native coin."""
 
 
+def plain(value: Decimal) -> str:
+    """An exact decimal string without an exponent: `10000`, not `1E+4`.
+
+    PostgreSQL's binary `numeric` comes back from asyncpg with trailing zeros of whole numbers
+    folded into an exponent (`10000` → `Decimal('1E+4')`); `str` would print that form.
+    """
+    return format(value, "f")
+
+
 class AssetKind(StrEnum):
     """What kind of on-chain thing an asset is."""
 

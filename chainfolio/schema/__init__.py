@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from decimal import Decimal
 
 import strawberry
 from strawberry.extensions import (
@@ -12,7 +14,9 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.disable_introspection import DisableIntrospection
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.types.base_scalars import DecimalDefinition
 
+from chainfolio.domain import plain
 from chainfolio.metrics import GraphQLMetrics
 from chainfolio.schema.document_limits import LimitedValidation, document_limits_rule
 from chainfolio.schema.errors import ErrorCodes
@@ -42,5 +46,11 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        config=StrawberryConfig(scalar_map=SERIES_SCALARS),
+        config=StrawberryConfig(
+            scalar_map={
+                **SERIES_SCALARS,
+                # exact strings without exponents ("10000", not asyncpg's "1E+4")
+                Decimal: dataclasses.replace(DecimalDefinition, serialize=plain),
+            }
+        ),
     )

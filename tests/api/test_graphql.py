@@ -128,3 +128,26 @@ async def test_allocation_targets_are_validated_and_stored(
     body = await gql(client, auth("hank"), mutation, {"t": bad})
     assert body["errors"][0]["extensions"]["code"] == "INVALID_TARGETS"  # type: ignore[index]
     assert "sum to 100" in body["errors"][0]["message"]  # type: ignore[index]
+
+
+async def test_decimals_are_plain_strings(
+    client: httpx.AsyncClient, auth: Auth, seeded_user: SeedUser
+) -> None:
+    """Whole numbers stored in `numeric` come back from asyncpg as `Decimal('2E+3')`: the API
+    still writes "2000", never an exponent."""
+    subject = await seeded_user()
+    headers = auth(subject)
+    portfolio = (await gql(client, headers, PORTFOLIO))["data"]["portfolio"]  # type: ignore[index]
+    numbers = [portfolio["totalValue"], portfolio["change24h"]]
+    for part, fields in (("chains", ["value"]), ("assets", ["balance", "value"])):
+        numbers += [row[f] for row in portfolio[part] for f in fields]
+    numbers += [h[f] for h in portfolio["holdings"] for f in ("balance", "price", "valueUsd")]
+    assert not [n for n in numbers if "E" in n]
+    assert portfolio["totalValue"] == "73000.000000000000000000"  # the column's scale, exact
+    assert {h["price"] for h in portfolio["holdings"] if h["asset"] == "ETH"} == {"2000"}
+    history = await gql(client, headers, '{ history(period: "7d", interval: "1d") { values } }')
+    values = history["data"]["history"]["values"]  # type: ignore[index]
+    assert values
+    assert not any("E" in v for v in values)
+    rest = (await client.get("/v1/portfolio", headers=headers)).json()["data"]
+    assert not any("E" in a["balanceExact"] for a in rest["assets"])

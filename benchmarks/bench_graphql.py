@@ -4,14 +4,17 @@
                                        [--rest-connections 200] [--database-url postgresql://...]
 
 Needs `wrk` (Debian: `apt-get install wrk`). Creates the database `chainfolio_bench_graphql`,
-seeds one user (3 chains, 18 holdings, 30 days of hourly snapshots), and starts two servers as
-processes, each one uvicorn worker: `chainfolio serve` (the real app: auth, rate limiter off,
-logs, metrics, Strawberry, resolvers, PostgreSQL) and a bare Starlette app whose one route
-returns the very bytes the real `portfolio` query returned (the baseline: what HTTP + JSON
-cost with nothing else); for context also `GET /v1/portfolio` (the same reads through REST)
-and the real app with `resolve_portfolio` memoised (GraphQL without the database reads).
-`wrk` drives them in turn, twice; then every REST route of the real app at
-`--rest-connections` concurrent connections. The database is dropped at the end.
+seeds one user (3 chains, 18 holdings, 30 days of hourly snapshots), and starts, each as a
+process with one uvicorn worker: `chainfolio serve` three times (the real app: auth, rate
+limiter off, logs, metrics, Strawberry, resolvers, PostgreSQL) — with the per-user answer
+cache in process (the default), with the cache in Redis (`CHAINFOLIO_REDIS_URL`), and with
+the cache off (`CHAINFOLIO_CACHE_TTL_S=0`: every request reads PostgreSQL and runs
+Strawberry) — and a bare Starlette app whose one route returns the very bytes the real
+`portfolio` query returned (the baseline: what HTTP + JSON cost with nothing else). No worker
+runs, so cached answers stay valid: the cache figures are those of requests between two
+refreshes of the user. `wrk` drives them in turn, twice; then every REST route of the real
+app (in-process cache) at `--rest-connections` concurrent connections. The database is
+dropped at the end.
 """
 
 from __future__ import annotations
@@ -24,11 +27,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -91,35 +92,6 @@ def run_bare(port: int, payload_file: Path) -> None:
 
     app = Starlette(routes=[Route("/graphql", endpoint, methods=["POST"])])
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-def run_memoised(port: int) -> None:
-    """The real app with `resolve_portfolio` memoised per user: GraphQL without the reads.
-
-    What a per-user portfolio cache (refreshed by the worker's bus messages) would give; the
-    pool checkout the resolver makes stays.
-    """
-    import uvicorn  # noqa: PLC0415
-
-    from chainfolio.resolvers import portfolio as resolver  # noqa: PLC0415
-
-    real = resolver.resolve_portfolio
-    memo: dict[uuid.UUID, resolver.PortfolioView] = {}
-
-    async def memoised(db: Any, *, user_id: uuid.UUID, now: datetime) -> resolver.PortfolioView:
-        if user_id not in memo:
-            memo[user_id] = await real(db, user_id=user_id, now=now)
-        return memo[user_id]
-
-    resolver.resolve_portfolio = memoised
-    uvicorn.run(
-        "chainfolio.app:create_app",
-        factory=True,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-    )
 
 
 # --- seeding ----------------------------------------------------------------------------------
@@ -237,7 +209,7 @@ def lua_request(method: str, headers: dict[str, str], body: str | None = None) -
     return "\n".join(lines)
 
 
-def main(url: str, duration: int, connections: int, rest_connections: int) -> None:
+def main(url: str, redis_url: str, duration: int, connections: int, rest_connections: int) -> None:
     admin_dsn = to_asyncpg_dsn(url)
 
     async def recreate() -> None:
@@ -286,23 +258,36 @@ def main(url: str, duration: int, connections: int, rest_connections: int) -> No
                 )
                 bare = [sys.executable, __file__, "--bare", str(bare_port), str(payload)]
                 bare_base = f"http://127.0.0.1:{bare_port}"
-                memo_port = free_port()
-                memo = [sys.executable, __file__, "--memoised", str(memo_port)]
-                memo_base = f"http://127.0.0.1:{memo_port}"
+                redis_port, off_port = free_port(), free_port()
+                redis_base = f"http://127.0.0.1:{redis_port}"
+                off_base = f"http://127.0.0.1:{off_port}"
+                redis_env = {**env, "CHAINFOLIO_REDIS_URL": redis_url}
+                off_env = {**env, "CHAINFOLIO_CACHE_TTL_S": "0"}
                 gql_script = lua_request("POST", auth, json.dumps({"query": PORTFOLIO}))
                 targets = [
                     ("bare Starlette, same bytes", f"{bare_base}/graphql", gql_script),
-                    ("GraphQL portfolio", f"{base}/graphql", gql_script),
-                    ("REST /v1/portfolio (same reads)", f"{base}/v1/portfolio", get_script),
-                    ("GraphQL, resolver memoised", f"{memo_base}/graphql", gql_script),
+                    ("GraphQL portfolio, cache in process", f"{base}/graphql", gql_script),
+                    ("GraphQL portfolio, cache in Redis", f"{redis_base}/graphql", gql_script),
+                    ("GraphQL portfolio, cache off", f"{off_base}/graphql", gql_script),
+                    ("REST /v1/portfolio, cache in process", f"{base}/v1/portfolio", get_script),
+                    ("REST /v1/portfolio, cache off", f"{off_base}/v1/portfolio", get_script),
                 ]
                 runs: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in targets}
+                serve_at = [sys.executable, "-m", "chainfolio", "serve", "--log-level", "warning"]
                 with (
                     running(bare, {}, f"{bare_base}/graphql"),
-                    running(memo, env, f"{memo_base}/readyz"),
+                    running(
+                        [*serve_at, "--port", str(redis_port)], redis_env, redis_base + "/readyz"
+                    ),
+                    running([*serve_at, "--port", str(off_port)], off_env, off_base + "/readyz"),
                 ):
                     check = httpx.post(f"{bare_base}/graphql", content=b"{}", timeout=5)
                     assert check.content == response.content
+                    for other in (redis_base, off_base):  # every server gives the same answer
+                        same = httpx.post(
+                            f"{other}/graphql", json={"query": PORTFOLIO}, headers=auth, timeout=10
+                        )
+                        assert same.content == response.content, other
                     for _ in range(2):  # alternate, so drift in machine load hits every target
                         for name, target, script in targets:
                             runs[name].append(
@@ -322,6 +307,10 @@ def main(url: str, duration: int, connections: int, rest_connections: int) -> No
                     share = statistics.mean(r["rps"] for r in runs[name]) / floor
                     print(f"  {name} / bare: {share:.1%}")
                 print("  (goal: GraphQL portfolio >= 25 % of bare)")
+                hits = httpx.get(f"{base}/metrics", timeout=5).text
+                print(
+                    "  " + "\n  ".join(x for x in hits.splitlines() if "cache_requests_total{" in x)
+                )
 
                 print(f"\nREST routes, {rest_connections} connections, {duration} s each")
                 get = get_script
@@ -390,9 +379,6 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--bare":
         run_bare(int(sys.argv[2]), Path(sys.argv[3]))
         raise SystemExit(0)
-    if len(sys.argv) == 3 and sys.argv[1] == "--memoised":
-        run_memoised(int(sys.argv[2]))
-        raise SystemExit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
@@ -403,5 +389,9 @@ if __name__ == "__main__":
             "CHAINFOLIO_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
     )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("CHAINFOLIO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    )
     args = parser.parse_args()
-    main(args.database_url, args.duration, args.connections, args.rest_connections)
+    main(args.database_url, args.redis_url, args.duration, args.connections, args.rest_connections)

@@ -20,7 +20,9 @@ from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
+from chainfolio.answers import graphql_with_cache
 from chainfolio.bus import Bus
+from chainfolio.cache import open_cache
 from chainfolio.dashboard import dashboard_routes
 from chainfolio.errors import ChainfolioError, SourceUnavailable
 from chainfolio.fetchers.config import ChainsConfig, load_chains
@@ -79,6 +81,7 @@ async def running_worker(services: Services, config: ChainsConfig) -> AsyncItera
         worker = Worker(
             engine=services.engine,
             bus=services.bus,
+            cache=services.cache,
             chains=chains,
             clock=services.clock,
             chain_names={c.chain_id: c.name for c in config.chains},
@@ -195,6 +198,10 @@ class AuthenticatedGraphQL:
                     await graphql_error_response(exc)(scope, receive, send)
                     return
                 scope.setdefault("state", {})["caller"] = caller
+                await graphql_with_cache(
+                    self._graphql, scope, receive, send, services_of(request), caller
+                )
+                return
         await self._graphql(scope, receive, send)
 
 
@@ -243,8 +250,15 @@ def create_app(
                 StorageOptions(cfg.snapshot_retention_days, cfg.snapshot_compress_after_days),
             )
             bus = await stack.enter_async_context(Bus(cfg.redis_url))
+            cache = await stack.enter_async_context(
+                open_cache(cfg.redis_url, ttl_s=cfg.cache_ttl_s, max_users=cfg.cache_max_users)
+            )
             services = Services(
-                settings=cfg, engine=engine, chains=chain_infos(chains_config), bus=bus
+                settings=cfg,
+                engine=engine,
+                chains=chain_infos(chains_config),
+                bus=bus,
+                cache=cache,
             )
             app.state.services = services
             limiter = await stack.enter_async_context(

@@ -117,6 +117,7 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
     """Run the refresh worker until interrupted."""
     from chainfolio.app import running_worker  # noqa: PLC0415
     from chainfolio.bus import Bus  # noqa: PLC0415
+    from chainfolio.cache import open_cache  # noqa: PLC0415
     from chainfolio.fetchers.config import load_chains  # noqa: PLC0415
     from chainfolio.resolvers.context import Services  # noqa: PLC0415
     from chainfolio.storage.database import open_engine  # noqa: PLC0415
@@ -128,9 +129,10 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
         async with (
             open_engine(await _database_url(settings)) as engine,
             Bus(settings.redis_url) as bus,
+            open_cache(settings.redis_url, ttl_s=settings.cache_ttl_s) as cache,
         ):
             await migrate(engine)
-            services = Services(settings=settings, engine=engine, chains={}, bus=bus)
+            services = Services(settings=settings, engine=engine, chains={}, bus=bus, cache=cache)
             async with running_worker(services, config):
                 await asyncio.Event().wait()  # until Ctrl-C / SIGTERM cancels the run
 

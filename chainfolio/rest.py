@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from chainfolio.answers import cached_route
+from chainfolio.domain import plain
 from chainfolio.errors import InvalidInput, PayloadTooLarge
 from chainfolio.resolvers import allocation as allocation_resolver
 from chainfolio.resolvers import compare as compare_resolver
@@ -35,9 +37,20 @@ def ok(data: Any, status: int = 200) -> JSONResponse:
 
 
 async def _caller(request: Request) -> Caller:
-    return await authenticator_of(request).caller(request.headers.get("authorization"))
+    """The request's caller, authenticated (and counted by the rate limiter) once."""
+    caller: Caller | None = getattr(request.state, "caller", None)
+    if caller is None:
+        caller = await authenticator_of(request).caller(request.headers.get("authorization"))
+        request.state.caller = caller
+    return caller
 
 
+async def _changed(request: Request, caller: Caller) -> None:
+    """After a committed change: drop the caller's cached answers before answering."""
+    await services_of(request).cache.invalidate([caller.user_id])
+
+
+@cached_route(_caller)
 async def get_portfolio(request: Request) -> Response:
     """GET /v1/portfolio — the seed's overview shape, plus holdings and freshness."""
     caller = await _caller(request)
@@ -65,7 +78,7 @@ async def get_portfolio(request: Request) -> Response:
                     "asset": a.asset,
                     "balance": number(a.balance),
                     "value": number(a.value),
-                    "balanceExact": str(a.balance),
+                    "balanceExact": plain(a.balance),
                 }
                 for a in view.assets
             ],
@@ -141,13 +154,14 @@ def _slices_json(slices: list[Slice]) -> list[dict[str, Any]]:
             "key": s.key,
             "label": s.label,
             "valueUsd": number(s.value_usd),
-            "valueUsdExact": str(s.value_usd),
+            "valueUsdExact": plain(s.value_usd),
             "weight": s.weight,
         }
         for s in slices
     ]
 
 
+@cached_route(_caller)
 async def get_allocation(request: Request) -> Response:
     """GET /v1/portfolio/allocation — weights by asset, chain and category (percent)."""
     caller = await _caller(request)
@@ -177,6 +191,7 @@ def _policy_json(view: PolicyView) -> dict[str, Any]:
     }
 
 
+@cached_route(_caller)
 async def get_targets(request: Request) -> Response:
     """GET /v1/portfolio/targets — saved targets (percent), band (percent), minimum trade."""
     caller = await _caller(request)
@@ -222,9 +237,11 @@ async def put_targets(request: Request) -> Response:
         policy = await targets_resolver.set_allocation_targets(
             db, user_id=caller.user_id, targets=parsed, band_percent=band, min_trade_usd=min_trade
         )
+    await _changed(request, caller)
     return ok(_policy_json(allocation_resolver.policy_view(policy)))
 
 
+@cached_route(_caller)
 async def get_rebalance(request: Request) -> Response:
     """GET /v1/portfolio/rebalance — suggested trades back within the bands, gas per chain."""
     caller = await _caller(request)
@@ -244,7 +261,7 @@ async def get_rebalance(request: Request) -> Response:
                     "chainId": t.chain_id,
                     "valueUsd": number(t.value_usd),
                     "amount": number(t.amount),
-                    "amountExact": None if t.amount is None else str(t.amount),
+                    "amountExact": None if t.amount is None else plain(t.amount),
                 }
                 for t in view.trades
             ],
@@ -316,6 +333,7 @@ def _wallet_json(row: Wallet) -> dict[str, Any]:
     }
 
 
+@cached_route(_caller)
 async def list_wallets(request: Request) -> Response:
     """GET /v1/wallets."""
     caller = await _caller(request)
@@ -359,6 +377,7 @@ async def add_wallet(request: Request) -> Response:
             chains=services.chains,
             max_wallets=services.settings.max_wallets_per_user,
         )
+    await _changed(request, caller)
     return ok(_wallet_json(row), status=201)
 
 
@@ -369,6 +388,7 @@ async def remove_wallet(request: Request) -> Response:
         await wallets_resolver.remove_wallet(
             db, user_id=caller.user_id, wallet_id=request.path_params["wallet_id"]
         )
+    await _changed(request, caller)
     return ok({"removed": request.path_params["wallet_id"]})
 
 

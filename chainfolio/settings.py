@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="HTTP body cap (413)")
     ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024, description="websocket cap")
+    cache_ttl_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="per-user answer cache: seconds an answer may be served (0 turns it off); "
+        "dropped earlier by every refresh and mutation of the user",
+    )
+    cache_max_users: int = Field(default=10_000, ge=1, description="memory:// cache bound")
     metrics_enabled: bool = Field(default=True, description="serve /metrics (unauthenticated)")
     log_format: Literal["text", "json"] = "text"
 

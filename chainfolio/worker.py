@@ -40,6 +40,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chainfolio.bus import Bus, portfolio_channel
+from chainfolio.cache import AnswerCache, NoCache
 from chainfolio.domain import NATIVE, Holding, Price
 from chainfolio.fetchers.config import ChainConfig
 from chainfolio.fetchers.evm import EvmChainReader
@@ -194,9 +195,11 @@ class Worker:
         chain_names: Mapping[int, str],
         interval_s: float = 30.0,
         options: WorkerOptions | None = None,
+        cache: AnswerCache | None = None,
     ) -> None:
         self._engine = engine
         self._bus = bus
+        self._cache = cache or NoCache()
         self._chains = chains
         self._clock = clock
         self._names = chain_names
@@ -281,6 +284,9 @@ class Worker:
                 await timeseries.write_cash_flows(db, scan.flows)
                 await timeseries.save_transfer_cursors(db, scan.cursors)
                 report.flows += len(scan.flows)
+        # Committed: cached answers of these users are stale (values, times, stale flags). Drop
+        # them before publishing, so that a client reacting to the push reads the new state.
+        await self._cache.invalidate(users)
         await self._publish_and_snapshot(users, before, now, report)
         unseen = users - self._seen
         if unseen:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chainfolio.bus import Bus
+from chainfolio.cache import AnswerCache, NoCache
 from chainfolio.fetchers.config import SWAP_GAS_UNITS
 from chainfolio.settings import Settings
 
@@ -41,6 +42,7 @@ class Services:
     chains: Mapping[int, ChainInfo]
     bus: Bus
     clock: Callable[[], datetime] = utc_now
+    cache: AnswerCache = field(default_factory=NoCache)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
 """The database goes away under a running app: 503 with the envelope, then recovery by itself.
 
 A real PostgreSQL (the embedded server, in a temporary directory) is stopped mid-test and
-started again; the app is never restarted.
+started again; the app is never restarted. Run with the answer cache off (every route needs
+the database) and on (answers cached before the outage are still served: nothing was written
+meanwhile, since nothing could be; everything else is 503 as before).
 """
 
 from __future__ import annotations
@@ -52,12 +54,22 @@ def throwaway() -> Iterator[Throwaway]:
             pg.server.cleanup()
 
 
+@pytest.fixture(params=[0.0, 60.0], ids=["no-cache", "cache"])
+def cache_ttl_s(request: pytest.FixtureRequest) -> float:
+    """The answer cache off, then on."""
+    ttl: float = request.param
+    return ttl
+
+
 @pytest.fixture
-async def client(throwaway: Throwaway, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    throwaway: Throwaway, tmp_path: Path, cache_ttl_s: float
+) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
         database_url=SecretStr(throwaway.url),
         jwt_secret=SecretStr(SECRET),
         data_dir=tmp_path / "data",
+        cache_ttl_s=cache_ttl_s,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -96,15 +108,22 @@ def _assert_503(response: httpx.Response) -> None:
 
 
 async def test_database_down_is_503_then_recovers(
-    client: httpx.AsyncClient, throwaway: Throwaway
+    client: httpx.AsyncClient, throwaway: Throwaway, cache_ttl_s: float
 ) -> None:
     await _assert_all_ok(client)
     throwaway.stop()
 
     assert (await client.get("/healthz")).status_code == 200  # the process is alive
     _assert_503(await client.get("/readyz"))
-    for path in ("/v1/portfolio", "/v1/wallets", "/v1/portfolio/history?period=7d&interval=1h"):
-        _assert_503(await client.get(path))
+    cached = cache_ttl_s > 0
+    for path in ("/v1/portfolio", "/v1/wallets"):
+        response = await client.get(path)
+        if cached:  # answered before the outage: served from the cache, unchanged
+            assert response.status_code == 200, response.text
+            assert response.headers["x-chainfolio-cache"] == "hit"
+        else:
+            _assert_503(response)
+    _assert_503(await client.get("/v1/portfolio/history?period=7d&interval=1h"))
     _assert_503(await client.post("/v1/wallets", json={"chainId": 1, "address": "0x" + "12" * 20}))
     # a user seen for the first time needs a write before anything else
     _assert_503(await client.get("/v1/portfolio", headers=_fresh_user()))

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chainfolio.bus import Bus, portfolio_channel
+from chainfolio.cache import MemoryCache
 from chainfolio.devnet import Devnet, transfer_token, web3_for
 from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import ChainSet, open_chains
@@ -147,3 +148,27 @@ async def test_paused_chain_is_stale_never_zero(
             assert stored.holding.error
         elif stored.holding.amount is not None:  # the always-reverting token stays unknown
             assert not stored.holding.stale
+
+
+async def test_refresh_drops_the_cached_answers_of_its_users(
+    engine: AsyncEngine, restore_devnet: Devnet, chains: ChainSet
+) -> None:
+    user_id = await _user_with_wallets(engine, restore_devnet, index=4)
+    bystander = uuid.uuid4()  # holds no wallet this worker refreshes
+    cache = MemoryCache()
+    now = fixed_clock()
+    for user in (user_id, bystander):
+        _, generation = await cache.lookup(user, "portfolio", now)
+        assert await cache.store(user, "portfolio", b"old", generation, now + timedelta(minutes=9))
+    # a reader that looked up before the refresh and stores after it must not keep its answer
+    _, in_flight = await cache.lookup(user_id, "allocation", now)
+    async with Bus("memory://") as bus, bus.subscribe(portfolio_channel(user_id)) as updates:
+        names = {c.chain_id: c.name for c in chains.config.chains}
+        worker = Worker(
+            engine=engine, bus=bus, chains=chains, clock=fixed_clock, chain_names=names, cache=cache
+        )
+        await worker.refresh()
+        await asyncio.wait_for(updates.get(), 5)
+    assert (await cache.lookup(user_id, "portfolio", now))[0] is None
+    assert not await cache.store(user_id, "allocation", b"x", in_flight, now + timedelta(hours=1))
+    assert (await cache.lookup(bystander, "portfolio", now))[0] == b"old"

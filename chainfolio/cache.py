@@ -1,0 +1,248 @@
+"""Per-user cache of serialised answers, dropped whenever the user's data changes.
+
+The answers kept are those that depend only on a user's stored state (holdings, wallets,
+allocation targets): GraphQL `portfolio`, `allocation`, `allocationTargets`, `rebalance` and
+`wallets`, and their REST twins. Between two refreshes of a wallet these answers cannot change,
+so a dashboard polling them costs one cache lookup instead of database reads, field resolution
+and serialisation.
+
+Invalidation is explicit: the worker drops the cache of every user it refreshed, after its
+transaction commits and before it publishes the update (a client reacting to the push reads
+fresh data); mutations drop their user's cache after committing. Two guards keep a slow reader
+from storing an answer computed before an invalidation:
+
+- a *generation* per user: `lookup` returns the generation it saw, and `store` only writes if
+  no invalidation happened since (in Redis, checked and written in one Lua script);
+- an *expiry*: at most `ttl_s` later (a safety net for writers outside chainfolio), and never
+  past the next hour boundary, where `change24h` moves to the next snapshot.
+
+Backend by URL, like the bus: `memory://` keeps answers in this process (bounded, least
+recently used users first out), `redis://` in Redis, shared by every API process and by
+separate worker processes that invalidate it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import struct
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from prometheus_client import Counter
+
+log = logging.getLogger(__name__)
+
+CACHE_REQUESTS = Counter(
+    "chainfolio_cache_requests_total",
+    "Lookups of the per-user answer cache, by surface (graphql / rest) and result (hit / miss)",
+    ["surface", "result"],
+)
+
+_EXPIRY = struct.Struct(">d")  # POSIX seconds, by the app's clock, before each Redis value
+_REDIS_PREFIX = "chainfolio:cache:"
+_GENERATION_TTL_S = 86_400
+_INVALIDATE_CHUNK = 1_000
+
+
+def expiry(now: datetime, ttl_s: float) -> datetime:
+    """When an answer computed at `now` stops being valid: `ttl_s` later, at most the next hour.
+
+    `change24h` compares with the snapshot 24 h earlier, which moves on at each hour boundary.
+    """
+    next_hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return min(now + timedelta(seconds=ttl_s), next_hour)
+
+
+class AnswerCache(Protocol):
+    """What the API and the worker use; see the module docstring."""
+
+    async def lookup(self, user_id: uuid.UUID, key: str, now: datetime) -> tuple[bytes | None, Any]:
+        """The stored answer (None when absent or expired) and the generation to store with."""
+        ...
+
+    async def store(
+        self, user_id: uuid.UUID, key: str, value: bytes, generation: Any, expires: datetime
+    ) -> bool:
+        """Keep `value` unless the user's data changed since `lookup` gave `generation`."""
+        ...
+
+    async def invalidate(self, user_ids: Iterable[uuid.UUID]) -> None:
+        """Drop every answer of these users and make in-flight stores of them fail."""
+        ...
+
+
+class NoCache:
+    """Caching turned off (`cache_ttl_s = 0`): every lookup misses, nothing is kept."""
+
+    async def lookup(self, user_id: uuid.UUID, key: str, now: datetime) -> tuple[bytes | None, Any]:
+        """Always a miss."""
+        return None, None
+
+    async def store(
+        self, user_id: uuid.UUID, key: str, value: bytes, generation: Any, expires: datetime
+    ) -> bool:
+        """Keeps nothing."""
+        return False
+
+    async def invalidate(self, user_ids: Iterable[uuid.UUID]) -> None:
+        """Nothing to drop."""
+
+
+class MemoryCache:
+    """In this process: at most `max_users` users (least recently used out), `max_keys` each.
+
+    Generations come from one process-wide counter: `store` succeeds only if the user was not
+    invalidated after the `lookup` that returned the generation.
+    """
+
+    def __init__(self, *, max_users: int = 10_000, max_keys: int = 32) -> None:
+        self._max_users = max_users
+        self._max_keys = max_keys
+        self._users: OrderedDict[uuid.UUID, OrderedDict[str, tuple[bytes, float]]] = OrderedDict()
+        self._ticks = itertools.count(1)
+        self._dropped: dict[uuid.UUID, int] = {}  # user → tick of the last invalidation
+
+    async def lookup(self, user_id: uuid.UUID, key: str, now: datetime) -> tuple[bytes | None, Any]:
+        """The answer if present and not expired; the current tick as the generation."""
+        tick = next(self._ticks)
+        entries = self._users.get(user_id)
+        if entries is not None:
+            self._users.move_to_end(user_id)
+            found = entries.get(key)
+            if found is not None:
+                if found[1] > now.timestamp():
+                    return found[0], tick
+                del entries[key]
+        return None, tick
+
+    async def store(
+        self, user_id: uuid.UUID, key: str, value: bytes, generation: Any, expires: datetime
+    ) -> bool:
+        """Keep the answer unless the user was invalidated after `generation` was handed out."""
+        if self._dropped.get(user_id, 0) >= generation:
+            return False
+        entries = self._users.get(user_id)
+        if entries is None:
+            entries = self._users[user_id] = OrderedDict()
+            if len(self._users) > self._max_users:
+                self._users.popitem(last=False)
+        else:
+            self._users.move_to_end(user_id)
+        entries[key] = (value, expires.timestamp())
+        entries.move_to_end(key)
+        if len(entries) > self._max_keys:
+            entries.popitem(last=False)
+        return True
+
+    async def invalidate(self, user_ids: Iterable[uuid.UUID]) -> None:
+        """Drop the users' answers; stores from lookups before now fail."""
+        tick = next(self._ticks)
+        for user_id in user_ids:
+            self._users.pop(user_id, None)
+            self._dropped[user_id] = tick
+
+
+# KEYS: generation key, answers hash. ARGV: generation seen by lookup, field, value, ttl (ms).
+_STORE_SCRIPT = """
+local current = redis.call('GET', KEYS[1]) or '0'
+if current ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+"""
+
+
+class RedisCache:
+    """In Redis: one hash of answers per user and one generation counter per user.
+
+    A lookup is one round trip (HGET and GET pipelined); a store one script call; invalidating
+    a worker cycle's users one pipeline per thousand users (INCR the generation, DEL the hash).
+    Redis unavailable: lookups miss and stores are skipped (the API answers from PostgreSQL);
+    a failed invalidation is logged, and answers kept from before it live until their expiry.
+    """
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as aioredis  # noqa: PLC0415
+        import redis.exceptions  # noqa: PLC0415
+
+        self._client = aioredis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        self._store = self._client.register_script(_STORE_SCRIPT)
+        self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    @staticmethod
+    def _keys(user_id: uuid.UUID) -> tuple[str, str]:
+        return f"{_REDIS_PREFIX}gen:{user_id}", f"{_REDIS_PREFIX}answers:{user_id}"
+
+    async def lookup(self, user_id: uuid.UUID, key: str, now: datetime) -> tuple[bytes | None, Any]:
+        """The answer if present and not expired, and the user's generation."""
+        generation_key, answers_key = self._keys(user_id)
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.hget(answers_key, key)
+                pipe.get(generation_key)
+                raw, generation = await pipe.execute()
+        except self._errors:
+            return None, None  # a miss, and nothing will be stored
+        seen = generation.decode() if generation is not None else "0"
+        if raw is None or _EXPIRY.unpack_from(raw)[0] <= now.timestamp():
+            return None, seen
+        return bytes(raw[_EXPIRY.size :]), seen
+
+    async def store(
+        self, user_id: uuid.UUID, key: str, value: bytes, generation: Any, expires: datetime
+    ) -> bool:
+        """Keep the answer (atomically) if the generation is still the one `lookup` saw."""
+        if generation is None:
+            return False
+        generation_key, answers_key = self._keys(user_id)
+        try:
+            # The hash outlives its entries by at most an hour: they carry their own expiry.
+            stored = await self._store(
+                keys=[generation_key, answers_key],
+                args=[generation, key, _EXPIRY.pack(expires.timestamp()) + value, 3_600_000],
+            )
+        except self._errors:
+            return False
+        return bool(stored)
+
+    async def invalidate(self, user_ids: Iterable[uuid.UUID]) -> None:
+        """Bump the users' generations and drop their answers."""
+        users = list(user_ids)
+        try:
+            for start in range(0, len(users), _INVALIDATE_CHUNK):
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for user_id in users[start : start + _INVALIDATE_CHUNK]:
+                        generation_key, answers_key = self._keys(user_id)
+                        pipe.incr(generation_key)
+                        pipe.expire(generation_key, _GENERATION_TTL_S)
+                        pipe.delete(answers_key)
+                    await pipe.execute()
+        except self._errors as exc:
+            log.warning("cache: invalidation failed (%s); answers expire within the TTL", exc)
+
+
+@asynccontextmanager
+async def open_cache(
+    url: str, *, ttl_s: float, max_users: int = 10_000
+) -> AsyncIterator[AnswerCache]:
+    """The cache for `url` (the bus URL: `memory://` or `redis://`); `NoCache` when `ttl_s` is 0."""
+    if ttl_s <= 0:
+        yield NoCache()
+    elif url.startswith(("redis://", "rediss://", "unix://")):
+        cache = RedisCache(url)
+        try:
+            yield cache
+        finally:
+            await asyncio.shield(cache.aclose())
+    else:
+        yield MemoryCache(max_users=max_users)

@@ -1,0 +1,292 @@
+"""The per-user answer cache: the stores themselves (memory and a real Redis), then the API.
+
+Checked: a hit returns exactly what a fresh computation returns; a change (mutation, worker
+refresh through `invalidate`) is visible on the very next request; an invalidation racing a
+slow reader wins; answers never outlive the next hour boundary; users never share answers;
+answers with errors are never kept; Redis down means misses, not failures.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+from chainfolio.app import create_app
+from chainfolio.cache import AnswerCache, MemoryCache, NoCache, RedisCache, expiry, open_cache
+from chainfolio.resolvers.context import Services
+from chainfolio.settings import Settings
+from chainfolio.storage.accounts import user_id_for
+from tests.api.conftest import SECRET, Auth, SeedUser
+from tests.fixtures.redis import RedisServer
+from tests.servers import free_port
+
+T0 = datetime(2026, 11, 28, 10, 15, tzinfo=UTC)
+USER_A, USER_B = uuid.uuid4(), uuid.uuid4()
+PORTFOLIO = "{ portfolio { totalValue change24h holdings { asset valueUsd updatedAt } } }"
+
+
+# --- the stores -------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator[AnswerCache]:
+    if request.param == "memory":
+        yield MemoryCache()
+    else:
+        yield RedisCache(redis_server.url)
+
+
+async def test_miss_store_hit_and_expiry(store: AnswerCache) -> None:
+    key = f"k-{uuid.uuid4()}"
+    found, generation = await store.lookup(USER_A, key, T0)
+    assert found is None
+    assert await store.store(USER_A, key, b'{"data":1}', generation, T0 + timedelta(seconds=60))
+    assert (await store.lookup(USER_A, key, T0 + timedelta(seconds=59)))[0] == b'{"data":1}'
+    assert (await store.lookup(USER_A, key, T0 + timedelta(seconds=60)))[0] is None
+    assert (await store.lookup(USER_B, key, T0))[0] is None  # users never share answers
+
+
+async def test_invalidate_drops_only_that_user(store: AnswerCache) -> None:
+    a, b, key = uuid.uuid4(), uuid.uuid4(), "same-key"
+    for user in (a, b):
+        _, generation = await store.lookup(user, key, T0)
+        assert await store.store(user, key, user.bytes, generation, T0 + timedelta(hours=1))
+    await store.invalidate([a])
+    assert (await store.lookup(a, key, T0))[0] is None
+    assert (await store.lookup(b, key, T0))[0] == b.bytes
+
+
+async def test_invalidation_during_a_slow_read_wins(store: AnswerCache) -> None:
+    """Reader looks up (miss), the worker commits and invalidates, the reader stores what it
+    read before the commit: that answer must not be kept."""
+    user, key = uuid.uuid4(), "portfolio"
+    _, seen_before = await store.lookup(user, key, T0)
+    await store.invalidate([user])
+    assert not await store.store(user, key, b"old", seen_before, T0 + timedelta(hours=1))
+    assert (await store.lookup(user, key, T0))[0] is None
+    _, seen_after = await store.lookup(user, key, T0)
+    assert await store.store(user, key, b"new", seen_after, T0 + timedelta(hours=1))
+    assert (await store.lookup(user, key, T0))[0] == b"new"
+
+
+def test_expiry_is_capped_at_the_next_hour() -> None:
+    assert expiry(T0, 60) == T0 + timedelta(seconds=60)
+    assert expiry(datetime(2026, 11, 28, 10, 59, 30, tzinfo=UTC), 60) == datetime(
+        2026, 11, 28, 11, tzinfo=UTC
+    )
+
+
+async def test_memory_cache_is_bounded() -> None:
+    cache = MemoryCache(max_users=2, max_keys=2)
+    users = [uuid.uuid4() for _ in range(3)]
+    later = T0 + timedelta(hours=1)
+    for user in users:
+        for key in ("k1", "k2", "k3"):
+            _, generation = await cache.lookup(user, key, T0)
+            await cache.store(user, key, key.encode(), generation, later)
+    assert (await cache.lookup(users[0], "k3", T0))[0] is None  # least recently used user out
+    assert (await cache.lookup(users[2], "k1", T0))[0] is None  # oldest key out
+    assert (await cache.lookup(users[2], "k3", T0))[0] == b"k3"
+
+
+async def test_redis_down_means_misses_not_errors() -> None:
+    cache = RedisCache(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    try:
+        found, generation = await cache.lookup(USER_A, "k", T0)
+        assert found is None
+        assert not await cache.store(USER_A, "k", b"x", generation, T0 + timedelta(hours=1))
+        await cache.invalidate([USER_A])  # logged, not raised
+    finally:
+        await cache.aclose()
+
+
+async def test_ttl_zero_turns_caching_off() -> None:
+    async with open_cache("memory://", ttl_s=0) as cache:
+        _, generation = await cache.lookup(USER_A, "k", T0)
+        assert not await cache.store(USER_A, "k", b"x", generation, T0 + timedelta(hours=1))
+
+
+# --- through the API --------------------------------------------------------------------------
+
+
+class Clock:
+    """The app's clock, moved by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def cached_app(
+    request: pytest.FixtureRequest, database_url: str, redis_server: RedisServer, tmp_path: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services, Clock]]:
+    settings = Settings(
+        database_url=SecretStr(database_url),
+        jwt_secret=SecretStr(SECRET),
+        data_dir=tmp_path,
+        redis_url=redis_server.url if request.param == "redis" else "memory://",
+        cache_ttl_s=60,
+        rate_limit_per_minute=0,
+        rate_limit_per_ip_per_minute=0,
+    )
+    app: Starlette = create_app(settings)
+    async with app.router.lifespan_context(app):
+        services: Services = app.state.services
+        clock = Clock(datetime.now(UTC))
+        services.clock = clock
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http, services, clock
+
+
+async def _graphql(
+    http: httpx.AsyncClient, headers: dict[str, str], query: str, **variables: Any
+) -> httpx.Response:
+    response = await http.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    return response
+
+
+async def test_graphql_hit_is_the_fresh_answer(
+    cached_app: tuple[httpx.AsyncClient, Services, Clock], seeded_user: SeedUser, auth: Auth
+) -> None:
+    http, services, _ = cached_app
+    headers = auth(await seeded_user())
+    first = await _graphql(http, headers, PORTFOLIO)
+    second = await _graphql(http, headers, PORTFOLIO)
+    assert first.headers["x-chainfolio-cache"] == "miss"
+    assert second.headers["x-chainfolio-cache"] == "hit"
+    assert second.content == first.content
+    assert "errors" not in first.json()
+    # a different selection is another answer, not this one
+    other = await _graphql(http, headers, "{ portfolio { totalValue } }")
+    assert other.headers["x-chainfolio-cache"] == "miss"
+    assert set(other.json()["data"]["portfolio"]) == {"totalValue"}
+    # another user with the same query gets their own answer
+    someone_else = await _graphql(http, auth(await seeded_user()), PORTFOLIO)
+    assert someone_else.headers["x-chainfolio-cache"] == "miss"
+    # with caching off the same request computes the same bytes
+    services.cache = NoCache()
+    assert (await _graphql(http, headers, PORTFOLIO)).content == first.content
+
+
+async def test_mutations_drop_the_answers(
+    cached_app: tuple[httpx.AsyncClient, Services, Clock], seeded_user: SeedUser, auth: Auth
+) -> None:
+    http, _, _ = cached_app
+    headers = auth(await seeded_user())
+    query = "{ wallets { address } allocationTargets { targets { key weight } } }"
+    before = (await _graphql(http, headers, query)).json()["data"]
+    assert (await _graphql(http, headers, query)).headers["x-chainfolio-cache"] == "hit"
+
+    added = await _graphql(
+        http,
+        headers,
+        'mutation { addWallet(chainId: 1, address: "0x' + "33" * 20 + '") { id } }',
+    )
+    assert "errors" not in added.json(), added.text
+    after_add = await _graphql(http, headers, query)
+    assert after_add.headers["x-chainfolio-cache"] == "miss"
+    assert len(after_add.json()["data"]["wallets"]) == len(before["wallets"]) + 1
+
+    rest_targets = await http.get("/v1/portfolio/targets", headers=headers)
+    assert rest_targets.headers["x-chainfolio-cache"] == "miss"
+    assert (await http.get("/v1/portfolio/targets", headers=headers)).headers[
+        "x-chainfolio-cache"
+    ] == "hit"
+    put = await http.put(
+        "/v1/portfolio/targets",
+        json={"targets": [{"key": "ETH", "weight": 60}, {"key": "USDC", "weight": 40}]},
+        headers=headers,
+    )
+    assert put.status_code == 200, put.text
+    rest_after = await http.get("/v1/portfolio/targets", headers=headers)
+    assert rest_after.headers["x-chainfolio-cache"] == "miss"
+    assert [t["key"] for t in rest_after.json()["data"]["targets"]] == ["ETH", "USDC"]
+    graphql_after = (await _graphql(http, headers, query)).json()["data"]
+    assert [t["key"] for t in graphql_after["allocationTargets"]["targets"]] == ["ETH", "USDC"]
+
+    listed = await http.get("/v1/wallets", headers=headers)
+    assert listed.headers["x-chainfolio-cache"] == "miss"
+    assert (await http.get("/v1/wallets", headers=headers)).headers["x-chainfolio-cache"] == "hit"
+    wallet_id = listed.json()["data"][-1]["id"]
+    assert (await http.delete(f"/v1/wallets/{wallet_id}", headers=headers)).status_code == 200
+    wallets = await http.get("/v1/wallets", headers=headers)
+    assert wallets.headers["x-chainfolio-cache"] == "miss"
+    assert len(wallets.json()["data"]) == len(before["wallets"])
+
+
+async def test_invalidate_as_the_worker_does(
+    cached_app: tuple[httpx.AsyncClient, Services, Clock], seeded_user: SeedUser, auth: Auth
+) -> None:
+    http, services, _ = cached_app
+    subject = await seeded_user()
+    headers = auth(subject)
+    assert (await http.get("/v1/portfolio", headers=headers)).headers["x-chainfolio-cache"] == (
+        "miss"
+    )
+    assert (await http.get("/v1/portfolio", headers=headers)).headers["x-chainfolio-cache"] == (
+        "hit"
+    )
+    await services.cache.invalidate([user_id_for(subject)])
+    assert (await http.get("/v1/portfolio", headers=headers)).headers["x-chainfolio-cache"] == (
+        "miss"
+    )
+
+
+async def test_answers_end_at_the_hour_and_at_the_ttl(
+    cached_app: tuple[httpx.AsyncClient, Services, Clock], seeded_user: SeedUser, auth: Auth
+) -> None:
+    http, services, clock = cached_app
+    headers = auth(await seeded_user())
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    clock.now = hour + timedelta(minutes=59, seconds=30)
+    assert (await _graphql(http, headers, PORTFOLIO)).headers["x-chainfolio-cache"] == "miss"
+    clock.now += timedelta(seconds=29)
+    assert (await _graphql(http, headers, PORTFOLIO)).headers["x-chainfolio-cache"] == "hit"
+    clock.now += timedelta(seconds=1)  # the hour turned: change24h may compare another snapshot
+    assert (await _graphql(http, headers, PORTFOLIO)).headers["x-chainfolio-cache"] == "miss"
+    clock.now += timedelta(seconds=services.settings.cache_ttl_s - 1)
+    assert (await _graphql(http, headers, PORTFOLIO)).headers["x-chainfolio-cache"] == "hit"
+    clock.now += timedelta(seconds=1)
+    assert (await _graphql(http, headers, PORTFOLIO)).headers["x-chainfolio-cache"] == "miss"
+
+
+async def test_only_stored_state_queries_without_errors_are_kept(
+    cached_app: tuple[httpx.AsyncClient, Services, Clock], seeded_user: SeedUser, auth: Auth
+) -> None:
+    http, _, _ = cached_app
+    headers = auth(await seeded_user())
+    history = '{ history(period: "7d", interval: "1h") { values } }'
+    for query in (history, 'mutation { removeWallet(id: "nope") }'):
+        response = await http.post("/graphql", json={"query": query}, headers=headers)
+        assert "x-chainfolio-cache" not in response.headers
+    invalid = "{ portfolio { noSuchField } }"
+    for _ in range(2):
+        response = await http.post("/graphql", json={"query": invalid}, headers=headers)
+        assert response.json()["errors"]
+        assert response.headers["x-chainfolio-cache"] == "miss"
+    # variables are part of the key
+    by_var = "query($p: String!) { wallets { address } history(period: $p) { values } }"
+    response = await http.post(
+        "/graphql", json={"query": by_var, "variables": {"p": "7d"}}, headers=headers
+    )
+    assert "x-chainfolio-cache" not in response.headers  # history is not cached
+    # a named operation among several: cached only when the chosen one qualifies
+    document = "query A { portfolio { totalValue } } query B { history { values } }"
+    a = await http.post("/graphql", json={"query": document, "operationName": "A"}, headers=headers)
+    b = await http.post("/graphql", json={"query": document, "operationName": "B"}, headers=headers)
+    assert a.headers["x-chainfolio-cache"] == "miss"
+    assert "x-chainfolio-cache" not in b.headers

@@ -25,7 +25,7 @@ class Authenticator:
         self._services = services
         self._verifier = TokenVerifier(services.settings)
         self._limiter = limiter
-        self._known: set[str] = set()
+        self._known: dict[str, Caller] = {}  # subjects whose user row exists
 
     async def caller(self, authorization: str | None) -> Caller:
         """The authenticated caller, or Unauthorized."""
@@ -39,17 +39,19 @@ class Authenticator:
     async def _ensure(self, subject: str) -> Caller:
         if self._limiter is not None:
             await self._limiter.check_user(subject)
-        if subject not in self._known:
-            try:
-                async with self._services.engine.begin() as db:
-                    await ensure_user(db, subject=subject)
-            except Exception as exc:
-                # before any route runs: GraphQL must still answer in its own error shape
-                if is_database_unavailable(exc):
-                    raise SourceUnavailable("database unavailable, try again shortly") from exc
-                raise
-            self._known.add(subject)
-        return Caller(user_id_for(subject), subject)
+        known = self._known.get(subject)
+        if known is not None:
+            return known
+        try:
+            async with self._services.engine.begin() as db:
+                await ensure_user(db, subject=subject)
+        except Exception as exc:
+            # before any route runs: GraphQL must still answer in its own error shape
+            if is_database_unavailable(exc):
+                raise SourceUnavailable("database unavailable, try again shortly") from exc
+            raise
+        caller = self._known[subject] = Caller(user_id_for(subject), subject)
+        return caller
 
 
 def services_of(conn: HTTPConnection) -> Services:

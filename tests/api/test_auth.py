@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -222,3 +223,14 @@ async def test_hs256_audience_is_enforced(settings: Settings) -> None:
     async with _client(configured) as http:
         assert (await http.get("/v1/wallets", headers=bearer(good))).status_code == 200
         assert await _rejected(http, bad) == ["invalid token: Audience doesn't match"] * 3
+
+
+async def test_remembered_token_still_expires(settings: Settings) -> None:
+    """Verified tokens are remembered between requests, never past their `exp`."""
+    exp = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    token = jwt.encode({"sub": "short-lived", "exp": exp}, SECRET)
+    async with _client(settings) as http:
+        for _ in range(3):
+            assert (await http.get("/v1/wallets", headers=bearer(token))).status_code == 200
+        await asyncio.sleep((exp - datetime.now(UTC)).total_seconds() + 0.2)
+        assert await _rejected(http, token) == ["token expired"] * 3

@@ -9,8 +9,9 @@ Cash flows: each cycle also scans the blocks since each wallet's cursor up to th
 balances were read at (so flows and values agree) for transfers in and out (see
 `chainfolio.fetchers.transfers`); a transfer with another tracked wallet of the same user, or
 with a configured vault or lending market (positions the portfolio already counts), is not a
-flow. A flow is valued at the price of the refresh that found it and is dated by its block,
-moved into the snapshot interval whose value first includes it.
+flow. A flow is valued at the price nearest its block's time (a price stored by an earlier refresh,
+or this refresh's own) and is dated by its block, moved into the snapshot interval whose value
+first includes it.
 
 On its first sight of a user whose last snapshot is more than an hour old (a restart, a shard
 taken over), the worker back-fills the missing hours (at most `backfill_hours`) from balances
@@ -32,7 +33,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -61,6 +62,7 @@ SHARDS = 64
 _SHARD_LOCK_BASE = 0x63660000  # advisory lock ids 0x63660000 + shard
 _RETENTION_LOCK = 0x63665254  # one worker at a time drops expired partitions
 HOUR = timedelta(hours=1)
+FLOW_PRICE_WINDOW = timedelta(minutes=90)  # as the back-fill's: a stored price this near
 _TICK = timedelta(microseconds=1)
 WORKER_APPLICATION = "chainfolio-worker"
 
@@ -160,6 +162,8 @@ class _ChainFlows:
     """What scanning one chain produced, written in the refresh's transaction."""
 
     flows: list[timeseries.CashFlow] = field(default_factory=list)
+    pricing: list[tuple[str, datetime, Decimal]] = field(default_factory=list)
+    """Per flow: its price key, its block's time and its signed amount in units."""
     cursors: list[timeseries.TransferCursor] = field(default_factory=list)
     orphaned_after: dict[int, list[uuid.UUID]] = field(default_factory=dict)
     """Block -> wallets whose stored flows above that block a reorg orphaned."""
@@ -377,7 +381,28 @@ class Worker:
                 log.warning("transfer scan of chain %d failed: %s", chain_id, result)
                 continue
             scans[chain_id] = result
+        await self._value_at_block_time(scans, now)
         return scans
+
+    async def _value_at_block_time(self, scans: Mapping[int, _ChainFlows], now: datetime) -> None:
+        """Value each flow at the price nearest its block's time: a price stored by an earlier
+        refresh (one per minute) when it is nearer than this refresh's own read, taken at
+        `now` — a transfer found after a restart or a long scan is valued at its time, not at
+        today's price. Nothing stored within `FLOW_PRICE_WINDOW`: this refresh's price."""
+        wanted = {(key, at) for scan in scans.values() for key, at, _ in scan.pricing}
+        if not wanted:
+            return
+        async with self._engine.connect() as db:
+            stored = await timeseries.prices_nearest(db, wanted, window=FLOW_PRICE_WINDOW)
+        for scan in scans.values():
+            for i, (key, at, units) in enumerate(scan.pricing):
+                found = stored.get((key, at))
+                if found is None:
+                    continue
+                stored_at, usd = found
+                if scan.flows[i].value_usd is not None and abs(now - at) <= abs(stored_at - at):
+                    continue
+                scan.flows[i] = replace(scan.flows[i], value_usd=units * usd)
 
     async def _chain_flows(  # noqa: PLR0917 - one chain's share of a cycle
         self,
@@ -459,7 +484,9 @@ class Worker:
                             hour=hour,
                             now=now,
                         )
-                        result.flows.append(valuation.flow(wallet, transfer, sign, moment))
+                        flow, pricing = valuation.flow(wallet, transfer, sign, moment)
+                        result.flows.append(flow)
+                        result.pricing.append(pricing)
         result.cursors = [
             timeseries.TransferCursor(w.id, chain_id, head, hashes.get(head)) for w in wallets
         ]
@@ -653,8 +680,9 @@ class _FlowValuation:
 
     def flow(
         self, wallet: Wallet, transfer: Transfer, sign: int, moment: datetime
-    ) -> timeseries.CashFlow:
-        """The flow `transfer` is for `wallet` (sign +1 in, -1 out)."""
+    ) -> tuple[timeseries.CashFlow, tuple[str, datetime, Decimal]]:
+        """The flow `transfer` is for `wallet` (sign +1 in, -1 out), valued at this refresh's
+        price; and what re-valuing it at another price needs (price key, block time, units)."""
         chain = self._chain
         if transfer.contract == NATIVE:
             symbol, decimals, key = (
@@ -668,8 +696,9 @@ class _FlowValuation:
             decimals = self._decimals.get(transfer.contract, token.decimals or 0)
         price = self._prices.get(key)
         amount = sign * transfer.amount
-        value = None if price is None else Decimal(amount).scaleb(-decimals) * price.usd
-        return timeseries.CashFlow(
+        units = Decimal(amount).scaleb(-decimals)
+        value = None if price is None else units * price.usd
+        flow = timeseries.CashFlow(
             user_id=wallet.user_id,
             chain_id=transfer.chain_id,
             time=moment,
@@ -683,6 +712,7 @@ class _FlowValuation:
             wallet_id=wallet.id,
             block_number=transfer.block_number,
         )
+        return flow, (key, transfer.block_time, units)
 
 
 class _BlockClock:

@@ -314,6 +314,31 @@ async def prices_near(
     return {r[0]: Decimal(r[1]) for r in rows}
 
 
+async def prices_nearest(
+    db: AsyncConnection, wanted: Collection[tuple[str, datetime]], *, window: timedelta
+) -> dict[tuple[str, datetime], tuple[datetime, Decimal]]:
+    """For each (symbol, moment): the stored price closest to it within ±`window`, with its
+    time (absent: none stored that close). One query for the whole batch."""
+    pairs = sorted(set(wanted))
+    if not pairs:
+        return {}
+    rows = await db.execute(
+        text(
+            """SELECT w.symbol, w.moment, p.time, p.price
+               FROM unnest(CAST(:s AS text[]), CAST(:m AS timestamptz[])) AS w(symbol, moment)
+               CROSS JOIN LATERAL (
+                   SELECT time, price FROM prices
+                   WHERE symbol = w.symbol
+                     AND time >= w.moment - CAST(:w AS interval)
+                     AND time <= w.moment + CAST(:w AS interval)
+                   ORDER BY abs(extract(epoch FROM time - w.moment)), time
+                   LIMIT 1) AS p"""
+        ),
+        {"s": [p[0] for p in pairs], "m": [p[1] for p in pairs], "w": window},
+    )
+    return {(r[0], r[1]): (r[2], Decimal(r[3])) for r in rows}
+
+
 # --- cash flows -----------------------------------------------------------------------------
 
 

@@ -13,7 +13,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chainfolio.bus import Bus
-from chainfolio.devnet import Devnet, mine, revert, snapshot, transfer_native, transfer_token
+from chainfolio.devnet import (
+    Devnet,
+    mine,
+    revert,
+    set_price,
+    snapshot,
+    transfer_native,
+    transfer_token,
+    web3_for,
+)
 from chainfolio.domain import NATIVE
 from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import ChainSet, open_chains
@@ -121,6 +130,34 @@ async def test_deposit_is_net_flow_not_gain_and_a_reorg_drops_orphaned_flows(
                 db, user_id=user_id, start=START - timedelta(hours=1), end=clock.now
             )
         assert flows == []
+
+
+async def test_a_flow_found_later_is_valued_at_the_price_of_its_time(
+    engine: AsyncEngine, restore_devnet: Devnet, chains: ChainSet
+) -> None:
+    """ETH is 3,000 USD when 1 ETH arrives and 3,300 USD when the worker next looks, 45 minutes
+    later: the deposit is worth 3,000 (the price the worker stored at the transfer's time), or
+    the 300 USD of price gain would be counted as deposited money."""
+    chain = restore_devnet.chain(1)
+    tracked, outsider = chain.wallets[13], chain.wallets[18]
+    user_id = await _user(engine, 1, tracked)
+    # The worker's clock follows the chain's, so block times and stored prices compare.
+    head = web3_for(chain).eth.get_block("latest")
+    start = datetime.fromtimestamp(head["timestamp"], UTC)
+    clock = Clock(start)
+    names = {c.chain_id: c.name for c in chains.config.chains}
+    async with Bus("memory://") as bus:
+        worker = Worker(engine=engine, bus=bus, chains=chains, clock=clock, chain_names=names)
+        await worker.refresh()  # stores ETH at 3,000 for this minute
+        transfer_native(chain, sender=outsider, to=tracked, amount=10**18)
+        set_price(chain, "ETH", 3_300_00000000)
+        clock.now = start + timedelta(minutes=45)
+        await worker.refresh()  # reads 3,300 now
+    async with engine.connect() as db:
+        flows = await cash_flows_between(
+            db, user_id=user_id, start=start - timedelta(hours=1), end=clock.now
+        )
+    assert [(f.amount, f.value_usd) for f in flows] == [(10**18, 3_000)]
 
 
 def test_flow_time_lands_in_the_interval_whose_snapshot_first_includes_it() -> None:

@@ -235,7 +235,9 @@ def create_app(
 ) -> Starlette:
     """Build the application; every client is opened in the lifespan and closed there."""
     cfg = settings or Settings()
-    chains_config = chains or load_chains(cfg.chains_file)
+    chains_config = chains or load_chains(
+        cfg.chains_file, max_tokens_per_chain=cfg.max_tokens_per_chain
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -98,7 +98,12 @@ def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
                         chain_id=args.chain_id,
                         address=args.address,
                         label=args.label,
-                        chains=chain_infos(load_chains(settings.chains_file)),
+                        chains=chain_infos(
+                            load_chains(
+                                settings.chains_file,
+                                max_tokens_per_chain=settings.max_tokens_per_chain,
+                            )
+                        ),
                         max_wallets=settings.max_wallets_per_user,
                     )
                     print(f"{row.id}\t{row.chain_id}\t{row.address}\t{row.label or ''}")
@@ -123,7 +128,7 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
     from chainfolio.storage.database import open_engine  # noqa: PLC0415
     from chainfolio.storage.migrations import migrate  # noqa: PLC0415
 
-    config = load_chains(settings.chains_file)
+    config = load_chains(settings.chains_file, max_tokens_per_chain=settings.max_tokens_per_chain)
 
     async def go() -> None:
         async with (

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     snapshot_compress_after_days: int = Field(default=7, ge=1)
     risk_free_rate: float = Field(default=0.0, description="annual, for Sharpe/Sortino")
     max_wallets_per_user: int = Field(default=100, ge=1)
+    max_tokens_per_chain: int = Field(
+        default=1_000, ge=1, description="tokens a chain may list in the chains file"
+    )
     graphql_max_depth: int = Field(default=12, ge=2)
     graphql_max_cost: int = Field(default=500, ge=10, description="fields + root weights")
     graphql_introspection: bool = True

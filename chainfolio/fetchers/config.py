@@ -318,29 +318,48 @@ class ChainsConfig(_Model):
 
 
 def load_chains(
-    path: Path | str | None = None, *, env: Mapping[str, str] | None = None
+    path: Path | str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    max_tokens_per_chain: int | None = None,
 ) -> ChainsConfig:
     """Load and validate a chains TOML file (the shipped mainnet file by default)."""
     source = Path(path) if path is not None else SHIPPED_CHAINS_FILE
     with source.open("rb") as handle:
         # JSON is accepted too: it is what tools (the demo, tests) write without a TOML writer.
         raw = json.load(handle) if source.suffix == ".json" else tomllib.load(handle)
-    return parse_chains(raw, env=env, source=str(source))
+    return parse_chains(raw, env=env, source=str(source), max_tokens_per_chain=max_tokens_per_chain)
 
 
 def parse_chains(
-    raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None, source: str = "<config>"
+    raw: Mapping[str, Any],
+    *,
+    env: Mapping[str, str] | None = None,
+    source: str = "<config>",
+    max_tokens_per_chain: int | None = None,
 ) -> ChainsConfig:
-    """Validate an already-parsed TOML document, applying RPC URL overrides from `env`."""
+    """Validate an already-parsed TOML document, applying RPC URL overrides from `env`.
+
+    `max_tokens_per_chain` caps the tokens (with vault shares, every wallet read asks for
+    each of them) a chain may list: above it the config is refused, naming the chain.
+    """
     environ = os.environ if env is None else env
     document = dict(raw)
     document["chains"] = [_with_rpc_urls(dict(c), environ) for c in raw.get("chains", [])]
     try:
-        return ChainsConfig.model_validate(document)
+        config = ChainsConfig.model_validate(document)
     except ValidationError as exc:
         raise InvalidInput(
             f"{source}: invalid chains config: {exc}", code="INVALID_CONFIG"
         ) from exc
+    for chain in config.chains:
+        if max_tokens_per_chain is not None and len(chain.tokens) > max_tokens_per_chain:
+            raise InvalidInput(
+                f"{source}: chain {chain.name} lists {len(chain.tokens)} tokens, more than the "
+                f"cap of {max_tokens_per_chain} (CHAINFOLIO_MAX_TOKENS_PER_CHAIN)",
+                code="TOO_MANY_TOKENS",
+            )
+    return config
 
 
 def _with_rpc_urls(chain: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

@@ -141,6 +141,21 @@ def test_duplicate_chain_ids_are_rejected() -> None:
         parse_chains({"chains": [_chain(), _chain(name="other")]}, env={})
 
 
+def test_tokens_per_chain_are_capped() -> None:
+    tokens = [
+        {"address": "0x" + f"{n:040x}", "symbol": f"T{n}", "decimals": 18} for n in range(1, 4)
+    ]
+    document = {"chains": [_chain(tokens=tokens)]}
+    assert len(parse_chains(document, env={}, max_tokens_per_chain=3).chains[0].tokens) == 3
+    with pytest.raises(InvalidInput, match="chain ethereum lists 3 tokens, more than the cap of 2"):
+        parse_chains(document, env={}, max_tokens_per_chain=2)
+    with pytest.raises(InvalidInput) as refused:
+        parse_chains(document, env={}, max_tokens_per_chain=2)
+    assert refused.value.code == "TOO_MANY_TOKENS"
+    shipped = load_chains(SHIPPED_CHAINS_FILE, env={}, max_tokens_per_chain=1_000)  # the default
+    assert shipped.chains
+
+
 def test_token_defaults_follow_their_kind() -> None:
     nft = {"address": USDC, "symbol": "NFT", "kind": "erc721"}
     token = parse_chains({"chains": [_chain(tokens=[nft])]}, env={}).chains[0].tokens[0]

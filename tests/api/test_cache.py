@@ -290,3 +290,36 @@ async def test_only_stored_state_queries_without_errors_are_kept(
     b = await http.post("/graphql", json={"query": document, "operationName": "B"}, headers=headers)
     assert a.headers["x-chainfolio-cache"] == "miss"
     assert "x-chainfolio-cache" not in b.headers
+
+
+async def test_redis_going_away_leaves_the_api_answering(
+    database_url: str, redis_server: RedisServer, tmp_path: Any, seeded_user: SeedUser, auth: Auth
+) -> None:
+    """Cache, bus and rate limiter all on a Redis that is killed mid-run: queries keep being
+    answered (from PostgreSQL, as misses), and caching resumes once Redis is back."""
+    settings = Settings(
+        database_url=SecretStr(database_url),
+        jwt_secret=SecretStr(SECRET),
+        data_dir=tmp_path,
+        redis_url=redis_server.url,
+        cache_ttl_s=60,
+    )
+    headers = auth(await seeded_user())
+    app: Starlette = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            first = await _graphql(http, headers, PORTFOLIO)
+            assert (await _graphql(http, headers, PORTFOLIO)).headers["x-chainfolio-cache"] == "hit"
+            redis_server.stop()
+            try:
+                for _ in range(2):
+                    down = await _graphql(http, headers, PORTFOLIO)
+                    assert down.headers["x-chainfolio-cache"] == "miss"
+                    assert down.content == first.content
+            finally:
+                redis_server.start()
+            assert (await _graphql(http, headers, PORTFOLIO)).headers[
+                "x-chainfolio-cache"
+            ] == "miss"
+            assert (await _graphql(http, headers, PORTFOLIO)).headers["x-chainfolio-cache"] == "hit"

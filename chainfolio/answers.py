@@ -1,8 +1,10 @@
 """Serving answers from the per-user cache (`chainfolio.cache`) on GraphQL and REST.
 
-GraphQL: a POSTed JSON query whose root fields all read stored state only (`portfolio`,
-`allocation`, `allocationTargets`, `rebalance`, `wallets`) is answered from the cache when the
-user's entry is there; otherwise Strawberry runs as usual and an answer without errors is kept.
+GraphQL: persisted-query hashes are first resolved to their documents
+(`chainfolio.schema.persisted`). Then a POSTed JSON query whose root fields all read stored
+state only (`portfolio`, `allocation`, `allocationTargets`, `rebalance`, `wallets`) is
+answered from the cache when the user's entry is there; otherwise Strawberry runs as usual and
+an answer without errors is kept.
 The key is the query text, its variables and operation name, so two differently shaped queries
 never share an answer. Anything else (other fields, mutations, subscriptions, GET, other
 content types, unparsable documents) goes straight to Strawberry, untouched.
@@ -25,7 +27,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chainfolio.cache import CACHE_REQUESTS, expiry
+from chainfolio.errors import ChainfolioError
 from chainfolio.resolvers.context import Caller, Services
+from chainfolio.schema.persisted import PersistedQueries
+from chainfolio.web import graphql_error_response
 
 CACHE_HEADER = "x-chainfolio-cache"
 CACHEABLE_FIELDS = frozenset(
@@ -95,10 +100,17 @@ def _hit(body: bytes) -> Response:
     return Response(body, media_type="application/json", headers={CACHE_HEADER: "hit"})
 
 
-async def graphql_with_cache(  # noqa: PLR0917 - an ASGI call plus who is calling
-    app: ASGIApp, scope: Scope, receive: Receive, send: Send, services: Services, caller: Caller
+async def graphql_with_cache(  # noqa: PLR0917 - an ASGI call plus its context
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    services: Services,
+    caller: Caller,
+    persisted: PersistedQueries,
 ) -> None:
-    """Serve an authenticated GraphQL HTTP request, from the cache where it may be."""
+    """Serve an authenticated GraphQL HTTP request: persisted-query hashes resolved to their
+    documents, then from the cache where the answer may be."""
     content_type = dict(scope["headers"]).get(b"content-type", b"")
     if scope["method"] != "POST" or not content_type.startswith(b"application/json"):
         await app(scope, receive, send)
@@ -108,6 +120,14 @@ async def graphql_with_cache(  # noqa: PLR0917 - an ASGI call plus who is callin
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         payload = None
+    if isinstance(payload, dict):
+        try:
+            resolved = persisted.resolve(payload)
+        except ChainfolioError as exc:
+            await graphql_error_response(exc)(scope, receive, send)
+            return
+        if resolved is not payload:
+            payload, body = resolved, orjson.dumps(resolved)
     key = _graphql_key(payload) if isinstance(payload, dict) else None
     if key is None:
         await app(scope, _replay(body, receive), send)

@@ -37,6 +37,7 @@ from chainfolio.resolvers.context import ChainInfo, Services
 from chainfolio.rest import rest_routes
 from chainfolio.schema import build_schema
 from chainfolio.schema.context import Context
+from chainfolio.schema.persisted import PersistedQueries, load_allowlist
 from chainfolio.settings import Settings
 from chainfolio.storage.database import (
     create_engine,
@@ -180,8 +181,9 @@ class AuthenticatedGraphQL:
     The GraphiQL page (a browser GET) is served without a token: it sends one itself.
     """
 
-    def __init__(self, graphql: GraphQLApp) -> None:
+    def __init__(self, graphql: GraphQLApp, persisted: PersistedQueries) -> None:
         self._graphql = graphql
+        self._persisted = persisted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -199,7 +201,13 @@ class AuthenticatedGraphQL:
                     return
                 scope.setdefault("state", {})["caller"] = caller
                 await graphql_with_cache(
-                    self._graphql, scope, receive, send, services_of(request), caller
+                    self._graphql,
+                    scope,
+                    receive,
+                    send,
+                    services_of(request),
+                    caller,
+                    self._persisted,
                 )
                 return
         await self._graphql(scope, receive, send)
@@ -276,12 +284,16 @@ def create_app(
                 await stack.enter_async_context(running_worker(services, chains_config))
             yield
 
+    allowlist = load_allowlist(cfg.graphql_allowlist) if cfg.graphql_allowlist else None
     schema = build_schema(
         max_depth=cfg.graphql_max_depth,
         max_cost=cfg.graphql_max_cost,
         introspection=cfg.graphql_introspection,
+        allowlist=allowlist,
     )
-    graphql = AuthenticatedGraphQL(GraphQLApp(schema, keep_alive=True, keep_alive_interval=15))
+    graphql = AuthenticatedGraphQL(
+        GraphQLApp(schema, keep_alive=True, keep_alive_interval=15), PersistedQueries(allowlist)
+    )
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),

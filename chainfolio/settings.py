@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     graphql_max_depth: int = Field(default=12, ge=2)
     graphql_max_cost: int = Field(default=500, ge=10, description="fields + root weights")
     graphql_introspection: bool = True
+    graphql_allowlist: Path | None = Field(
+        default=None, description="JSON file of the only GraphQL documents to run"
+    )
     run_worker: bool = Field(default=False, description="run the refresh worker in the API")
     backfill_hours: int = Field(
         default=48, ge=0, le=24 * 31, description="missed snapshot hours filled on worker start"

@@ -3,30 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 import strawberry
-from strawberry.extensions import (
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-)
+from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 from strawberry.extensions.disable_introspection import DisableIntrospection
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.types.base_scalars import DecimalDefinition
 
 from chainfolio.domain import plain
 from chainfolio.metrics import GraphQLMetrics
-from chainfolio.schema.document_limits import LimitedValidation, document_limits_rule
+from chainfolio.schema.document_limits import (
+    LimitedValidation,
+    ParserCache,
+    document_limits_rule,
+)
 from chainfolio.schema.errors import ErrorCodes
+from chainfolio.schema.persisted import allowlist_extension
 from chainfolio.schema.root import Mutation, Query
 from chainfolio.schema.series import SERIES_SCALARS
 from chainfolio.schema.subscription import Subscription
 
 
 def build_schema(
-    *, max_depth: int = 12, max_cost: int = 500, introspection: bool = True
+    *,
+    max_depth: int = 12,
+    max_cost: int = 500,
+    introspection: bool = True,
+    allowlist: Mapping[str, str] | None = None,
 ) -> strawberry.Schema:
     """The schema with abuse limits and parser/validation caches on."""
     # one rule class for the schema's life: the validation cache is keyed by the rules
@@ -41,6 +46,8 @@ def build_schema(
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
+    if allowlist is not None:
+        extensions.append(allowlist_extension(allowlist))
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,

@@ -16,6 +16,7 @@ shape, cost bounds the work it asks for (e.g. one expensive field under 30 alias
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,6 +33,7 @@ from graphql import (
     ValidationRule,
     validate,
 )
+from strawberry.extensions import ParserCache as StrawberryParserCache
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
@@ -157,3 +159,20 @@ class LimitedValidation(SchemaExtension):
 def _cached_validation(maxsize: int) -> Callable[..., list[GraphQLError]]:
     # one cache per size for the process, like strawberry's ValidationCache
     return lru_cache(maxsize=maxsize)(validate_document)
+
+
+class ParserCache(StrawberryParserCache):
+    """Strawberry's parser cache, minus its one flaw: it parses before the parsing step's
+    error handling, so a syntax error escaped it. Over HTTP that still became an error
+    answer, but a subscription over websockets got a bare "complete" and a logged traceback.
+    Here a document that does not parse is left to strawberry's own parse, whose error is
+    answered as the protocol says (graphql-transport-ws: close with 4400 and the message)."""
+
+    def on_parse(self) -> Iterator[None]:
+        """Parse through the cache; on a syntax error leave the document unset."""
+        context = self.execution_context
+        with contextlib.suppress(GraphQLError):
+            context.graphql_document = self.cached_parse_document(
+                context.query, **context.parse_options
+            )
+        yield

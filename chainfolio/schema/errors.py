@@ -28,7 +28,25 @@ def graphql_code(error: GraphQLError) -> tuple[str, str]:
 
 
 class ErrorCodes(SchemaExtension):
-    """Every error leaves with `extensions.code`; internals are never leaked."""
+    """Every error leaves with `extensions.code`; internals are never leaked.
+
+    Parse and validation errors get their code as soon as they exist: on websockets a
+    subscription refused before execution is answered without the operation's end, where
+    `on_operation` maps the rest.
+    """
+
+    def _code_early_errors(self) -> None:
+        for error in self.execution_context.pre_execution_errors or ():
+            if not (error.extensions or {}).get("code"):
+                error.extensions = {**(error.extensions or {}), "code": graphql_code(error)[0]}
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        self._code_early_errors()
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        self._code_early_errors()
 
     def on_operation(self) -> Iterator[None]:
         yield

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+import websockets
 from pydantic import SecretStr
 
 from chainfolio.app import create_app
@@ -47,3 +50,27 @@ def open_client(database_url: str, tmp_path: Path) -> OpenClient:
                 yield client
 
     return opened
+
+
+def serve_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `chainfolio serve` process for these tests."""
+    return {
+        "CHAINFOLIO_DATABASE_URL": database_url,
+        "CHAINFOLIO_JWT_SECRET": SECRET,
+        "CHAINFOLIO_DATA_DIR": str(data_dir),
+        **extra,
+    }
+
+
+@asynccontextmanager
+async def graphql_socket(base: str, subject: str) -> AsyncIterator[websockets.ClientConnection]:
+    """A graphql-transport-ws connection to the server at `base`, initialised as `subject`."""
+    async with websockets.connect(
+        base.replace("http", "ws") + "/graphql",
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+    ) as ws:
+        await ws.send(
+            orjson.dumps({"type": "connection_init", "payload": bearer(subject)}).decode()
+        )
+        assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        yield ws

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-import websockets
 
 from chainfolio.errors import InvalidInput
 from chainfolio.schema.persisted import load_allowlist
-from tests.hardening.conftest import SECRET, OpenClient, bearer
+from tests.hardening.conftest import OpenClient, bearer, graphql_socket, serve_env
 from tests.servers import serve
 
 WALLETS = "{ wallets { id address } }"
@@ -105,20 +104,9 @@ def test_allowlist_file_is_checked(tmp_path: Path) -> None:
 async def test_allowlist_covers_subscriptions(
     database_url: str, allowlist: Path, tmp_path: Path
 ) -> None:
-    env = {
-        "CHAINFOLIO_DATABASE_URL": database_url,
-        "CHAINFOLIO_JWT_SECRET": SECRET,
-        "CHAINFOLIO_DATA_DIR": str(tmp_path),
-        "CHAINFOLIO_GRAPHQL_ALLOWLIST": str(allowlist),
-    }
+    env = serve_env(database_url, tmp_path, CHAINFOLIO_GRAPHQL_ALLOWLIST=str(allowlist))
     with serve(env) as base:
-        async with websockets.connect(
-            base.replace("http", "ws") + "/graphql",
-            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-        ) as ws:
-            init = {"type": "connection_init", "payload": bearer("ws-allowlist-user")}
-            await ws.send(orjson.dumps(init).decode())
-            assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        async with graphql_socket(base, "ws-allowlist-user") as ws:
             subscribe = {"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}
             await ws.send(orjson.dumps(subscribe).decode())
             answer = orjson.loads(await asyncio.wait_for(ws.recv(), 10))

@@ -10,28 +10,17 @@ import orjson
 import pytest
 import websockets
 
-from tests.hardening.conftest import SECRET, bearer
+from tests.hardening.conftest import graphql_socket, serve_env
 from tests.servers import serve
 
 
 async def test_early_subscription_errors_carry_codes(database_url: str, tmp_path: Path) -> None:
-    env = {
-        "CHAINFOLIO_DATABASE_URL": database_url,
-        "CHAINFOLIO_JWT_SECRET": SECRET,
-        "CHAINFOLIO_DATA_DIR": str(tmp_path),
-    }
     documents = {
         "unknown field": "subscription { nope }",
         "two anonymous": "subscription { portfolioUpdates { totalValue } } subscription { x }",
     }
-    with serve(env) as base:
-        async with websockets.connect(
-            base.replace("http", "ws") + "/graphql",
-            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-        ) as ws:
-            init = {"type": "connection_init", "payload": bearer("ws-errors-user")}
-            await ws.send(orjson.dumps(init).decode())
-            assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+    with serve(serve_env(database_url, tmp_path)) as base:
+        async with graphql_socket(base, "ws-errors-user") as ws:
             for name, query in documents.items():
                 subscribe = {"id": name, "type": "subscribe", "payload": {"query": query}}
                 await ws.send(orjson.dumps(subscribe).decode())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -126,10 +127,26 @@ class Clock:
         return self.now
 
 
+@dataclass
+class Cached:
+    """An app with the cache on, its services and clock, and a seeded user's headers."""
+
+    http: httpx.AsyncClient
+    services: Services
+    clock: Clock
+    subject: str
+    headers: dict[str, str]
+
+
 @pytest.fixture(params=["memory", "redis"])
-async def cached_app(
-    request: pytest.FixtureRequest, database_url: str, redis_server: RedisServer, tmp_path: Any
-) -> AsyncIterator[tuple[httpx.AsyncClient, Services, Clock]]:
+async def cached(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    redis_server: RedisServer,
+    tmp_path: Any,
+    seeded_user: SeedUser,
+    auth: Auth,
+) -> AsyncIterator[Cached]:
     settings = Settings(
         database_url=SecretStr(database_url),
         jwt_secret=SecretStr(SECRET),
@@ -139,6 +156,7 @@ async def cached_app(
         rate_limit_per_minute=0,
         rate_limit_per_ip_per_minute=0,
     )
+    subject = await seeded_user()
     app: Starlette = create_app(settings)
     async with app.router.lifespan_context(app):
         services: Services = app.state.services
@@ -146,7 +164,7 @@ async def cached_app(
         services.clock = clock
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http, services, clock
+            yield Cached(http, services, clock, subject, auth(subject))
 
 
 async def _graphql(
@@ -160,10 +178,9 @@ async def _graphql(
 
 
 async def test_graphql_hit_is_the_fresh_answer(
-    cached_app: tuple[httpx.AsyncClient, Services, Clock], seeded_user: SeedUser, auth: Auth
+    cached: Cached, seeded_user: SeedUser, auth: Auth
 ) -> None:
-    http, services, _ = cached_app
-    headers = auth(await seeded_user())
+    http, headers, services = cached.http, cached.headers, cached.services
     first = await _graphql(http, headers, PORTFOLIO)
     second = await _graphql(http, headers, PORTFOLIO)
     assert first.headers["x-chainfolio-cache"] == "miss"
@@ -182,11 +199,8 @@ async def test_graphql_hit_is_the_fresh_answer(
     assert (await _graphql(http, headers, PORTFOLIO)).content == first.content
 
 
-async def test_mutations_drop_the_answers(
-    cached_app: tuple[httpx.AsyncClient, Services, Clock], seeded_user: SeedUser, auth: Auth
-) -> None:
-    http, _, _ = cached_app
-    headers = auth(await seeded_user())
+async def test_mutations_drop_the_answers(cached: Cached) -> None:
+    http, headers = cached.http, cached.headers
     query = "{ wallets { address } allocationTargets { targets { key weight } } }"
     before = (await _graphql(http, headers, query)).json()["data"]
     assert (await _graphql(http, headers, query)).headers["x-chainfolio-cache"] == "hit"
@@ -228,29 +242,22 @@ async def test_mutations_drop_the_answers(
     assert len(wallets.json()["data"]) == len(before["wallets"])
 
 
-async def test_invalidate_as_the_worker_does(
-    cached_app: tuple[httpx.AsyncClient, Services, Clock], seeded_user: SeedUser, auth: Auth
-) -> None:
-    http, services, _ = cached_app
-    subject = await seeded_user()
-    headers = auth(subject)
+async def test_invalidate_as_the_worker_does(cached: Cached) -> None:
+    http, headers = cached.http, cached.headers
     assert (await http.get("/v1/portfolio", headers=headers)).headers["x-chainfolio-cache"] == (
         "miss"
     )
     assert (await http.get("/v1/portfolio", headers=headers)).headers["x-chainfolio-cache"] == (
         "hit"
     )
-    await services.cache.invalidate([user_id_for(subject)])
+    await cached.services.cache.invalidate([user_id_for(cached.subject)])
     assert (await http.get("/v1/portfolio", headers=headers)).headers["x-chainfolio-cache"] == (
         "miss"
     )
 
 
-async def test_answers_end_at_the_hour_and_at_the_ttl(
-    cached_app: tuple[httpx.AsyncClient, Services, Clock], seeded_user: SeedUser, auth: Auth
-) -> None:
-    http, services, clock = cached_app
-    headers = auth(await seeded_user())
+async def test_answers_end_at_the_hour_and_at_the_ttl(cached: Cached) -> None:
+    http, headers, services, clock = cached.http, cached.headers, cached.services, cached.clock
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     clock.now = hour + timedelta(minutes=59, seconds=30)
     assert (await _graphql(http, headers, PORTFOLIO)).headers["x-chainfolio-cache"] == "miss"
@@ -264,11 +271,8 @@ async def test_answers_end_at_the_hour_and_at_the_ttl(
     assert (await _graphql(http, headers, PORTFOLIO)).headers["x-chainfolio-cache"] == "miss"
 
 
-async def test_only_stored_state_queries_without_errors_are_kept(
-    cached_app: tuple[httpx.AsyncClient, Services, Clock], seeded_user: SeedUser, auth: Auth
-) -> None:
-    http, _, _ = cached_app
-    headers = auth(await seeded_user())
+async def test_only_stored_state_queries_without_errors_are_kept(cached: Cached) -> None:
+    http, headers = cached.http, cached.headers
     history = '{ history(period: "7d", interval: "1h") { values } }'
     for query in (history, 'mutation { removeWallet(id: "nope") }'):
         response = await http.post("/graphql", json={"query": query}, headers=headers)

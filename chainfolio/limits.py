@@ -22,6 +22,10 @@ class _BodyTooLarge(Exception):
     """Raised from `receive` when a body without Content-Length outgrows the cap."""
 
 
+def _too_large(cap: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body larger than {cap} bytes")
+
+
 def refusal(scope: Scope, exc: ChainfolioError) -> ASGIApp:
     """The response for a request refused before reaching its route."""
     if scope["path"].startswith("/graphql"):
@@ -61,11 +65,10 @@ class RequestLimits:
 
     async def _capped(self, scope: Scope, receive: Receive, send: Send) -> None:
         cap = self.max_body_bytes
-        too_large = PayloadTooLarge(f"request body larger than {cap} bytes")
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
             if not length.isdigit() or int(length) > cap:
-                await refusal(scope, too_large)(scope, receive, send)
+                await refusal(scope, _too_large(cap))(scope, receive, send)
                 return
             await self.app(scope, receive, send)  # the server enforces Content-Length
             return
@@ -91,4 +94,4 @@ class RequestLimits:
         except _BodyTooLarge:
             if started:
                 raise
-            await refusal(scope, too_large)(scope, receive, send)
+            await refusal(scope, _too_large(cap))(scope, receive, send)

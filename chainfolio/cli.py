@@ -80,6 +80,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
     """Add, list or remove wallets of a user."""
     from chainfolio.app import chain_infos  # noqa: PLC0415
+    from chainfolio.cache import open_cache  # noqa: PLC0415
     from chainfolio.fetchers.config import load_chains  # noqa: PLC0415
     from chainfolio.resolvers import wallets  # noqa: PLC0415
     from chainfolio.storage import accounts  # noqa: PLC0415
@@ -113,6 +114,11 @@ def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
                 else:
                     for row in await accounts.list_wallets(db, user_id=user_id):
                         print(f"{row.id}\t{row.chain_id}\t{row.address}\t{row.label or ''}")
+            if args.action in {"add", "remove"}:
+                # committed: drop the user's cached answers (reachable when the cache is Redis;
+                # an in-process cache of a running API ends with its TTL)
+                async with open_cache(settings.redis_url, ttl_s=settings.cache_ttl_s) as cache:
+                    await cache.invalidate([user_id])
 
     asyncio.run(go())
     return 0

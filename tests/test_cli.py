@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from chainfolio.cache import RedisCache
+from chainfolio.storage.accounts import user_id_for
+from tests.fixtures.redis import RedisServer
 
-def chainfolio(*args: str, database_url: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+
+def chainfolio(
+    *args: str, database_url: str, data_dir: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "CHAINFOLIO_DATABASE_URL": database_url,
         "CHAINFOLIO_DATA_DIR": str(data_dir),
+        **(extra_env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "chainfolio", *args],
@@ -91,3 +100,27 @@ def test_unknown_options_are_refused(database_url: str, tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "unrecognized arguments: --bogus" in done.stderr
+
+
+async def test_wallet_changes_drop_the_users_cached_answers(
+    database_url: str, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    user = f"cli-cache-{uuid.uuid4().hex[:8]}"
+    user_id = user_id_for(user)
+    cache = RedisCache(redis_server.url)
+    now = datetime.now(UTC)
+    try:
+        _, generation = await cache.lookup(user_id, "portfolio", now)
+        assert await cache.store(user_id, "portfolio", b"old", generation, now + timedelta(hours=1))
+        added = await asyncio.to_thread(
+            chainfolio,
+            "wallet",
+            *("add", "--user", user, "--chain-id", "1", "--address", "0x" + "ab" * 20),
+            database_url=database_url,
+            data_dir=tmp_path,
+            extra_env={"CHAINFOLIO_REDIS_URL": redis_server.url},
+        )
+        assert added.returncode == 0, added.stderr
+        assert (await cache.lookup(user_id, "portfolio", now))[0] is None
+    finally:
+        await cache.aclose()

@@ -604,6 +604,7 @@ class Worker:
                 text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _RETENTION_LOCK}
             ):
                 return []  # another worker is at it
+            await timeseries.roll_up_days(db, before=before)  # the days about to be dropped
             dropped = await drop_expired_partitions(db, before=before)
         if dropped:
             log.info("retention: dropped %s", ", ".join(dropped))

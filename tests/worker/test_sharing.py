@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
@@ -18,6 +19,7 @@ from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import ChainSet, open_chains
 from chainfolio.storage.accounts import add_wallet, all_wallets, ensure_user
 from chainfolio.storage.migrations import ensure_snapshot_partitions
+from chainfolio.storage.timeseries import Snapshot, write_snapshots
 from chainfolio.worker import (
     SHARDS,
     WORKER_APPLICATION,
@@ -180,3 +182,65 @@ async def test_retention_drops_only_expired_partitions(
         kept = await db.scalar(text("SELECT to_regclass('portfolio_snapshots_y2003m03')"))
         await db.execute(text("DROP TABLE portfolio_snapshots_y2003m03"))  # leave no trace
     assert kept is not None
+
+
+async def test_retention_folds_the_days_it_drops_into_the_daily_rollup(
+    engine: AsyncEngine, chains: ChainSet
+) -> None:
+    """Days above the rollup's edge live only as raw rows until retention: the job folds each
+    whole day (its last snapshot) into the rollup, then drops the partition. (Played in 2004,
+    with the edge moved back there for the test: retention in this shared database must not
+    reach the partitions of today's tests.)"""
+    async with engine.begin() as db:
+        edge = await db.scalar(text("SELECT value FROM chainfolio_meta WHERE key = 'rollup_until'"))
+        await db.execute(
+            text("UPDATE chainfolio_meta SET value = :v WHERE key = 'rollup_until'"),
+            {"v": "2004-01-01T00:00:00+00:00"},
+        )
+    try:
+        async with engine.begin() as db:
+            user_id = await ensure_user(db, subject=f"retention-{uuid.uuid4().hex[:6]}")
+            await write_snapshots(
+                db,
+                [
+                    Snapshot(
+                        user_id, datetime(2004, 1, day, hour, tzinfo=UTC), Decimal(day * 100 + hour)
+                    )
+                    for day in (1, 2, 3)
+                    for hour in (0, 12, 23)
+                ],
+            )
+
+        async def daily() -> list[tuple[datetime, datetime, Decimal]]:
+            async with engine.connect() as db:
+                rows = await db.execute(
+                    text(
+                        "SELECT bucket, last_timestamp, total_value FROM portfolio_snapshots_daily"
+                        " WHERE user_id = :u ORDER BY bucket"
+                    ),
+                    {"u": user_id},
+                )
+                return [(r[0], r[1], r[2]) for r in rows]
+
+        assert await daily() == []  # above the edge: not folded on write
+        async with Bus("memory://") as bus:
+            worker = Worker(
+                engine=engine,
+                bus=bus,
+                chains=chains,
+                clock=Clock(datetime(2004, 4, 1, tzinfo=UTC)),
+                chain_names={},
+                options=WorkerOptions(retention_days=45),
+            )
+            assert await worker.enforce_retention() == ["portfolio_snapshots_y2004m01"]
+        assert await daily() == [
+            (datetime(2004, 1, d, tzinfo=UTC), datetime(2004, 1, d, 23, tzinfo=UTC), d * 100 + 23)
+            for d in (1, 2, 3)
+        ]
+    finally:
+        async with engine.begin() as db:  # the edge is the session database's: put it back
+            await db.execute(
+                text("UPDATE chainfolio_meta SET value = :v WHERE key = 'rollup_until'"),
+                {"v": edge},
+            )
+            await db.execute(text("DROP TABLE IF EXISTS portfolio_snapshots_y2004m01"))

@@ -32,7 +32,7 @@ import websockets
 from processes import free_port, running
 
 from chainfolio.auth import issue_token
-from chainfolio.bus import portfolio_channel
+from chainfolio.bus import portfolio_channel, stamp
 from chainfolio.resolvers.updates import PortfolioUpdate
 from chainfolio.settings import Settings
 from chainfolio.storage.database import to_asyncpg_dsn
@@ -129,8 +129,14 @@ async def run_round(
     await wait_subscribed(publisher, len(users) if needs_all_channels else 1)
     rss_connected = rss_kib(pid)
     now = datetime.now(UTC)
+    # as the worker publishes them (Bus.publish): in the envelope with the publication time,
+    # which ours strips (observing the bus lag) and bare_ws forwards as it is
     payloads = [
-        PortfolioUpdate(u, Decimal("12345.67"), Decimal("12.5"), Decimal("0.1013"), now).to_json()
+        stamp(
+            PortfolioUpdate(
+                u, Decimal("12345.67"), Decimal("12.5"), Decimal("0.1013"), now
+            ).to_json()
+        )
         for u in users
     ]
     # The PUBLISH commands are encoded before the clock starts and written in one go on a raw

@@ -4,6 +4,11 @@ One interface, two backends (the shape of encode/broadcaster). Each process hold
 Redis subscription connection and fans messages out to its local subscribers through bounded
 queues: a slow subscriber loses intermediate messages and keeps the newest; it never blocks
 the publisher or the other subscribers.
+
+On Redis each message travels in an envelope, `\\x1f<publisher's time.time()>\\x1f<message>`;
+the receiving process strips it (subscribers see the message as published) and records the
+delay in `chainfolio_bus_lag_seconds`. Messages published on Redis by something else, without
+the envelope, are delivered as they are.
 """
 
 from __future__ import annotations
@@ -11,16 +16,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from chainfolio.metrics import SUBSCRIBERS
+from chainfolio.metrics import SUBSCRIBERS, observe_bus_lag
 
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 8
+STAMP = "\x1f"  # ASCII unit separator: delimits the publication time in the Redis envelope
+
+
+def stamp(message: str, published_at: float | None = None) -> str:
+    """`message` in the Redis envelope, with the publication time (default: now)."""
+    at = time.time() if published_at is None else published_at
+    return f"{STAMP}{at!r}{STAMP}{message}"
+
+
+def unstamp(data: str) -> tuple[str, float | None]:
+    """The message and its publication time; (data, None) for data without the envelope."""
+    if data.startswith(STAMP):
+        head, found, message = data[1:].partition(STAMP)
+        if found:
+            try:
+                published_at = float(head)
+            except ValueError:
+                return data, None
+            if math.isfinite(published_at):
+                return message, published_at
+    return data, None
 
 
 class Subscription:
@@ -127,8 +155,8 @@ class RedisBackend:
             await self._client.aclose()
 
     async def publish(self, channel: str, message: str) -> None:
-        """PUBLISH to every process."""
-        await self._client.publish(channel, message)
+        """PUBLISH to every process, stamped with the time of publication."""
+        await self._client.publish(channel, stamp(message))
 
     async def subscribe(self, channel: str) -> None:
         """SUBSCRIBE once per process per channel."""
@@ -172,10 +200,10 @@ class RedisBackend:
             if message and message.get("type") == "message":
                 channel = message["channel"]
                 data = message["data"]
-                self._deliver(
-                    channel.decode() if isinstance(channel, bytes) else channel,
-                    data.decode() if isinstance(data, bytes) else data,
-                )
+                text, published_at = unstamp(data.decode() if isinstance(data, bytes) else data)
+                if published_at is not None:
+                    observe_bus_lag(time.time() - published_at)
+                self._deliver(channel.decode() if isinstance(channel, bytes) else channel, text)
 
 
 class Bus:

@@ -44,6 +44,12 @@ SUBSCRIBERS = Gauge(
     "Local subscribers of the bus (GraphQL subscriptions and /v1/ws)",
     multiprocess_mode="livesum",
 )
+BUS_LAG = Histogram(
+    "chainfolio_bus_lag_seconds",
+    "Delay from a Redis bus publication (the publisher's wall clock) to its delivery to this"
+    " process's subscribers",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 CHAIN_READ = Histogram(
     "chainfolio_chain_read_duration_seconds",
     "Time to read one chain's wallets in a refresh, by chain and result (ok / stale)",
@@ -60,6 +66,11 @@ RPC_ERRORS = Counter(
 def observe_chain_read(chain: str, state: str, duration_s: float) -> None:
     """Record one chain read of a refresh cycle."""
     CHAIN_READ.labels(chain=chain, state=state).observe(duration_s)
+
+
+def observe_bus_lag(lag_s: float) -> None:
+    """Record one bus message's delay (0 when the clocks disagree the other way)."""
+    BUS_LAG.observe(max(lag_s, 0.0))
 
 
 def count_rpc_error(chain: str) -> None:

@@ -59,6 +59,7 @@ async def test_metrics_count_requests_operations_and_refresh_figures(
     assert delta("chainfolio_chain_read_duration_seconds_count", chain="testchain", state="ok") == 1
     assert delta("chainfolio_rpc_errors_total", chain="testchain") == 1
     assert ("chainfolio_bus_subscribers", frozenset()) in after
+    assert ("chainfolio_bus_lag_seconds_count", frozenset()) in after  # 0 until a Redis message
 
 
 async def test_metrics_can_be_turned_off(open_client: OpenClient) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
+import redis.asyncio as redis
+from prometheus_client import REGISTRY
 
-from chainfolio.bus import QUEUE_SIZE, Bus
+from chainfolio.bus import QUEUE_SIZE, STAMP, Bus, stamp, unstamp
 from tests.fixtures.redis import RedisServer
 
 
@@ -91,3 +94,42 @@ async def test_redis_reaches_every_process_and_survives_a_restart(
             pytest.fail("no message after the Redis restart")
         assert got_a.startswith("two-")
         assert (await _next(sub_b)).startswith("two-")
+
+
+def _lag_count() -> float:
+    return REGISTRY.get_sample_value("chainfolio_bus_lag_seconds_count") or 0.0
+
+
+async def test_redis_envelope_is_stripped_and_the_lag_observed(
+    redis_server: RedisServer,
+) -> None:
+    async with (
+        Bus(redis_server.url) as api,
+        Bus(redis_server.url) as worker,
+        api.subscribe("lag:u1") as sub,
+    ):
+        await asyncio.sleep(0.2)  # the subscription reaches Redis
+        before = _lag_count()
+        await worker.publish("lag:u1", '{"a": 1}')
+        assert await _next(sub) == '{"a": 1}'  # subscribers see the message as published
+        assert _lag_count() == before + 1
+
+        # something else publishing on Redis without the envelope: delivered as it is
+        raw = redis.Redis.from_url(redis_server.url)
+        try:
+            for message in ("plain", f"{STAMP}not-a-time{STAMP}x", f"{STAMP}nan{STAMP}y"):
+                await raw.publish("lag:u1", message)
+                assert await _next(sub) == message
+        finally:
+            await raw.aclose()
+        assert _lag_count() == before + 1
+
+
+def test_stamp_round_trip() -> None:
+    assert unstamp(stamp("hello", 1700000000.25)) == ("hello", 1700000000.25)
+    assert unstamp(stamp(f"{STAMP}inner{STAMP}", 2.5)) == (f"{STAMP}inner{STAMP}", 2.5)
+    assert unstamp("hello") == ("hello", None)
+    assert unstamp(f"{STAMP}12") == (f"{STAMP}12", None)  # no closing delimiter
+    published_at = unstamp(stamp("now"))[1]
+    assert published_at is not None
+    assert abs(published_at - time.time()) < 60

@@ -12,11 +12,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import httpx
 import orjson
 import pytest
 import websockets
 from gql import Client, gql
 from gql.transport.websockets import WebsocketsTransport
+from prometheus_client.parser import text_string_to_metric_families
 
 from chainfolio.auth import issue_token
 from chainfolio.bus import Bus, portfolio_channel
@@ -188,3 +190,29 @@ async def test_seed_websocket_refuses_bad_input(two_servers: tuple[str, str]) ->
             await asyncio.wait_for(ws.recv(), 5)
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 4403
+
+
+def _bus_lag_count(base: str) -> float:
+    scraped = httpx.get(f"{base.replace('ws', 'http', 1)}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(scraped):
+        for sample in family.samples:
+            if sample.name == "chainfolio_bus_lag_seconds_count":
+                return sample.value
+    raise AssertionError("chainfolio_bus_lag_seconds is not on /metrics")
+
+
+async def test_metrics_show_the_bus_lag_of_a_delivered_publication(
+    two_servers: tuple[str, str], redis_server: RedisServer
+) -> None:
+    subject = f"lag-{uuid.uuid4().hex[:6]}"
+    async with websockets.connect(f"{two_servers[0]}/v1/ws?token={token(subject)}") as ws:
+        subscribe = {"type": "subscribe", "channel": "portfolio", "userId": subject}
+        await ws.send(orjson.dumps(subscribe).decode())
+        assert orjson.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "subscribed"
+        before = _bus_lag_count(two_servers[0])
+        async with Bus(redis_server.url) as bus:
+            channel = portfolio_channel(user_id_for(subject))
+            await bus.publish(channel, update(subject, "7", "1").to_json())
+        message = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert message["data"]["totalValue"] == 7  # the envelope never reaches the client
+    assert _bus_lag_count(two_servers[0]) == before + 1

@@ -1,11 +1,13 @@
 """`chainfolio serve` as a real process: JSON logs with request ids, the websocket message
-cap, and a graceful SIGTERM (websockets get a close frame, the process exits 0)."""
+cap, and a graceful SIGTERM (in-flight requests finish, new connections are refused,
+websockets get a close frame, the process exits 0)."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -103,6 +105,75 @@ async def test_sigterm_closes_websockets_exits_0_and_logs_json(
     # the websocket's ?token= is logged by uvicorn's own line, masked
     assert token not in output
     assert any("/v1/ws?token=[redacted]" in r["message"] for r in records)
+
+
+def _wait_for_log(proc: subprocess.Popen[bytes], log_path: Path, message: str) -> None:
+    """Until the server has logged `message` (JSON records), or fail if it exits first."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for line in log_path.read_text().splitlines():
+            if line.startswith("{") and json.loads(line)["message"].startswith(message):
+                return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)  # polling the log file for a condition, not waiting for time to pass
+    pytest.fail(f"the server never logged {message!r}:\n{log_path.read_text()}")
+
+
+def _read_response(sock: socket.socket) -> tuple[str, dict[str, str], bytes]:
+    """Status line, headers (lower-cased names) and body of one response with Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before the response headers: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    while len(body) < int(headers["content-length"]):
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed before the end of the body"
+        body += chunk
+    return status, headers, body
+
+
+def test_sigterm_lets_an_in_flight_request_finish_and_refuses_new_connections(
+    database_url: str, tmp_path: Path
+) -> None:
+    subject = "sigterm-in-flight"
+    body = json.dumps({"query": "{ wallets { id label } }"}).encode()
+    half = len(body) // 2
+    with serving(database_url, tmp_path, "--log-format", "json") as (base, proc, log_path):
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            # "Expect: 100-continue": the server answers "100 Continue" once the application
+            # reads the body, so the request is known to be in flight before SIGTERM.
+            sock.sendall(
+                b"POST /graphql HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                + f"Authorization: {bearer(subject)['Authorization']}\r\n".encode()
+                + f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode()
+            )
+            interim = b""
+            while b"\r\n\r\n" not in interim:
+                interim += sock.recv(1)
+            assert interim.startswith(b"HTTP/1.1 100 ")
+            sock.sendall(body[:half])
+
+            proc.send_signal(signal.SIGTERM)
+            # logged once the listening socket is closed and the server waits for this request
+            _wait_for_log(proc, log_path, "Waiting for connections to close")
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((host, int(port)), timeout=5).close()
+            assert proc.poll() is None  # still serving the request in flight
+
+            sock.sendall(body[half:])
+            status, headers, answer = _read_response(sock)
+        assert status == "HTTP/1.1 200 OK"
+        assert headers["connection"] == "close"  # no keep-alive while shutting down
+        assert json.loads(answer) == {"data": {"wallets": []}}
+        assert proc.wait(timeout=30) == 0
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line[:1] == "{"]
+    assert any(r["message"] == "Application shutdown complete." for r in records)
 
 
 async def test_websocket_messages_over_the_cap_close_with_1009(

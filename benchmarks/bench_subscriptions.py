@@ -7,7 +7,9 @@ Starlette websocket server doing only Redis PSUBSCRIBE → socket (`bare_ws.py`)
 opens N websocket clients (one user each, a JWT per user on ours), subscribes them, then
 publishes one portfolio update per user on Redis and measures the time until every client has
 its update (fan-out time, per-client latency percentiles), plus the server's memory per
-connection. Clients and publisher share one process, so both servers face the same client cost.
+connection and the CPU time the server and this process spent in the fan-out (to tell whether
+the server or the client limits). Clients and publisher share one process, so both servers
+face the same client cost.
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ SECRET = "bench-subscriptions-secret-0123456789"
 HERE = Path(__file__).parent
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -55,6 +63,8 @@ class Round:
     latencies: list[float]
     rss_idle_kib: int
     rss_connected_kib: int
+    server_cpu_s: float  # CPU time each process spent during the fan-out
+    client_cpu_s: float
 
 
 def resp_command(*parts: bytes) -> bytes:
@@ -147,6 +157,7 @@ async def run_round(
         for user, payload in zip(users, payloads, strict=True)
     )
     reader, writer = await open_redis(redis_url)
+    cpu0 = cpu_s(pid), cpu_s(os.getpid())
     t0 = time.perf_counter()
     writer.write(commands)
     delivered = 0
@@ -161,6 +172,7 @@ async def run_round(
         missing = len(users) - len(received)
         raise RuntimeError(f"{missing} of {len(users)} clients got no update in 60 s") from None
     fanout_s = time.perf_counter() - t0
+    server_cpu, client_cpu = cpu_s(pid) - cpu0[0], cpu_s(os.getpid()) - cpu0[1]
     await asyncio.gather(*tasks)
     await asyncio.gather(*(ws.close() for ws in sockets))
     await publisher.aclose()
@@ -170,6 +182,8 @@ async def run_round(
         sorted(t - t0 for t in received.values()),
         rss_idle,
         rss_connected,
+        server_cpu,
+        client_cpu,
     )
 
 
@@ -189,8 +203,15 @@ def report(name: str, rounds: list[Round], n: int) -> float:
         f"p50 {pct(lat, 0.5) * 1000:6.0f} ms  p95 {pct(lat, 0.95) * 1000:6.0f} ms  "
         f"p99 {pct(lat, 0.99) * 1000:6.0f} ms  "
         f"max {lat[-1] * 1000:6.0f} ms   RSS {first.rss_connected_kib / 1024:5.0f} MiB "
-        f"(+{per_conn:4.1f} KiB/conn)"
+        f"(+{per_conn:4.1f} KiB/conn)   CPU in fan-out: server "
+        f"{statistics.median(r.server_cpu_s for r in rounds):.2f} s, client "
+        f"{statistics.median(r.client_cpu_s for r in rounds):.2f} s"
     )
+    for i, r in enumerate(rounds, 1):
+        print(
+            f"  round {i}: fan-out {r.fanout_s:.3f} s, p99 {pct(r.latencies, 0.99) * 1000:.0f} ms,"
+            f" CPU server {r.server_cpu_s:.2f} s / client {r.client_cpu_s:.2f} s"
+        )
     return statistics.median(r.fanout_s for r in rounds)
 
 

@@ -52,6 +52,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,  # chainfolio.logs writes the access lines, with request ids
         ws_max_size=settings.ws_max_message_bytes,
         ws_per_message_deflate=False,
+        # a client that never finishes its request must not keep the process alive
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
     return 0
 

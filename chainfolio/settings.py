@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     )
     cache_max_users: int = Field(default=10_000, ge=1, description="memory:// cache bound")
     metrics_enabled: bool = Field(default=True, description="serve /metrics (unauthenticated)")
+    shutdown_timeout_s: int = Field(
+        default=30,
+        gt=0,
+        description="on SIGTERM, how long in-flight requests may take before they are cut",
+    )
     log_format: Literal["text", "json"] = "text"
 
     def configured_database_url(self) -> str | None:

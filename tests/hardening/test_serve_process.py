@@ -137,28 +137,47 @@ def _read_response(sock: socket.socket) -> tuple[str, dict[str, str], bytes]:
     return status, headers, body
 
 
+@contextmanager
+def _in_flight(base: str, subject: str, body: bytes, sent: int) -> Iterator[socket.socket]:
+    """A POST /graphql whose headers and first `sent` body bytes the app is reading."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        # "Expect: 100-continue": the server answers "100 Continue" once the application
+        # reads the body, so the request is known to be in flight before SIGTERM.
+        sock.sendall(
+            b"POST /graphql HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            + f"Authorization: {bearer(subject)['Authorization']}\r\n".encode()
+            + f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode()
+        )
+        interim = b""
+        while b"\r\n\r\n" not in interim:
+            interim += sock.recv(1)
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        sock.sendall(body[:sent])
+        yield sock
+
+
+def test_a_request_that_never_finishes_is_cut_after_the_shutdown_timeout(
+    database_url: str, tmp_path: Path
+) -> None:
+    body = json.dumps({"query": "{ wallets { id } }"}).encode()
+    with (
+        serving(database_url, tmp_path, CHAINFOLIO_SHUTDOWN_TIMEOUT_S="1") as (base, proc, _),
+        _in_flight(base, "sigterm-stuck", body, len(body) // 2),
+    ):
+        proc.send_signal(signal.SIGTERM)
+        # the client never sends the rest: without a timeout the process would wait forever
+        assert proc.wait(timeout=30) == 0
+
+
 def test_sigterm_lets_an_in_flight_request_finish_and_refuses_new_connections(
     database_url: str, tmp_path: Path
 ) -> None:
-    subject = "sigterm-in-flight"
     body = json.dumps({"query": "{ wallets { id label } }"}).encode()
     half = len(body) // 2
     with serving(database_url, tmp_path, "--log-format", "json") as (base, proc, log_path):
         host, port = base.removeprefix("http://").split(":")
-        with socket.create_connection((host, int(port)), timeout=30) as sock:
-            # "Expect: 100-continue": the server answers "100 Continue" once the application
-            # reads the body, so the request is known to be in flight before SIGTERM.
-            sock.sendall(
-                b"POST /graphql HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-                + f"Authorization: {bearer(subject)['Authorization']}\r\n".encode()
-                + f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode()
-            )
-            interim = b""
-            while b"\r\n\r\n" not in interim:
-                interim += sock.recv(1)
-            assert interim.startswith(b"HTTP/1.1 100 ")
-            sock.sendall(body[:half])
-
+        with _in_flight(base, "sigterm-in-flight", body, half) as sock:
             proc.send_signal(signal.SIGTERM)
             # logged once the listening socket is closed and the server waits for this request
             _wait_for_log(proc, log_path, "Waiting for connections to close")

@@ -159,6 +159,20 @@ async def test_a_stopped_worker_leaves_no_lock_nor_name_behind(
         await db.invalidate()
 
 
+def _retention_worker(
+    engine: AsyncEngine, bus: Bus, chains: ChainSet, now: datetime, retention_days: int
+) -> Worker:
+    """A worker whose clock stands at `now`, keeping `retention_days` of raw snapshots."""
+    return Worker(
+        engine=engine,
+        bus=bus,
+        chains=chains,
+        clock=Clock(now),
+        chain_names={},
+        options=WorkerOptions(retention_days=retention_days),
+    )
+
+
 async def test_retention_drops_only_expired_partitions(
     engine: AsyncEngine, chains: ChainSet
 ) -> None:
@@ -167,14 +181,7 @@ async def test_retention_drops_only_expired_partitions(
             db, datetime(2003, 1, 1, tzinfo=UTC), datetime(2003, 3, 1, tzinfo=UTC)
         )
     async with Bus("memory://") as bus:
-        worker = Worker(
-            engine=engine,
-            bus=bus,
-            chains=chains,
-            clock=Clock(datetime(2003, 5, 1, tzinfo=UTC)),
-            chain_names={},
-            options=WorkerOptions(retention_days=60),
-        )
+        worker = _retention_worker(engine, bus, chains, datetime(2003, 5, 1, tzinfo=UTC), 60)
         dropped = await worker.enforce_retention()
         assert sorted(dropped) == ["portfolio_snapshots_y2003m01", "portfolio_snapshots_y2003m02"]
         assert await worker.enforce_retention() == []
@@ -224,14 +231,7 @@ async def test_retention_folds_the_days_it_drops_into_the_daily_rollup(
 
         assert await daily() == []  # above the edge: not folded on write
         async with Bus("memory://") as bus:
-            worker = Worker(
-                engine=engine,
-                bus=bus,
-                chains=chains,
-                clock=Clock(datetime(2004, 4, 1, tzinfo=UTC)),
-                chain_names={},
-                options=WorkerOptions(retention_days=45),
-            )
+            worker = _retention_worker(engine, bus, chains, datetime(2004, 4, 1, tzinfo=UTC), 45)
             assert await worker.enforce_retention() == ["portfolio_snapshots_y2004m01"]
         assert await daily() == [
             (datetime(2004, 1, d, tzinfo=UTC), datetime(2004, 1, d, 23, tzinfo=UTC), d * 100 + 23)

@@ -96,6 +96,9 @@ def seeded_user(engine: AsyncEngine) -> SeedUser:
     loan of 1,000 USDC, and hourly snapshots for the last 48 hours. Returns the subject."""
 
     async def seed() -> str:
+        # this hour at seeding time, not at import: a session that crosses an hour boundary
+        # would otherwise compare change24h with another snapshot than the one meant
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         subject = f"user-{uuid.uuid4().hex[:8]}"
         async with engine.begin() as db:
             user_id = await ensure_user(db, subject=subject)
@@ -121,7 +124,7 @@ def seeded_user(engine: AsyncEngine) -> SeedUser:
                 user_id=user_id,
                 wallet_id=w1.id,
                 chain="ethereum",
-                observed_at=NOW,
+                observed_at=now,
                 holdings=[
                     _holding(1, w1.address, "ETH", 10 * 10**18, 18, "2000"),
                     _holding(1, w1.address, "USDC", 50_000 * 10**6, 6, "1", contract=usdc),
@@ -142,7 +145,7 @@ def seeded_user(engine: AsyncEngine) -> SeedUser:
                 user_id=user_id,
                 wallet_id=w2.id,
                 chain="arbitrum",
-                observed_at=NOW,
+                observed_at=now,
                 holdings=[_holding(42161, w2.address, "ETH", 2 * 10**18, 18, "2000")],
             )
             await write_snapshots(
@@ -150,7 +153,7 @@ def seeded_user(engine: AsyncEngine) -> SeedUser:
                 [
                     Snapshot(
                         user_id,
-                        NOW - timedelta(hours=h),
+                        now - timedelta(hours=h),
                         Decimal(70_000 - 10 * h),
                         {"ethereum": Decimal(50_000)},
                         {"ETH": Decimal(20_000)},

@@ -1,15 +1,14 @@
 """Serving answers from the per-user cache (`chainfolio.cache`) on GraphQL and REST.
 
 GraphQL: persisted-query hashes are first resolved to their documents
-(`chainfolio.schema.persisted`). Then a POSTed JSON query whose root fields all read stored
-state only (`portfolio`, `allocation`, `allocationTargets`, `rebalance`, `wallets`) is
-answered from the cache when the user's entry is there; otherwise Strawberry runs as usual and
-an answer without errors is kept.
+(`chainfolio.schema.persisted`). Then a POSTed JSON query whose root fields are all in
+`CACHEABLE_FIELDS` (every query field over stored data) is answered from the cache when the
+user's entry is there; otherwise Strawberry runs as usual and an answer without errors is kept.
 The key is the query text, its variables and operation name, so two differently shaped queries
 never share an answer. Anything else (other fields, mutations, subscriptions, GET, other
 content types, unparsable documents) goes straight to Strawberry, untouched.
 
-REST: `cached_route` does the same for the GET routes over stored state, keyed by path and
+REST: `cached_route` does the same for the GET routes over stored data, keyed by path and
 query string. Every answer says `x-chainfolio-cache: hit` or `miss`.
 """
 
@@ -34,7 +33,20 @@ from chainfolio.web import graphql_error_response
 
 CACHE_HEADER = "x-chainfolio-cache"
 CACHEABLE_FIELDS = frozenset(
-    {"portfolio", "allocation", "allocationTargets", "rebalance", "wallets", "__typename"}
+    {
+        # the stored state itself
+        "portfolio",
+        "allocation",
+        "allocationTargets",
+        "rebalance",
+        "wallets",
+        # windows ending now over stored snapshots, flows and prices: cached, they lag the
+        # sliding window by at most the TTL — the freshness the values themselves have
+        "history",
+        "performance",
+        "compare",
+        "__typename",
+    }
 )
 # Longer documents are not worth a second parse here: they go to Strawberry uncached.
 MAX_CACHED_QUERY = 8 * 1024

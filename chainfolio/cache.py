@@ -1,10 +1,11 @@
 """Per-user cache of serialised answers, dropped whenever the user's data changes.
 
-The answers kept are those that depend only on a user's stored state (holdings, wallets,
-allocation targets): GraphQL `portfolio`, `allocation`, `allocationTargets`, `rebalance` and
-`wallets`, and their REST twins. Between two refreshes of a wallet these answers cannot change,
-so a dashboard polling them costs one cache lookup instead of database reads, field resolution
-and serialisation.
+The answers kept are the queries over a user's stored data: GraphQL `portfolio`,
+`allocation`, `allocationTargets`, `rebalance`, `wallets`, and the windows ending now over
+stored snapshots, flows and prices (`history`, `performance`, `compare`), with their REST
+twins. Between two refreshes of a user the stored data does not change, so a dashboard polling
+them costs one cache lookup instead of database reads, field resolution and serialisation; the
+windows lag their sliding end by at most the TTL, the freshness the values themselves have.
 
 Invalidation is explicit: the worker drops the cache of every user it refreshed, after its
 transaction commits and before it publishes the update (a client reacting to the push reads

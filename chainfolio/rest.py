@@ -111,6 +111,7 @@ async def get_portfolio(request: Request) -> Response:
     )
 
 
+@cached_route(_caller)
 async def get_history(request: Request) -> Response:
     """GET /v1/portfolio/history?period=90d&interval=1d — a list of {timestamp, value}."""
     caller = await _caller(request)
@@ -128,6 +129,7 @@ async def get_history(request: Request) -> Response:
     return ok(points)
 
 
+@cached_route(_caller)
 async def get_performance(request: Request) -> Response:
     """GET /v1/portfolio/performance?period=30d — the seed's fields, plus TWR, MWR, risk."""
     caller = await _caller(request)
@@ -285,6 +287,7 @@ async def get_rebalance(request: Request) -> Response:
     )
 
 
+@cached_route(_caller)
 async def get_compare(request: Request) -> Response:
     """GET /v1/portfolio/compare?period=90d&interval=1d&benchmark=ETH — indices and risk."""
     caller = await _caller(request)

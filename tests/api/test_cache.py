@@ -271,29 +271,50 @@ async def test_answers_end_at_the_hour_and_at_the_ttl(cached: Cached) -> None:
     assert (await _graphql(http, headers, PORTFOLIO)).headers["x-chainfolio-cache"] == "miss"
 
 
-async def test_only_stored_state_queries_without_errors_are_kept(cached: Cached) -> None:
+async def test_queries_without_errors_are_kept_mutations_never(cached: Cached) -> None:
     http, headers = cached.http, cached.headers
-    history = '{ history(period: "7d", interval: "1h") { values } }'
-    for query in (history, 'mutation { removeWallet(id: "nope") }'):
-        response = await http.post("/graphql", json={"query": query}, headers=headers)
-        assert "x-chainfolio-cache" not in response.headers
+
+    async def header(body: dict[str, Any]) -> str | None:
+        response = await http.post("/graphql", json=body, headers=headers)
+        return response.headers.get("x-chainfolio-cache")
+
+    mutation = 'mutation { removeWallet(id: "nope") }'
+    assert [await header({"query": mutation}) for _ in range(2)] == [None, None]
     invalid = "{ portfolio { noSuchField } }"
     for _ in range(2):
         response = await http.post("/graphql", json={"query": invalid}, headers=headers)
         assert response.json()["errors"]
         assert response.headers["x-chainfolio-cache"] == "miss"
-    # variables are part of the key
+    # windows over stored history are cached too; variables are part of the key
     by_var = "query($p: String!) { wallets { address } history(period: $p) { values } }"
-    response = await http.post(
-        "/graphql", json={"query": by_var, "variables": {"p": "7d"}}, headers=headers
-    )
-    assert "x-chainfolio-cache" not in response.headers  # history is not cached
+    for period, expected in (("7d", "miss"), ("7d", "hit"), ("30d", "miss"), ("30d", "hit")):
+        assert await header({"query": by_var, "variables": {"p": period}}) == expected
     # a named operation among several: cached only when the chosen one qualifies
-    document = "query A { portfolio { totalValue } } query B { history { values } }"
-    a = await http.post("/graphql", json={"query": document, "operationName": "A"}, headers=headers)
-    b = await http.post("/graphql", json={"query": document, "operationName": "B"}, headers=headers)
-    assert a.headers["x-chainfolio-cache"] == "miss"
-    assert "x-chainfolio-cache" not in b.headers
+    document = 'query A { portfolio { totalValue } } mutation B { removeWallet(id: "x") }'
+    assert await header({"query": document, "operationName": "A"}) == "miss"
+    assert await header({"query": document, "operationName": "B"}) is None
+    assert await header({"query": document, "operationName": "A"}) == "hit"
+
+
+async def test_rest_windows_are_cached_per_query_string(cached: Cached) -> None:
+    http, headers = cached.http, cached.headers
+    for path in (
+        "/v1/portfolio/history?period=7d&interval=1h",
+        "/v1/portfolio/performance?period=7d",
+    ):
+        first = await http.get(path, headers=headers)
+        second = await http.get(path, headers=headers)
+        assert first.status_code == 200, (path, first.text)
+        assert first.headers["x-chainfolio-cache"] == "miss"
+        assert second.headers["x-chainfolio-cache"] == "hit"
+        assert second.content == first.content
+    other = await http.get("/v1/portfolio/history?period=7d&interval=1d", headers=headers)
+    assert other.headers["x-chainfolio-cache"] == "miss"
+    # an error is never kept
+    for _ in range(2):
+        refused = await http.get("/v1/portfolio/compare?benchmark=NOSUCHCOIN", headers=headers)
+        assert refused.status_code == 400
+        assert refused.headers.get("x-chainfolio-cache") != "hit"
 
 
 async def test_redis_going_away_leaves_the_api_answering(

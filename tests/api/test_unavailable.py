@@ -116,14 +116,14 @@ async def test_database_down_is_503_then_recovers(
     assert (await client.get("/healthz")).status_code == 200  # the process is alive
     _assert_503(await client.get("/readyz"))
     cached = cache_ttl_s > 0
-    for path in ("/v1/portfolio", "/v1/wallets"):
+    for path in ("/v1/portfolio", "/v1/wallets", "/v1/portfolio/history?period=7d&interval=1h"):
         response = await client.get(path)
         if cached:  # answered before the outage: served from the cache, unchanged
             assert response.status_code == 200, response.text
             assert response.headers["x-chainfolio-cache"] == "hit"
         else:
             _assert_503(response)
-    _assert_503(await client.get("/v1/portfolio/history?period=7d&interval=1h"))
+    _assert_503(await client.get("/v1/portfolio/history?period=30d&interval=1d"))  # not cached
     _assert_503(await client.post("/v1/wallets", json={"chainId": 1, "address": "0x" + "12" * 20}))
     # a user seen for the first time needs a write before anything else
     _assert_503(await client.get("/v1/portfolio", headers=_fresh_user()))

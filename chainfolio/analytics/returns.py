@@ -260,7 +260,14 @@ def _newton_bisect(*, cash: FloatArray, tau: FloatArray, low: float, high: float
     def slope(g: float) -> float:
         return float(-np.dot(cash * tau, np.exp(-g * tau)))
 
-    low_sign = math.copysign(1.0, npv(low))
+    low_value, high_value = npv(low), npv(high)
+    if math.copysign(1.0, low_value) == math.copysign(1.0, high_value):
+        # The grid saw a sign change that this evaluation (another summation order) does not:
+        # NPV at one end is zero up to rounding, and that end is the root. Bisecting anyway
+        # walked to the other end (a 0 % IRR came out as 2 % when deposits at the end value's
+        # time cancelled it to rounding).
+        return low if abs(low_value) <= abs(high_value) else high
+    low_sign = math.copysign(1.0, low_value)
     guess = 0.5 * (low + high)
     previous = math.inf
     for _ in range(_ROOT_MAX_ITERATIONS):

@@ -172,3 +172,30 @@ async def test_refresh_drops_the_cached_answers_of_its_users(
     assert (await cache.lookup(user_id, "portfolio", now))[0] is None
     assert not await cache.store(user_id, "allocation", b"x", in_flight, now + timedelta(hours=1))
     assert (await cache.lookup(bystander, "portfolio", now))[0] == b"old"
+
+
+async def test_answers_read_between_the_push_and_the_snapshot_are_dropped_too(
+    engine: AsyncEngine, restore_devnet: Devnet, chains: ChainSet
+) -> None:
+    """The hour's snapshot is written after the update is published: a `history` read by a
+    client reacting to the push misses that hour, so the worker drops the answers again."""
+    user_id = await _user_with_wallets(engine, restore_devnet, index=5)
+    cache = MemoryCache()
+    now = fixed_clock()
+    seen: list[object] = []
+    async with Bus("memory://") as bus, bus.subscribe(portfolio_channel(user_id)) as updates:
+
+        async def client_reacting_to_the_push() -> None:
+            await updates.get()
+            seen.append((await cache.lookup(user_id, "history", now))[1])
+
+        reader = asyncio.create_task(client_reacting_to_the_push())
+        names = {c.chain_id: c.name for c in chains.config.chains}
+        worker = Worker(
+            engine=engine, bus=bus, chains=chains, clock=fixed_clock, chain_names=names, cache=cache
+        )
+        report = await worker.refresh()
+        await asyncio.wait_for(reader, 5)
+    assert report.snapshots == 1
+    stale = b"history without this hour"
+    assert not await cache.store(user_id, "history", stale, seen[0], now + timedelta(minutes=9))

@@ -9,7 +9,8 @@ windows lag their sliding end by at most the TTL, the freshness the values thems
 
 Invalidation is explicit: the worker drops the cache of every user it refreshed, after its
 transaction commits and before it publishes the update (a client reacting to the push reads
-fresh data); mutations drop their user's cache after committing. Two guards keep a slow reader
+fresh data), and again after writing the hour's snapshot; mutations drop their user's cache
+after committing. Two guards keep a slow reader
 from storing an answer computed before an invalidation:
 
 - a *generation* per user: `lookup` returns the generation it saw, and `store` only writes if

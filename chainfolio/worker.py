@@ -294,29 +294,13 @@ class Worker:
         await self._publish_and_snapshot(users, before, now, report)
         unseen = users - self._seen
         if unseen:
-            report.backfilled = await self._backfill_first_sight(
-                wallets, unseen, last_snapshots, hour
-            )
+            try:
+                report.backfilled = await self._backfill(wallets, unseen, last_snapshots, hour)
+            except Exception:  # the live refresh is done; missed hours stay gaps
+                log.exception("back-fill failed; the missed hours stay gaps")
             self._seen |= unseen
         report.duration_s = time.perf_counter() - started
         return report
-
-    async def _backfill_first_sight(
-        self,
-        wallets: Sequence[Wallet],
-        users: set[uuid.UUID],
-        last_snapshots: Mapping[uuid.UUID, datetime],
-        hour: datetime,
-    ) -> int:
-        """Back-fill the hours these newly seen users missed; their history answers change."""
-        try:
-            written = await self._backfill(wallets, users, last_snapshots, hour)
-        except Exception:  # the live refresh is done; missed hours stay gaps
-            log.exception("back-fill failed; the missed hours stay gaps")
-            return 0
-        if written:
-            await self._cache.invalidate(users)
-        return written
 
     async def _publish_and_snapshot(
         self,
@@ -543,6 +527,8 @@ class Worker:
             snapshots += await self._snapshots_at(moment, hour_users, by_user, blocks)
         async with self._engine.begin() as db:
             written = await timeseries.write_snapshots(db, snapshots)
+        if written:  # their history answers gained hours
+            await self._cache.invalidate(users)
         log.info("back-filled %d hourly snapshots of %d users", written, len(users))
         return written
 

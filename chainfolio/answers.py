@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -108,6 +111,33 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """Where a fresh answer goes after a miss: the lookup's user, key, time and generation."""
+
+    services: Services
+    user_id: uuid.UUID
+    key: str
+    now: datetime
+    generation: Any
+
+    async def keep(self, answer: bytes) -> None:
+        """Store the answer, unless the user's data changed since the lookup."""
+        ttl_s = self.services.settings.cache_ttl_s
+        cache = self.services.cache
+        await cache.store(self.user_id, self.key, answer, self.generation, expiry(self.now, ttl_s))
+
+
+async def _lookup(
+    services: Services, caller: Caller, key: str, surface: str
+) -> tuple[bytes | None, _Entry]:
+    """The cached answer (None on a miss), counted per surface, and where to keep a new one."""
+    now = services.clock()
+    found, generation = await services.cache.lookup(caller.user_id, key, now)
+    CACHE_REQUESTS.labels(surface, "miss" if found is None else "hit").inc()
+    return found, _Entry(services, caller.user_id, key, now, generation)
+
+
 def _hit(body: bytes) -> Response:
     return Response(body, media_type="application/json", headers={CACHE_HEADER: "hit"})
 
@@ -144,13 +174,10 @@ async def graphql_with_cache(  # noqa: PLR0917 - an ASGI call plus its context
     if key is None:
         await app(scope, _replay(body, receive), send)
         return
-    now = services.clock()
-    cached, generation = await services.cache.lookup(caller.user_id, key, now)
+    cached, entry = await _lookup(services, caller, key, "graphql")
     if cached is not None:
-        CACHE_REQUESTS.labels("graphql", "hit").inc()
         await _hit(cached)(scope, receive, send)
         return
-    CACHE_REQUESTS.labels("graphql", "miss").inc()
     status = 0
     chunks: list[bytes] = []
 
@@ -169,9 +196,7 @@ async def graphql_with_cache(  # noqa: PLR0917 - an ASGI call plus its context
     await app(scope, _replay(body, receive), capture)
     answer = b"".join(chunks)
     if status == 200 and _without_errors(answer):
-        await services.cache.store(
-            caller.user_id, key, answer, generation, expiry(now, services.settings.cache_ttl_s)
-        )
+        await entry.keep(answer)
 
 
 def _without_errors(answer: bytes) -> bool:
@@ -196,22 +221,13 @@ def cached_route(
             caller = await authenticate(request)
             services: Services = request.app.state.services
             key = f"rest:{request.url.path}?{request.url.query}"
-            now = services.clock()
-            found, generation = await services.cache.lookup(caller.user_id, key, now)
+            found, entry = await _lookup(services, caller, key, "rest")
             if found is not None:
-                CACHE_REQUESTS.labels("rest", "hit").inc()
                 return _hit(found)
-            CACHE_REQUESTS.labels("rest", "miss").inc()
             response = await handler(request)
             response.headers[CACHE_HEADER] = "miss"
             if response.status_code == 200:
-                await services.cache.store(
-                    caller.user_id,
-                    key,
-                    bytes(response.body),
-                    generation,
-                    expiry(now, services.settings.cache_ttl_s),
-                )
+                await entry.keep(bytes(response.body))
             return response
 
         return cached

@@ -27,6 +27,7 @@ from chainfolio.storage.accounts import user_id_for
 from tests.api.conftest import SECRET, Auth, SeedUser
 from tests.fixtures.redis import RedisServer
 from tests.servers import free_port
+from tests.worker.test_flows import Clock  # the clock a test moves by hand
 
 T0 = datetime(2026, 11, 28, 10, 15, tzinfo=UTC)
 USER_A, USER_B = uuid.uuid4(), uuid.uuid4()
@@ -115,16 +116,6 @@ async def test_ttl_zero_turns_caching_off() -> None:
 
 
 # --- through the API --------------------------------------------------------------------------
-
-
-class Clock:
-    """The app's clock, moved by the test."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass

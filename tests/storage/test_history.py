@@ -252,9 +252,9 @@ async def test_a_write_below_the_edge_folds_its_days_in_at_once(engine: AsyncEng
 
 async def test_history_reads_inside_the_callers_transaction(engine: AsyncEngine) -> None:
     """Uncommitted rows of the same transaction are seen; a rollback leaves nothing behind."""
-    async with engine.connect() as db:
-        user_id, _ = await _seed(db)
-        points = await bucketed_history(
+
+    async def hourly(db: AsyncConnection, user_id: uuid.UUID) -> list[SeriesPoint]:
+        return await bucketed_history(
             db,
             user_id=user_id,
             start=START,
@@ -262,19 +262,16 @@ async def test_history_reads_inside_the_callers_transaction(engine: AsyncEngine)
             interval=timedelta(hours=1),
             raw_since=RAW_SINCE,
         )
+
+    async with engine.connect() as db:
+        user_id, _ = await _seed(db)
+        points = await hourly(db, user_id)
         assert len(points) == 5
         assert db.in_transaction()
         await db.rollback()
     async with engine.connect() as db:
         # the first statement on a fresh connection: still inside a transaction it began
-        points = await bucketed_history(
-            db,
-            user_id=user_id,
-            start=START,
-            end=END,
-            interval=timedelta(hours=1),
-            raw_since=RAW_SINCE,
-        )
+        points = await hourly(db, user_id)
         driver = (await db.get_raw_connection()).driver_connection
         assert driver is not None
         assert driver.is_in_transaction()

@@ -18,27 +18,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from chainfolio.bus import portfolio_channel
 from chainfolio.errors import ChainfolioError
 from chainfolio.resolvers.context import Caller
-from chainfolio.resolvers.updates import PortfolioUpdate
-from chainfolio.web import authenticator_of, close_code, number, services_of
+from chainfolio.web import authenticator_of, close_code, services_of
 
 MAX_MESSAGE = 4096
 CLOSE_FORBIDDEN = 4403
-
-
-def seed_update(update: PortfolioUpdate) -> dict[str, Any]:
-    """The seed's `portfolio_update` message (numbers as JSON numbers), plus extras."""
-    return {
-        "type": "portfolio_update",
-        "data": {
-            "totalValue": number(update.total_value),
-            "change": number(update.change),
-            "changePercent": None
-            if update.change_percent is None
-            else float(update.change_percent),
-            "timestamp": update.timestamp.isoformat(),
-            "staleChains": list(update.stale_chains),
-        },
-    }
 
 
 def _float(text: str | None) -> float | None:
@@ -50,9 +33,10 @@ def _float(text: str | None) -> float | None:
 def seed_message(raw: str) -> str:
     """The bus JSON of a `PortfolioUpdate` mapped straight to the seed message's JSON text.
 
-    The fan-out fast path: the same text as `orjson.dumps(seed_update(PortfolioUpdate.
-    from_json(raw)))` without building Decimals, holdings and the dataclass, which the seed
-    message does not carry. Malformed messages raise, as `from_json` would.
+    The fan-out fast path: the same text as parsing the message into a `PortfolioUpdate`
+    (Decimals, holdings, the dataclass) and writing the seed's fields from it, which
+    `tests/realtime/test_seed_message.py` checks. Malformed messages raise, as `from_json`
+    would.
     """
     data = orjson.loads(raw)
     return orjson.dumps(

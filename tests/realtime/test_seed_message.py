@@ -1,20 +1,39 @@
 """`/v1/ws` fast path: the bus JSON mapped straight to the seed message gives the very text the
-old path (`PortfolioUpdate.from_json` → `seed_update` → orjson) gave."""
+old path (`PortfolioUpdate.from_json` → `seed_update` → orjson) gave; `seed_update`, the old
+path's message builder, lives on here as the reference."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chainfolio.realtime import seed_message, seed_update
+from chainfolio.realtime import seed_message
 from chainfolio.resolvers.updates import HoldingChange, PortfolioUpdate
+from chainfolio.web import number
 
 NOW = datetime(2026, 11, 28, 1, 2, 3, 456789, tzinfo=UTC)
+
+
+def seed_update(update: PortfolioUpdate) -> dict[str, Any]:
+    """The seed's `portfolio_update` message from a parsed update (the old path's builder)."""
+    return {
+        "type": "portfolio_update",
+        "data": {
+            "totalValue": number(update.total_value),
+            "change": number(update.change),
+            "changePercent": None
+            if update.change_percent is None
+            else float(update.change_percent),
+            "timestamp": update.timestamp.isoformat(),
+            "staleChains": list(update.stale_chains),
+        },
+    }
 
 
 def old_path(raw: str) -> str:

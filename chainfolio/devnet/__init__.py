@@ -23,7 +23,8 @@ One chain (`chainfolio.devnet.deploy`):
     transfer_native(d, *, sender, to, amount)    transfer_token(d, *, symbol, sender, to, amount)
     mint_token(d, *, symbol, to, amount)         set_price(d, feed, answer, *, updated_at=None)
     set_feed_updated_at(d, feed, updated_at)     accrue_vault_yield(d, assets)
-    mine(d, blocks=1)  increase_time(d, seconds)  snapshot(d)  revert(d, snapshot_id)
+    mine(d, blocks=1)  increase_time(d, seconds)  set_time(d, timestamp)
+    snapshot(d)  revert(d, snapshot_id)
     web3_for(d) -> Web3                          devnet_contract(w3, contract, address)
     encode_call(contract, function, *args)       iter_holdings(d)
 
@@ -60,6 +61,7 @@ from chainfolio.devnet.deploy import (
     revert,
     set_feed_updated_at,
     set_price,
+    set_time,
     snapshot,
     token_specs,
     transfer_native,
@@ -100,6 +102,7 @@ __all__ = [
     "run_devnet_cli",
     "set_feed_updated_at",
     "set_price",
+    "set_time",
     "snapshot",
     "start_devnet",
     "stop_all",

@@ -595,6 +595,15 @@ def increase_time(deployment: DevnetDeployment, seconds: int) -> int:
     return int(rpc.call("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
 
 
+def set_time(deployment: DevnetDeployment, timestamp: int) -> int:
+    """Mine a block at `timestamp` (unix seconds, later than the head's); later blocks follow
+    on from it. Returns the timestamp."""
+    rpc = _Rpc(deployment.rpc_url)
+    rpc.call("evm_setNextBlockTimestamp", hex(timestamp))
+    rpc.call("evm_mine")
+    return int(rpc.call("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+
+
 def snapshot(deployment: DevnetDeployment) -> str:
     """Snapshot the chain state; `revert` returns to it (once)."""
     return cast(str, _Rpc(deployment.rpc_url).call("evm_snapshot"))

@@ -14,6 +14,7 @@ from chainfolio.devnet import (
     mint_token,
     set_feed_updated_at,
     set_price,
+    set_time,
     transfer_native,
     transfer_token,
     web3_for,
@@ -69,6 +70,9 @@ def test_time_blocks_and_yield(restore_devnet: Devnet) -> None:
     before = w3.eth.get_block("latest")
     assert mine(chain, 5) == before["number"] + 5
     assert increase_time(chain, 3_600) >= before["timestamp"] + 3_600
+    later = w3.eth.get_block("latest")["timestamp"] + 86_400
+    assert set_time(chain, later) == later
+    assert w3.eth.get_block("latest")["timestamp"] == later
     vault = devnet_contract(w3, "MockERC4626Vault", chain.vault)
     rate = vault.functions.convertToAssets(10**18).call()
     accrue_vault_yield(chain, 10**18)

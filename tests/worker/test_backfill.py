@@ -21,6 +21,7 @@ from chainfolio.resolvers.performance import resolve_performance
 from chainfolio.storage.accounts import add_wallet, ensure_user
 from chainfolio.storage.timeseries import PricePoint, write_prices
 from chainfolio.worker import Worker
+from tests.fixtures.devnet import own_time
 from tests.worker.test_flows import Clock
 
 OUTSIDE = "0x" + "ef" * 20
@@ -42,7 +43,7 @@ async def test_restart_backfills_missed_hours_at_historic_blocks(
         user_id = await ensure_user(db, subject=f"backfill-{uuid.uuid4().hex[:6]}")
         await add_wallet(db, user_id=user_id, chain_id=1, address=wallet, label=None, max_wallets=5)
     w3 = web3_for(chain)
-    started = datetime.fromtimestamp(w3.eth.get_block("latest")["timestamp"], UTC)
+    started = own_time(chain, days=402)  # the worker's clock follows the chain's
     clock = Clock(started)
     names = {1: chain_name(chains)}
     async with Bus("memory://") as bus:

@@ -18,10 +18,10 @@ from chainfolio.devnet import (
     mine,
     revert,
     set_price,
+    set_time,
     snapshot,
     transfer_native,
     transfer_token,
-    web3_for,
 )
 from chainfolio.domain import NATIVE
 from chainfolio.fetchers.devnet_config import config_from_devnet
@@ -30,6 +30,7 @@ from chainfolio.resolvers.performance import resolve_performance
 from chainfolio.storage.accounts import add_wallet, ensure_user
 from chainfolio.storage.timeseries import cash_flows_between
 from chainfolio.worker import Worker, WorkerOptions, flow_time
+from tests.fixtures.devnet import own_time
 
 OUTSIDE = "0x" + "cd" * 20
 START = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)
@@ -67,24 +68,26 @@ async def test_deposit_is_net_flow_not_gain_and_a_reorg_drops_orphaned_flows(
     chain = restore_devnet.chain(1)
     tracked, own, outsider = chain.wallets[16], chain.wallets[17], chain.wallets[18]
     user_id = await _user(engine, 1, tracked, own)
-    clock = Clock(START)
+    start = own_time(chain, days=400)
+    clock = Clock(start)
     names = {c.chain_id: c.name for c in chains.config.chains}
     async with Bus("memory://") as bus:
         worker = Worker(engine=engine, bus=bus, chains=chains, clock=clock, chain_names=names)
         await worker.refresh()  # a wallet seen for the first time starts at its balance
 
         before_transfers = snapshot(chain)
+        set_time(chain, int((start + timedelta(minutes=40)).timestamp()))  # mined after 11:00
         transfer_native(chain, sender=outsider, to=tracked, amount=2 * 10**18)  # +6,000 USD
         transfer_token(chain, symbol="USDC", sender=outsider, to=tracked, amount=1_000 * 10**6)
         transfer_token(chain, symbol="DAI", sender=tracked, to=own, amount=10**18)  # own: none
         transfer_native(chain, sender=tracked, to=OUTSIDE, amount=10**18)  # -3,000 USD
-        clock.now = START + timedelta(hours=1)
+        clock.now = start + timedelta(hours=1)
         second = await worker.refresh()
         assert second.flows >= 3  # other tests' users may track some of these addresses too
 
         async with engine.connect() as db:
             flows = await cash_flows_between(
-                db, user_id=user_id, start=START - timedelta(hours=1), end=clock.now
+                db, user_id=user_id, start=start - timedelta(hours=1), end=clock.now
             )
             view = await resolve_performance(
                 db,
@@ -98,11 +101,11 @@ async def test_deposit_is_net_flow_not_gain_and_a_reorg_drops_orphaned_flows(
             recorded = (
                 await db.execute(
                     text("SELECT time, price FROM prices WHERE symbol = 'ETH' AND time >= :t"),
-                    {"t": START.replace(second=0)},
+                    {"t": start.replace(second=0)},
                 )
             ).all()
-        assert (START, 3_000) in recorded
-        assert (START + timedelta(hours=1), 3_000) in recorded
+        assert (start, 3_000) in recorded
+        assert (start + timedelta(hours=1), 3_000) in recorded
         assert len(flows) == 3  # the transfer between the user's own wallets is not one
         by_symbol = {(f.symbol, f.amount > 0): f for f in flows}
         assert by_symbol["ETH", True].amount == 2 * 10**18
@@ -111,7 +114,7 @@ async def test_deposit_is_net_flow_not_gain_and_a_reorg_drops_orphaned_flows(
         assert by_symbol["USDC", True].value_usd == 1_000
         assert by_symbol["ETH", False].value_usd == -3_000
         # Read at 11:30 into the 11:00 snapshot: the flows count in the interval ending there.
-        assert {f.time for f in flows} == {datetime(2026, 11, 20, 11, 0, tzinfo=UTC)}
+        assert {f.time for f in flows} == {start + timedelta(minutes=30)}
         summary = view.summary
         assert summary.deposits == pytest.approx(7_000)
         assert summary.withdrawals == pytest.approx(-3_000)  # signed, as the analytics report it
@@ -122,12 +125,12 @@ async def test_deposit_is_net_flow_not_gain_and_a_reorg_drops_orphaned_flows(
 
         # The chain goes back before the transfers: their flows are orphaned and dropped.
         revert(chain, before_transfers)
-        clock.now = START + timedelta(hours=2)
+        clock.now = start + timedelta(hours=2)
         third = await worker.refresh()
         assert 1 in third.rescanned_chains
         async with engine.connect() as db:
             flows = await cash_flows_between(
-                db, user_id=user_id, start=START - timedelta(hours=1), end=clock.now
+                db, user_id=user_id, start=start - timedelta(hours=1), end=clock.now
             )
         assert flows == []
 
@@ -141,9 +144,7 @@ async def test_a_flow_found_later_is_valued_at_the_price_of_its_time(
     chain = restore_devnet.chain(1)
     tracked, outsider = chain.wallets[13], chain.wallets[18]
     user_id = await _user(engine, 1, tracked)
-    # The worker's clock follows the chain's, so block times and stored prices compare.
-    head = web3_for(chain).eth.get_block("latest")
-    start = datetime.fromtimestamp(head["timestamp"], UTC)
+    start = own_time(chain, days=401)  # the worker's clock follows the chain's
     clock = Clock(start)
     names = {c.chain_id: c.name for c in chains.config.chains}
     async with Bus("memory://") as bus:

@@ -1,9 +1,9 @@
 """Publish/subscribe for portfolio updates, chosen by URL: `memory://` or `redis://`.
 
 One interface, two backends (the shape of encode/broadcaster). Each process holds at most one
-Redis subscription connection and fans messages out to its local subscribers through bounded
-queues: a slow subscriber loses intermediate messages and keeps the newest; it never blocks
-the publisher or the other subscribers.
+Redis subscription connection (`chainfolio.subscriber`, read with hiredis) and fans messages
+out to its local subscribers through bounded queues: a slow subscriber loses intermediate
+messages and keeps the newest; it never blocks the publisher or the other subscribers.
 
 On Redis each message travels in an envelope, `\\x1f<publisher's time.time()>\\x1f<message>`;
 the receiving process strips it (subscribers see the message as published) and records the
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 import time
 from collections import defaultdict
@@ -24,8 +23,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from chainfolio.metrics import SUBSCRIBERS, observe_bus_lag
-
-log = logging.getLogger(__name__)
+from chainfolio.subscriber import RedisSubscriber
 
 QUEUE_SIZE = 8
 STAMP = "\x1f"  # ASCII unit separator: delimits the publication time in the Redis envelope
@@ -118,39 +116,30 @@ class MemoryBackend:
 
 
 class RedisBackend:
-    """Redis pub/sub: one subscription connection per process, reconnecting on failure."""
+    """Redis pub/sub: redis-py publishes; one subscription connection per process reads
+    (`chainfolio.subscriber`), reconnecting on failure."""
 
     def __init__(self, url: str) -> None:
         self._url = url
         self._client: Any = None
-        self._pubsub: Any = None
-        self._reader: asyncio.Task[None] | None = None
+        self._subscriber: RedisSubscriber | None = None
         self._deliver: Any = None
-        self._channels: set[str] = set()
-        # redis-py's PubSub is not safe for concurrent commands: two first SUBSCRIBEs racing
-        # each take a pool connection, and channels subscribed on the one that loses the race
-        # are delivered to a connection nobody reads. Every PubSub command holds this lock.
-        self._commands = asyncio.Lock()
 
     async def connect(self, deliver: Any) -> None:
-        """Open the publishing client and start the reader."""
+        """Open the publishing client; start the subscriber and wait (briefly) for it."""
         import redis.asyncio as aioredis  # noqa: PLC0415
 
         self._deliver = deliver
         self._client = aioredis.Redis.from_url(
             self._url, socket_connect_timeout=2, health_check_interval=5
         )
-        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        self._reader = asyncio.create_task(self._read(), name="bus-redis-reader")
+        self._subscriber = RedisSubscriber(self._url, self._receive)
+        await self._subscriber.start()
 
     async def disconnect(self) -> None:
-        """Stop the reader and close connections."""
-        if self._reader:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        if self._pubsub is not None:
-            await self._pubsub.aclose()
+        """Stop the subscriber and close connections."""
+        if self._subscriber is not None:
+            await self._subscriber.stop()
         if self._client is not None:
             await self._client.aclose()
 
@@ -159,51 +148,20 @@ class RedisBackend:
         await self._client.publish(channel, stamp(message))
 
     async def subscribe(self, channel: str) -> None:
-        """SUBSCRIBE once per process per channel."""
-        self._channels.add(channel)
-        async with self._commands:
-            with contextlib.suppress(OSError, ConnectionError):
-                await self._pubsub.subscribe(channel)
+        """SUBSCRIBE once per process per channel; return once Redis confirmed it."""
+        assert self._subscriber is not None
+        await self._subscriber.subscribe(channel)
 
     async def unsubscribe(self, channel: str) -> None:
         """UNSUBSCRIBE when the last local subscriber left."""
-        self._channels.discard(channel)
-        async with self._commands:
-            with contextlib.suppress(OSError, ConnectionError):
-                await self._pubsub.unsubscribe(channel)
+        assert self._subscriber is not None
+        self._subscriber.unsubscribe(channel)
 
-    async def _read(self) -> None:
-        import redis.exceptions  # noqa: PLC0415
-
-        backoff = 0.1
-        while True:
-            try:
-                if not self._pubsub.subscribed:
-                    if self._channels:
-                        async with self._commands:
-                            await self._pubsub.subscribe(*self._channels)
-                    else:
-                        await asyncio.sleep(0.05)
-                        continue
-                message = await self._pubsub.get_message(timeout=1.0)
-                backoff = 0.1
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
-                # Redis went away: keep local subscribers, resubscribe once it is back.
-                log.warning("bus: redis connection lost, retrying in %.1fs", backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-                async with self._commands:
-                    with contextlib.suppress(Exception):
-                        await self._pubsub.aclose()
-                        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-                continue
-            if message and message.get("type") == "message":
-                channel = message["channel"]
-                data = message["data"]
-                text, published_at = unstamp(data.decode() if isinstance(data, bytes) else data)
-                if published_at is not None:
-                    observe_bus_lag(time.time() - published_at)
-                self._deliver(channel.decode() if isinstance(channel, bytes) else channel, text)
+    def _receive(self, channel: str, data: str) -> None:
+        text, published_at = unstamp(data)
+        if published_at is not None:
+            observe_bus_lag(time.time() - published_at)
+        self._deliver(channel, text)
 
 
 class Bus:
@@ -242,12 +200,11 @@ class Bus:
     async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
         """A subscription that lasts for the `async with` block."""
         subscription = Subscription(channel)
-        first = not self._subscribers[channel]
         self._subscribers[channel].add(subscription)
         SUBSCRIBERS.inc()
-        if first:
-            await self._backend.subscribe(channel)
         try:
+            # Every subscriber waits until the channel is subscribed (the backend asks once).
+            await self._backend.subscribe(channel)
             yield subscription
         finally:
             SUBSCRIBERS.dec()

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CHANNELS_PER_COMMAND = 1_000  # a reconnect resubscribes in commands of this many channels
 _PING = b"*1\r\n$4\r\nPING\r\n"
+_EXPECTED = (OSError, ConnectionError, TimeoutError, hiredis.ProtocolError)  # no traceback
 
 
 def command(*parts: str | bytes) -> bytes:
@@ -138,8 +139,13 @@ class RedisSubscriber:
         while True:
             try:
                 reader, writer, parser = await self._connect()
-            except (OSError, ConnectionError, TimeoutError, hiredis.ProtocolError) as exc:
-                log.warning("bus: cannot reach Redis (%s), retrying in %.1fs", exc, backoff)
+            except Exception as exc:  # the reader must outlive anything Redis does
+                log.warning(
+                    "bus: cannot reach Redis (%s), retrying in %.1fs",
+                    exc,
+                    backoff,
+                    exc_info=not isinstance(exc, _EXPECTED),
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
@@ -150,8 +156,12 @@ class RedisSubscriber:
                 self._resubscribe(writer, self._channels)
                 self._up.set()
                 await self._read(reader, writer, parser)
-            except (OSError, ConnectionError, TimeoutError, hiredis.ProtocolError) as exc:
-                log.warning("bus: Redis connection lost (%s), reconnecting", exc)
+            except Exception as exc:
+                log.warning(
+                    "bus: Redis connection lost (%s), reconnecting",
+                    exc,
+                    exc_info=not isinstance(exc, _EXPECTED),
+                )
             finally:
                 self._up.clear()
                 self._writer = None
@@ -175,15 +185,11 @@ class RedisSubscriber:
                 if sock is not None:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             parser = hiredis.Reader(encoding="utf-8", errors="replace")
-            password = options.get("password")
-            if password is not None:
-                username = options.get("username")
-                auth = ("AUTH", username, password) if username else ("AUTH", password)
-                writer.write(command(*auth))
-                reply = await _reply(reader, parser)
-                if isinstance(reply, hiredis.ReplyError):
-                    writer.close()
-                    raise ConnectionError(f"AUTH refused: {reply}")
+            try:
+                await _handshake(reader, writer, parser, options)
+            except BaseException:
+                writer.close()
+                raise
         return reader, writer, parser
 
     @staticmethod
@@ -236,6 +242,24 @@ class RedisSubscriber:
             for future in futures:
                 if not future.done():
                     future.set_result(None)
+
+
+async def _handshake(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    parser: hiredis.Reader,
+    options: dict[str, Any],
+) -> None:
+    """AUTH when the URL has a password, then a PING: connected means Redis answered."""
+    password = options.get("password")
+    if password is not None:
+        username = options.get("username")
+        writer.write(command("AUTH", username, password) if username else command("AUTH", password))
+    writer.write(_PING)
+    for _ in range(2 if password is not None else 1):
+        reply = await _reply(reader, parser)
+        if isinstance(reply, hiredis.ReplyError):
+            raise ConnectionError(f"Redis refused: {reply}")
 
 
 async def _reply(reader: asyncio.StreamReader, parser: hiredis.Reader) -> Any:

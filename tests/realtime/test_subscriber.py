@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -184,6 +186,50 @@ async def test_auth_and_unix_socket(secured_redis: RedisServer) -> None:
         await wrong.subscribe("auth:c")  # without a connection: returns, subscribed later
         assert wrong.connections == 0
         await wrong.stop()
+    finally:
+        await publisher.aclose()
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed (needed for a test certificate)")
+    pem = tmp_path / "redis.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(pem), "-out", str(tmp_path / "cert.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    pem.write_text(pem.read_text() + (tmp_path / "cert.pem").read_text())
+    server = RedisServer(free_port(), tmp_path, tls=pem)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_tls(tls_redis: RedisServer) -> None:
+    publisher = redis.Redis.from_url(tls_redis.url)
+    plain = f"redis://localhost:{tls_redis.port}/0"
+    unverified = f"rediss://localhost:{tls_redis.port}/0?ssl_cert_reqs=none"
+    untrusted = f"rediss://localhost:{tls_redis.port}/0"  # a self-signed certificate
+    try:
+        for url in (tls_redis.url, unverified):
+            inbox = Inbox()
+            subscriber = RedisSubscriber(url, inbox)
+            await subscriber.start()
+            try:
+                await subscriber.subscribe("tls:c")
+                await publisher.publish("tls:c", url)
+                assert await inbox.next() == ("tls:c", url)
+            finally:
+                await subscriber.stop()
+        for url in (plain, untrusted):  # refused: never connected, and stoppable
+            refused = RedisSubscriber(url, Inbox(), connect_timeout_s=0.5)
+            await refused.start()
+            assert refused.connections == 0
+            await refused.stop()
     finally:
         await publisher.aclose()
 

@@ -90,6 +90,8 @@ async def running_worker(services: Services, config: ChainsConfig) -> AsyncItera
             options=WorkerOptions(
                 backfill_hours=services.settings.backfill_hours,
                 retention_days=services.settings.snapshot_retention_days,
+                block_poll_s=services.settings.block_poll_s,
+                min_interval_s=services.settings.refresh_min_interval_s,
             ),
         )
         stop = asyncio.Event()

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     jwt_audience: str | None = None
     chains_file: Path | None = Field(default=None, description="chain config TOML")
     refresh_interval_s: float = Field(default=30.0, gt=0, le=60)
+    block_poll_s: float = Field(
+        default=2.0, ge=0, description="poll chain heads this often; a new block refreshes sooner"
+    )
+    refresh_min_interval_s: float = Field(
+        default=10.0, gt=0, le=60, description="a new block refreshes no sooner than this"
+    )
     snapshot_retention_days: int = Field(default=90, ge=1)
     snapshot_compress_after_days: int = Field(default=7, ge=1)
     risk_free_rate: float = Field(default=0.0, description="annual, for Sharpe/Sortino")

@@ -18,6 +18,12 @@ taken over), the worker back-fills the missing hours (at most `backfill_hours`) 
 read at the block nearest each hour, valued with the prices stored nearest that hour; an
 hour without such a block, state or prices stays a gap (no interpolation).
 
+Cycles run every `interval_s`; between them the worker follows the chains' heads (`HeadWatch`:
+`eth_blockNumber` on each chain every `block_poll_s`), and a new block on a chain it read
+brings the next cycle forward, to no sooner than `min_interval_s` after the last one: a
+transfer shows within seconds, and the interval bounds the staleness when no block comes
+(prices move without blocks).
+
 Several workers may run: users are split into shards held with PostgreSQL session advisory
 locks. A worker holds at most its fair share (shards / live workers); a worker that dies
 drops its connection, its locks go with it, and the others take its shards on the next cycle.
@@ -32,10 +38,11 @@ import math
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -101,6 +108,10 @@ class WorkerOptions:
     backfill_hours: int = 48
     retention_days: int = 90
     retention_every_s: float = 3600.0
+    block_poll_s: float = 2.0
+    """How often `run` polls each chain's head; 0 = no block following (interval only)."""
+    min_interval_s: float = 10.0
+    """A new block brings the next cycle forward, to no sooner than this after the last."""
 
 
 class ShardLease:
@@ -184,6 +195,50 @@ def flow_time(
     if low is not None and moment <= low:
         moment = low + _TICK
     return moment
+
+
+class HeadWatch:
+    """The chains' heads between cycles: `moved` is set while some chain's head is past the
+    block the last cycle read on it (chains the last cycle did not read are not watched)."""
+
+    def __init__(self, chains: ChainSet, poll_s: float) -> None:
+        self._readers = chains.readers
+        self._poll_s = poll_s
+        self._read: dict[int, int] = {}
+        self._heads: dict[int, int] = {}
+        self.moved = asyncio.Event()
+        self.polls = 0
+
+    def cycle_read(self, blocks: Mapping[int, int]) -> None:
+        """A cycle read these blocks (chain id → block number)."""
+        self._read.update(blocks)
+        self._update()
+
+    def _update(self) -> None:
+        if any(head > self._read[c] for c, head in self._heads.items() if c in self._read):
+            self.moved.set()
+        else:
+            self.moved.clear()
+
+    async def _head(self, reader: EvmChainReader) -> int:
+        return parse_quantity(await reader.rpc.call("eth_blockNumber", []), reader.chain.name)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll every `poll_s` until `stop`; a chain that fails is asked again next time."""
+        while not stop.is_set():
+            ids = list(self._readers)
+            heads = await asyncio.gather(
+                *(self._head(self._readers[c]) for c in ids), return_exceptions=True
+            )
+            for chain_id, head in zip(ids, heads, strict=True):
+                if isinstance(head, int):
+                    self._heads[chain_id] = head
+                else:
+                    log.debug("head poll of chain %s failed: %s", chain_id, head)
+            self.polls += 1
+            self._update()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self._poll_s)
 
 
 class Worker:
@@ -615,7 +670,11 @@ class Worker:
         return dropped
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Refresh every `interval_s` until `stop` is set, holding a fair share of shards."""
+        """Refresh every `interval_s` until `stop` is set, holding a fair share of shards; a
+        new block brings a cycle forward (`WorkerOptions.block_poll_s`, `min_interval_s`)."""
+        follow = self.options.block_poll_s > 0 and self.options.min_interval_s < self.interval_s
+        heads = HeadWatch(self._chains, self.options.block_poll_s) if follow else None
+        watching = asyncio.create_task(heads.run(stop), name="head-watch") if heads else None
         async with self._engine.connect() as lease_conn:
             await lease_conn.execute(
                 text("SELECT set_config('application_name', :a, false)"),
@@ -623,17 +682,23 @@ class Worker:
             )
             lease = ShardLease(lease_conn)
             try:
-                await self._loop(lease, stop)
+                await self._loop(lease, stop, heads)
             finally:
+                if watching is not None:
+                    watching.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watching
                 # Closed, not pooled: the session's advisory locks and worker name end with it,
                 # so the other workers take these shards over at their next cycle.
                 await lease_conn.invalidate()
 
-    async def _loop(self, lease: ShardLease, stop: asyncio.Event) -> None:
+    async def _loop(self, lease: ShardLease, stop: asyncio.Event, heads: HeadWatch | None) -> None:
         while not stop.is_set():
             try:
                 shards = await lease.rebalance()
                 report = await self.refresh(shards)
+                if heads is not None:
+                    heads.cycle_read(report.blocks)
                 log.info(
                     "refresh: %d wallets, %d users, %d published, %d snapshots, %d flows, "
                     "%d back-filled, %.2fs%s",
@@ -651,8 +716,28 @@ class Worker:
                     self._retention_due = time.monotonic() + self.options.retention_every_s
             except Exception:
                 log.exception("refresh cycle failed; retrying next cycle")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
+            await self._pause(stop, heads)
+
+    async def _pause(self, stop: asyncio.Event, heads: HeadWatch | None) -> None:
+        """Until `interval_s` has passed, or a new block after `min_interval_s`, or `stop`."""
+        if heads is None:
+            await _first_of(stop.wait(), within_s=self.interval_s)
+            return
+        deadline = time.monotonic() + self.interval_s
+        await _first_of(stop.wait(), within_s=self.options.min_interval_s)
+        if not stop.is_set():
+            remaining = deadline - time.monotonic()
+            await _first_of(stop.wait(), heads.moved.wait(), within_s=remaining)
+
+
+async def _first_of(*waits: Coroutine[Any, Any, Any], within_s: float) -> None:
+    """Return when one of `waits` is done or after `within_s`; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=max(within_s, 0.0), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def _snapshot(

@@ -214,6 +214,11 @@ class Bus:
                 await self._backend.unsubscribe(channel)
 
 
+WALLETS_CHANNEL = "chainfolio:wallets"
+"""The API publishes a user's id here after adding or removing one of their wallets; the
+worker holding that user refreshes them at once (instead of at its next cycle)."""
+
+
 def portfolio_channel(user_id: object) -> str:
     """The channel carrying one user's portfolio updates."""
     return f"chainfolio:portfolio:{user_id}"

@@ -88,9 +88,11 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
     """Add, list or remove wallets of a user."""
     from chainfolio.app import chain_infos  # noqa: PLC0415
+    from chainfolio.bus import Bus  # noqa: PLC0415
     from chainfolio.cache import open_cache  # noqa: PLC0415
     from chainfolio.fetchers.config import load_chains  # noqa: PLC0415
     from chainfolio.resolvers import wallets  # noqa: PLC0415
+    from chainfolio.resolvers.context import Services  # noqa: PLC0415
     from chainfolio.storage import accounts  # noqa: PLC0415
     from chainfolio.storage.database import open_engine  # noqa: PLC0415
     from chainfolio.storage.migrations import migrate  # noqa: PLC0415
@@ -123,10 +125,17 @@ def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
                     for row in await accounts.list_wallets(db, user_id=user_id):
                         print(f"{row.id}\t{row.chain_id}\t{row.address}\t{row.label or ''}")
             if args.action in {"add", "remove"}:
-                # committed: drop the user's cached answers (reachable when the cache is Redis;
-                # an in-process cache of a running API ends with its TTL)
-                async with open_cache(settings.redis_url, ttl_s=settings.cache_ttl_s) as cache:
-                    await cache.invalidate([user_id])
+                # committed: drop the user's cached answers and ask a worker to refresh them
+                # now (both reach other processes when they share Redis; otherwise the cache
+                # of a running API ends with its TTL and the worker's next cycle reads them)
+                async with (
+                    open_cache(settings.redis_url, ttl_s=settings.cache_ttl_s) as cache,
+                    Bus(settings.redis_url) as bus,
+                ):
+                    services = Services(
+                        settings=settings, engine=engine, chains={}, bus=bus, cache=cache
+                    )
+                    await services.changed(user_id, wallets=True)
 
     asyncio.run(go())
     return 0

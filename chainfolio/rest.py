@@ -45,9 +45,9 @@ async def _caller(request: Request) -> Caller:
     return caller
 
 
-async def _changed(request: Request, caller: Caller) -> None:
-    """After a committed change: drop the caller's cached answers before answering."""
-    await services_of(request).cache.invalidate([caller.user_id])
+async def _changed(request: Request, caller: Caller, *, wallets: bool = False) -> None:
+    """After a committed change, before answering: `Services.changed`."""
+    await services_of(request).changed(caller.user_id, wallets=wallets)
 
 
 @cached_route(_caller)
@@ -380,7 +380,7 @@ async def add_wallet(request: Request) -> Response:
             chains=services.chains,
             max_wallets=services.settings.max_wallets_per_user,
         )
-    await _changed(request, caller)
+    await _changed(request, caller, wallets=True)
     return ok(_wallet_json(row), status=201)
 
 
@@ -391,7 +391,7 @@ async def remove_wallet(request: Request) -> Response:
         await wallets_resolver.remove_wallet(
             db, user_id=caller.user_id, wallet_id=request.path_params["wallet_id"]
         )
-    await _changed(request, caller)
+    await _changed(request, caller, wallets=True)
     return ok({"removed": request.path_params["wallet_id"]})
 
 

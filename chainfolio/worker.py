@@ -22,7 +22,8 @@ Cycles run every `interval_s`; between them the worker follows the chains' heads
 `eth_blockNumber` on each chain every `block_poll_s`), and a new block on a chain it read
 brings the next cycle forward, to no sooner than `min_interval_s` after the last one: a
 transfer shows within seconds, and the interval bounds the staleness when no block comes
-(prices move without blocks).
+(prices move without blocks). A user whose wallets the API changed (`WALLETS_CHANNEL`) is
+refreshed at once, alone, by the worker holding them.
 
 Several workers may run: users are split into shards held with PostgreSQL session advisory
 locks. A worker holds at most its fair share (shards / live workers); a worker that dies
@@ -38,7 +39,7 @@ import math
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -47,7 +48,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chainfolio.bus import Bus, portfolio_channel
+from chainfolio.bus import WALLETS_CHANNEL, Bus, portfolio_channel
 from chainfolio.cache import AnswerCache, NoCache
 from chainfolio.domain import NATIVE, Holding, Price
 from chainfolio.fetchers.config import ChainConfig
@@ -241,6 +242,32 @@ class HeadWatch:
                 await asyncio.wait_for(stop.wait(), timeout=self._poll_s)
 
 
+class Nudges:
+    """Users whose wallets changed, from `WALLETS_CHANNEL`: refreshed between cycles."""
+
+    def __init__(self) -> None:
+        self.users: set[uuid.UUID] = set()
+        self.arrived = asyncio.Event()
+
+    def take(self) -> set[uuid.UUID]:
+        """The users waiting, now removed."""
+        users, self.users = self.users, set()
+        self.arrived.clear()
+        return users
+
+    async def listen(self, bus: Bus, subscribed: asyncio.Event) -> None:
+        """Collect user ids published on the bus (until cancelled)."""
+        async with bus.subscribe(WALLETS_CHANNEL) as subscription:
+            subscribed.set()
+            async for message in subscription:
+                try:
+                    self.users.add(uuid.UUID(message))
+                except ValueError:
+                    log.warning("ignoring %r on %s: not a user id", message[:80], WALLETS_CHANNEL)
+                    continue
+                self.arrived.set()
+
+
 class Worker:
     """Refreshes the wallets of the shards it holds."""
 
@@ -273,22 +300,21 @@ class Worker:
     def _now(self) -> datetime:
         return self._clock()
 
-    async def refresh(self, shards: set[int] | None = None) -> CycleReport:
-        """One cycle over the wallets of `shards` (all when None)."""
+    async def refresh(
+        self, shards: set[int] | None = None, *, only: Collection[uuid.UUID] | None = None
+    ) -> CycleReport:
+        """One cycle over the wallets of `shards` (all when None); with `only`, over these
+        users' wallets (a wallet just added or removed: the rest keep their last state)."""
         started = time.perf_counter()
         report = CycleReport()
         async with self._engine.connect() as db:
-            wallets = [
-                w
-                for w in await accounts.all_wallets(db)
-                if (shards is None or shard_of(w.user_id) in shards)
-                and w.chain_id in self._chains.readers
-            ]
+            wallets = await self._wallets(db, shards, only)
             users = {w.user_id for w in wallets}
             for user_id in users - self._stored.keys():
                 self._stored[user_id] = await holdings_store.current_holdings(db, user_id=user_id)
         before = {user_id: self._stored[user_id] for user_id in users}
-        self._stored = dict(before)  # refilled with what this cycle stores
+        # Refilled with what this cycle stores; a cycle over some users keeps the others'.
+        self._stored = dict(before) if only is None else self._stored | before
         report.wallets = len(wallets)
         if not wallets:
             return report
@@ -356,6 +382,20 @@ class Worker:
             self._seen |= unseen
         report.duration_s = time.perf_counter() - started
         return report
+
+    async def _wallets(
+        self, db: AsyncConnection, shards: set[int] | None, only: Collection[uuid.UUID] | None
+    ) -> list[Wallet]:
+        if only is None:
+            found = await accounts.all_wallets(db)
+        else:
+            found = [w for u in only for w in await accounts.list_wallets(db, user_id=u)]
+        return [
+            w
+            for w in found
+            if (shards is None or shard_of(w.user_id) in shards)
+            and w.chain_id in self._chains.readers
+        ]
 
     async def _publish_and_snapshot(
         self,
@@ -671,10 +711,16 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Refresh every `interval_s` until `stop` is set, holding a fair share of shards; a
-        new block brings a cycle forward (`WorkerOptions.block_poll_s`, `min_interval_s`)."""
+        new block brings a cycle forward (`WorkerOptions.block_poll_s`, `min_interval_s`), and
+        a user whose wallets changed is refreshed at once, alone."""
         follow = self.options.block_poll_s > 0 and self.options.min_interval_s < self.interval_s
         heads = HeadWatch(self._chains, self.options.block_poll_s) if follow else None
-        watching = asyncio.create_task(heads.run(stop), name="head-watch") if heads else None
+        nudges = Nudges()
+        listening = asyncio.Event()
+        helpers = [asyncio.create_task(nudges.listen(self._bus, listening), name="nudges")]
+        if heads is not None:
+            helpers.append(asyncio.create_task(heads.run(stop), name="head-watch"))
+        await _first_of(listening.wait(), helpers[0], within_s=5.0)
         async with self._engine.connect() as lease_conn:
             await lease_conn.execute(
                 text("SELECT set_config('application_name', :a, false)"),
@@ -682,20 +728,23 @@ class Worker:
             )
             lease = ShardLease(lease_conn)
             try:
-                await self._loop(lease, stop, heads)
+                await self._loop(lease, stop, heads, nudges)
             finally:
-                if watching is not None:
-                    watching.cancel()
+                for helper in helpers:
+                    helper.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await watching
+                        await helper
                 # Closed, not pooled: the session's advisory locks and worker name end with it,
                 # so the other workers take these shards over at their next cycle.
                 await lease_conn.invalidate()
 
-    async def _loop(self, lease: ShardLease, stop: asyncio.Event, heads: HeadWatch | None) -> None:
+    async def _loop(
+        self, lease: ShardLease, stop: asyncio.Event, heads: HeadWatch | None, nudges: Nudges
+    ) -> None:
         while not stop.is_set():
             try:
                 shards = await lease.rebalance()
+                nudges.take()  # this cycle reads every user
                 report = await self.refresh(shards)
                 if heads is not None:
                     heads.cycle_read(report.blocks)
@@ -716,28 +765,53 @@ class Worker:
                     self._retention_due = time.monotonic() + self.options.retention_every_s
             except Exception:
                 log.exception("refresh cycle failed; retrying next cycle")
-            await self._pause(stop, heads)
+            deadline = time.monotonic() + self.interval_s
+            earliest = time.monotonic() + self.options.min_interval_s
+            while await self._pause(stop, heads, nudges, deadline, earliest):
+                try:
+                    report = await self.refresh(lease.held, only=nudges.take())
+                    log.info("refresh of changed wallets: %d users", report.users)
+                except Exception:
+                    log.exception("refresh of changed wallets failed; the next cycle reads them")
 
-    async def _pause(self, stop: asyncio.Event, heads: HeadWatch | None) -> None:
-        """Until `interval_s` has passed, or a new block after `min_interval_s`, or `stop`."""
-        if heads is None:
-            await _first_of(stop.wait(), within_s=self.interval_s)
-            return
-        deadline = time.monotonic() + self.interval_s
-        await _first_of(stop.wait(), within_s=self.options.min_interval_s)
-        if not stop.is_set():
-            remaining = deadline - time.monotonic()
-            await _first_of(stop.wait(), heads.moved.wait(), within_s=remaining)
+    async def _pause(
+        self,
+        stop: asyncio.Event,
+        heads: HeadWatch | None,
+        nudges: Nudges,
+        deadline: float,
+        earliest: float,
+    ) -> bool:
+        """Wait for the next cycle (False: the deadline, a new block after `earliest`, or
+        `stop`) or for users whose wallets changed (True: refresh them, then wait again)."""
+        while True:
+            now = time.monotonic()
+            if stop.is_set() or now >= deadline:
+                return False
+            if nudges.users:
+                return True
+            if heads is not None and now >= earliest and heads.moved.is_set():
+                return False
+            waits = [stop.wait(), nudges.arrived.wait()]
+            until = deadline
+            if heads is not None and now < earliest:
+                until = earliest
+            elif heads is not None:
+                waits.append(heads.moved.wait())
+            await _first_of(*waits, within_s=until - now)
 
 
-async def _first_of(*waits: Coroutine[Any, Any, Any], within_s: float) -> None:
-    """Return when one of `waits` is done or after `within_s`; cancel the others."""
+async def _first_of(*waits: Awaitable[Any], within_s: float) -> None:
+    """Return when one of `waits` is done or after `within_s`; cancel the others (tasks given
+    as such are left running)."""
+    given = [w for w in waits if isinstance(w, asyncio.Task)]
     tasks = [asyncio.ensure_future(w) for w in waits]
     try:
         await asyncio.wait(tasks, timeout=max(within_s, 0.0), return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
-            task.cancel()
+            if task not in given:
+                task.cancel()
 
 
 def _snapshot(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -10,10 +11,12 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chainfolio.bus import Bus
+from chainfolio.bus import WALLETS_CHANNEL, Bus
 from chainfolio.cache import AnswerCache, NoCache
 from chainfolio.fetchers.config import SWAP_GAS_UNITS
 from chainfolio.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -43,6 +46,16 @@ class Services:
     bus: Bus
     clock: Callable[[], datetime] = utc_now
     cache: AnswerCache = field(default_factory=NoCache)
+
+    async def changed(self, user_id: uuid.UUID, *, wallets: bool = False) -> None:
+        """After a committed change of the user's data: drop their cached answers; when their
+        wallets changed, ask the worker to refresh them now (`WALLETS_CHANNEL`)."""
+        await self.cache.invalidate([user_id])
+        if wallets:
+            try:
+                await self.bus.publish(WALLETS_CHANNEL, str(user_id))
+            except Exception:  # committed already: the worker's next cycle reads the wallets
+                log.warning("could not ask the worker to refresh %s now", user_id, exc_info=True)
 
 
 @dataclass(frozen=True, slots=True)

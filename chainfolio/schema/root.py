@@ -152,7 +152,7 @@ class Mutation:
                 chains=ctx.services.chains,
                 max_wallets=ctx.services.settings.max_wallets_per_user,
             )
-        await ctx.services.cache.invalidate([ctx.caller.user_id])
+        await ctx.services.changed(ctx.caller.user_id, wallets=True)
         return Wallet.of(row)
 
     @strawberry.mutation(description="Stop tracking a wallet.")
@@ -160,7 +160,7 @@ class Mutation:
         ctx = info.context
         async with ctx.services.engine.begin() as db:
             await wallets_resolver.remove_wallet(db, user_id=ctx.caller.user_id, wallet_id=id)
-        await ctx.services.cache.invalidate([ctx.caller.user_id])
+        await ctx.services.changed(ctx.caller.user_id, wallets=True)
         return True
 
     @strawberry.mutation(
@@ -183,5 +183,5 @@ class Mutation:
                 band_percent=band,
                 min_trade_usd=min_trade_usd,
             )
-        await ctx.services.cache.invalidate([ctx.caller.user_id])
+        await ctx.services.changed(ctx.caller.user_id)
         return [AllocationTarget.of(t) for t in allocation_resolver.policy_view(policy).targets]

@@ -1,5 +1,6 @@
-"""Following the chains' heads: between cycles the worker polls `eth_blockNumber`, and a new
-block on a chain it reads brings the next cycle forward (never sooner than `min_interval_s`)."""
+"""Between cycles: the worker follows the chains' heads (a new block on a chain it reads brings
+the next cycle forward, never sooner than `min_interval_s`), and refreshes a user whose wallets
+the API changed at once."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from chainfolio.bus import Bus, portfolio_channel
 from chainfolio.devnet import Devnet, mine, transfer_native, web3_for
 from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import ChainSet, open_chains
+from chainfolio.resolvers.context import Services
+from chainfolio.settings import Settings
 from chainfolio.storage.accounts import add_wallet, ensure_user
 from chainfolio.worker import HeadWatch, Worker, WorkerOptions
 
@@ -95,3 +98,48 @@ async def test_a_transfer_is_pushed_at_the_next_block_not_the_next_interval(
             await asyncio.wait_for(task, 30)
     change = float(moved["totalValue"]) - float(first["totalValue"])
     assert change == pytest.approx(-3000, abs=5)  # 1 ETH at the devnet's 3,000 USD, and gas
+
+
+async def test_a_wallet_added_through_the_api_is_refreshed_at_once(
+    engine: AsyncEngine, restore_devnet: Devnet, chains: ChainSet
+) -> None:
+    # No block following and an hour-long interval. The first wallet may be valued by the
+    # first cycle or by the nudge; the second, added after that, only by the nudge.
+    chain = restore_devnet.chain(1)
+    names = {c.chain_id: c.name for c in chains.config.chains}
+    options = WorkerOptions(block_poll_s=0, backfill_hours=0)
+    async with Bus("memory://") as bus:
+        services = Services(settings=Settings(), engine=engine, chains={}, bus=bus)
+        worker = Worker(
+            engine=engine,
+            bus=bus,
+            chains=chains,
+            clock=lambda: datetime.now(UTC),
+            chain_names=names,
+            interval_s=HOUR_S,
+            options=options,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        totals = []
+        try:
+            async with engine.begin() as db:
+                user_id = await ensure_user(db, subject=f"nudge-{uuid.uuid4().hex[:6]}")
+            async with bus.subscribe(portfolio_channel(user_id)) as updates:
+                for address in (chain.wallets[8], chain.wallets[10]):
+                    async with engine.begin() as db:  # what POST /v1/wallets does, then:
+                        await add_wallet(
+                            db,
+                            user_id=user_id,
+                            chain_id=1,
+                            address=address,
+                            label=None,
+                            max_wallets=5,
+                        )
+                    await services.changed(user_id, wallets=True)
+                    update = orjson.loads(await asyncio.wait_for(updates.get(), 60))
+                    totals.append(float(update["totalValue"]))
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+    assert 0 < totals[0] < totals[1]

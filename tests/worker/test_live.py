@@ -70,3 +70,51 @@ async def test_transfer_reaches_subscriber_and_matches_query(
         assert message["data"]["change"] == pytest.approx(-3000, abs=5)
         portfolio = (await http.get("/v1/portfolio")).json()["data"]
         assert portfolio["totalValue"] == pytest.approx(message["data"]["totalValue"], abs=1e-6)
+
+
+@pytest.fixture
+def slow_server(database_url: str, devnet: Devnet, tmp_path: Path) -> Iterator[str]:
+    """`serve --with-worker` whose worker cycles once a minute and does not follow blocks."""
+    chains_file = tmp_path / "chains.json"
+    chains_file.write_bytes(orjson.dumps(config_from_devnet(devnet.chains).model_dump(mode="json")))
+    env = {
+        "CHAINFOLIO_DATABASE_URL": database_url,
+        "CHAINFOLIO_JWT_SECRET": SECRET,
+        "CHAINFOLIO_CHAINS_FILE": str(chains_file),
+        "CHAINFOLIO_REFRESH_INTERVAL_S": "60",
+        "CHAINFOLIO_BLOCK_POLL_S": "0",
+        "CHAINFOLIO_DATA_DIR": str(tmp_path),
+    }
+    with serve(env, "--with-worker") as base:
+        yield base
+
+
+async def test_wallets_added_by_graphql_are_valued_before_the_next_cycle(
+    slow_server: str, devnet: Devnet
+) -> None:
+    # The worker cycles once a minute. The first wallet may be valued by the cycle at start or
+    # by the mutation's request to refresh the user now; the second, added after that
+    # valuation, only by the request: it arrives well before the next cycle.
+    subject = f"nudge-{uuid.uuid4().hex[:6]}"
+    token = issue_token(Settings(jwt_secret=SECRET), subject=subject)  # type: ignore[arg-type]
+    headers = {"Authorization": f"Bearer {token}"}
+    ws_url = slow_server.replace("http", "ws") + f"/v1/ws?token={token}"
+    mutation = "mutation($a: String!) { addWallet(chainId: 1, address: $a) { id } }"
+    totals = []
+    async with (
+        httpx.AsyncClient(base_url=slow_server, headers=headers, timeout=10) as http,
+        websockets.connect(ws_url) as ws,
+    ):
+        subscribe = {"type": "subscribe", "channel": "portfolio", "userId": subject}
+        await ws.send(orjson.dumps(subscribe).decode())
+        assert orjson.loads(await ws.recv())["type"] == "subscribed"
+        for address in devnet.chain(1).wallets[9], devnet.chain(1).wallets[12]:
+            body = {"query": mutation, "variables": {"a": address}}
+            added = await http.post("/graphql", json=body)
+            assert "errors" not in added.json(), added.json()
+            update = orjson.loads(await asyncio.wait_for(ws.recv(), 50))  # before the next cycle
+            assert update["type"] == "portfolio_update"
+            totals.append(update["data"]["totalValue"])
+        portfolio = (await http.get("/v1/portfolio")).json()["data"]
+    assert 0 < totals[0] < totals[1]
+    assert portfolio["totalValue"] == pytest.approx(totals[1], abs=1e-6)

@@ -4,7 +4,6 @@ stored nearest that hour; the withdrawals it finds meanwhile keep performance fl
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,11 +17,10 @@ from chainfolio.devnet import Devnet, increase_time, set_price, transfer_native,
 from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import ChainSet, open_chains
 from chainfolio.resolvers.performance import resolve_performance
-from chainfolio.storage.accounts import add_wallet, ensure_user
 from chainfolio.storage.timeseries import PricePoint, write_prices
 from chainfolio.worker import Worker
 from tests.fixtures.devnet import own_time
-from tests.worker.test_flows import Clock
+from tests.worker.test_flows import Clock, user_with_wallets
 
 OUTSIDE = "0x" + "ef" * 20
 HOUR = timedelta(hours=1)
@@ -39,9 +37,7 @@ async def test_restart_backfills_missed_hours_at_historic_blocks(
 ) -> None:
     chain = restore_devnet.chain(1)
     wallet = chain.wallets[19]
-    async with engine.begin() as db:
-        user_id = await ensure_user(db, subject=f"backfill-{uuid.uuid4().hex[:6]}")
-        await add_wallet(db, user_id=user_id, chain_id=1, address=wallet, label=None, max_wallets=5)
+    user_id = await user_with_wallets(engine, 1, wallet)
     w3 = web3_for(chain)
     started = own_time(chain, days=402)  # the worker's clock follows the chain's
     clock = Clock(started)

@@ -52,7 +52,7 @@ class Clock:
         return self.now
 
 
-async def _user(engine: AsyncEngine, chain_id: int, *addresses: str) -> uuid.UUID:
+async def user_with_wallets(engine: AsyncEngine, chain_id: int, *addresses: str) -> uuid.UUID:
     async with engine.begin() as db:
         user_id = await ensure_user(db, subject=f"flows-{uuid.uuid4().hex[:6]}")
         for address in addresses:
@@ -67,7 +67,7 @@ async def test_deposit_is_net_flow_not_gain_and_a_reorg_drops_orphaned_flows(
 ) -> None:
     chain = restore_devnet.chain(1)
     tracked, own, outsider = chain.wallets[16], chain.wallets[17], chain.wallets[18]
-    user_id = await _user(engine, 1, tracked, own)
+    user_id = await user_with_wallets(engine, 1, tracked, own)
     start = own_time(chain, days=400)
     clock = Clock(start)
     names = {c.chain_id: c.name for c in chains.config.chains}
@@ -143,7 +143,7 @@ async def test_a_flow_found_later_is_valued_at_the_price_of_its_time(
     the 300 USD of price gain would be counted as deposited money."""
     chain = restore_devnet.chain(1)
     tracked, outsider = chain.wallets[13], chain.wallets[18]
-    user_id = await _user(engine, 1, tracked)
+    user_id = await user_with_wallets(engine, 1, tracked)
     start = own_time(chain, days=401)  # the worker's clock follows the chain's
     clock = Clock(start)
     names = {c.chain_id: c.name for c in chains.config.chains}
@@ -186,7 +186,7 @@ async def test_a_wallet_too_far_behind_skips_the_older_blocks(
 ) -> None:
     chain = restore_devnet.chain(1)
     tracked, outsider = chain.wallets[11], chain.wallets[18]
-    user_id = await _user(engine, 1, tracked)
+    user_id = await user_with_wallets(engine, 1, tracked)
     clock = Clock(START)
     names = {c.chain_id: c.name for c in chains.config.chains}
     options = WorkerOptions(max_scan_blocks=3)

@@ -21,6 +21,7 @@ from chainfolio.resolvers.context import Services
 from chainfolio.settings import Settings
 from chainfolio.storage.accounts import add_wallet, ensure_user
 from chainfolio.worker import HeadWatch, Worker, WorkerOptions
+from tests.worker.test_flows import user_with_wallets
 
 HOUR_S = 3600.0  # the refresh interval here: any update sooner came from a new block
 
@@ -29,6 +30,21 @@ HOUR_S = 3600.0  # the refresh interval here: any update sooner came from a new 
 async def chains(devnet: Devnet) -> AsyncIterator[ChainSet]:
     async with open_chains(config_from_devnet(devnet.chains[:2])) as opened:
         yield opened
+
+
+def _hourly_worker(
+    engine: AsyncEngine, bus: Bus, chains: ChainSet, options: WorkerOptions
+) -> Worker:
+    """A worker on the wall clock whose cycles are an hour apart."""
+    return Worker(
+        engine=engine,
+        bus=bus,
+        chains=chains,
+        clock=lambda: datetime.now(UTC),
+        chain_names={c.chain_id: c.name for c in chains.config.chains},
+        interval_s=HOUR_S,
+        options=options,
+    )
 
 
 async def _polled(heads: HeadWatch, after: int) -> None:
@@ -71,21 +87,10 @@ async def test_a_transfer_is_pushed_at_the_next_block_not_the_next_interval(
 ) -> None:
     chain = restore_devnet.chain(1)
     wallet = chain.wallets[6]
-    async with engine.begin() as db:
-        user_id = await ensure_user(db, subject=f"follow-{uuid.uuid4().hex[:6]}")
-        await add_wallet(db, user_id=user_id, chain_id=1, address=wallet, label=None, max_wallets=5)
-    names = {c.chain_id: c.name for c in chains.config.chains}
+    user_id = await user_with_wallets(engine, 1, wallet)
     options = WorkerOptions(block_poll_s=0.05, min_interval_s=0.2, backfill_hours=0)
     async with Bus("memory://") as bus, bus.subscribe(portfolio_channel(user_id)) as updates:
-        worker = Worker(
-            engine=engine,
-            bus=bus,
-            chains=chains,
-            clock=lambda: datetime.now(UTC),
-            chain_names=names,
-            interval_s=HOUR_S,
-            options=options,
-        )
+        worker = _hourly_worker(engine, bus, chains, options)
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
         try:
@@ -106,19 +111,10 @@ async def test_a_wallet_added_through_the_api_is_refreshed_at_once(
     # No block following and an hour-long interval. The first wallet may be valued by the
     # first cycle or by the nudge; the second, added after that, only by the nudge.
     chain = restore_devnet.chain(1)
-    names = {c.chain_id: c.name for c in chains.config.chains}
     options = WorkerOptions(block_poll_s=0, backfill_hours=0)
     async with Bus("memory://") as bus:
         services = Services(settings=Settings(), engine=engine, chains={}, bus=bus)
-        worker = Worker(
-            engine=engine,
-            bus=bus,
-            chains=chains,
-            clock=lambda: datetime.now(UTC),
-            chain_names=names,
-            interval_s=HOUR_S,
-            options=options,
-        )
+        worker = _hourly_worker(engine, bus, chains, options)
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
         totals = []

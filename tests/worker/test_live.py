@@ -21,19 +21,25 @@ from tests.api.conftest import SECRET
 from tests.servers import serve
 
 
-@pytest.fixture
-def live_server(database_url: str, devnet: Devnet, tmp_path: Path) -> Iterator[str]:
+def _serve_with_worker(
+    database_url: str, devnet: Devnet, tmp_path: Path, **settings: str
+) -> Iterator[str]:
     chains_file = tmp_path / "chains.json"
     chains_file.write_bytes(orjson.dumps(config_from_devnet(devnet.chains).model_dump(mode="json")))
     env = {
         "CHAINFOLIO_DATABASE_URL": database_url,
         "CHAINFOLIO_JWT_SECRET": SECRET,
         "CHAINFOLIO_CHAINS_FILE": str(chains_file),
-        "CHAINFOLIO_REFRESH_INTERVAL_S": "1",
         "CHAINFOLIO_DATA_DIR": str(tmp_path),
+        **{f"CHAINFOLIO_{name.upper()}": value for name, value in settings.items()},
     }
     with serve(env, "--with-worker") as base:
         yield base
+
+
+@pytest.fixture
+def live_server(database_url: str, devnet: Devnet, tmp_path: Path) -> Iterator[str]:
+    yield from _serve_with_worker(database_url, devnet, tmp_path, refresh_interval_s="1")
 
 
 async def test_transfer_reaches_subscriber_and_matches_query(
@@ -75,18 +81,9 @@ async def test_transfer_reaches_subscriber_and_matches_query(
 @pytest.fixture
 def slow_server(database_url: str, devnet: Devnet, tmp_path: Path) -> Iterator[str]:
     """`serve --with-worker` whose worker cycles once a minute and does not follow blocks."""
-    chains_file = tmp_path / "chains.json"
-    chains_file.write_bytes(orjson.dumps(config_from_devnet(devnet.chains).model_dump(mode="json")))
-    env = {
-        "CHAINFOLIO_DATABASE_URL": database_url,
-        "CHAINFOLIO_JWT_SECRET": SECRET,
-        "CHAINFOLIO_CHAINS_FILE": str(chains_file),
-        "CHAINFOLIO_REFRESH_INTERVAL_S": "60",
-        "CHAINFOLIO_BLOCK_POLL_S": "0",
-        "CHAINFOLIO_DATA_DIR": str(tmp_path),
-    }
-    with serve(env, "--with-worker") as base:
-        yield base
+    yield from _serve_with_worker(
+        database_url, devnet, tmp_path, refresh_interval_s="60", block_poll_s="0"
+    )
 
 
 async def test_wallets_added_by_graphql_are_valued_before_the_next_cycle(

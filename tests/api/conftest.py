@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -20,6 +20,7 @@ from chainfolio.settings import Settings
 from chainfolio.storage.accounts import add_wallet, ensure_user
 from chainfolio.storage.holdings import replace_wallet_holdings
 from chainfolio.storage.timeseries import Snapshot, write_snapshots
+from tests.worker.test_flows import Clock  # the clock a test moves by hand
 
 SECRET = "test-secret-that-is-long-enough-for-hs256!"
 
@@ -91,14 +92,30 @@ SeedUser = Callable[[], Awaitable[str]]
 
 
 @pytest.fixture
-def seeded_user(engine: AsyncEngine) -> SeedUser:
+def api_clock(app: Starlette) -> Iterator[Clock]:
+    """The session app's clock, stopped for this test at the time it starts.
+
+    `seeded_user` lays its snapshots out from this clock's hour: on the wall clock, an hour
+    turning between the seeding and a request moved `change24h` to the next snapshot (and
+    ended cached answers early). Apps a test builds itself take this clock too."""
+    services = app.state.services
+    wall = services.clock
+    clock = Clock(datetime.now(UTC))
+    services.clock = clock
+    yield clock
+    services.clock = wall
+
+
+@pytest.fixture
+def seeded_user(engine: AsyncEngine, api_clock: Clock) -> SeedUser:
     """Creates a user holding 10 ETH + 50,000 USDC on ethereum and 2 ETH on arbitrum, with a
-    loan of 1,000 USDC, and hourly snapshots for the last 48 hours. Returns the subject."""
+    loan of 1,000 USDC, and hourly snapshots for the 48 hours before `api_clock`'s hour.
+    Returns the subject."""
 
     async def seed() -> str:
-        # this hour at seeding time, not at import: a session that crosses an hour boundary
-        # would otherwise compare change24h with another snapshot than the one meant
-        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        # this hour by the test's clock, neither at import nor by the wall clock: an hour
+        # turning between seeding and a request would compare change24h with another snapshot
+        now = api_clock.now.replace(minute=0, second=0, microsecond=0)
         subject = f"user-{uuid.uuid4().hex[:8]}"
         async with engine.begin() as db:
             user_id = await ensure_user(db, subject=subject)

@@ -136,6 +136,7 @@ async def cached(
     redis_server: RedisServer,
     tmp_path: Any,
     seeded_user: SeedUser,
+    api_clock: Clock,
     auth: Auth,
 ) -> AsyncIterator[Cached]:
     settings = Settings(
@@ -151,11 +152,10 @@ async def cached(
     app: Starlette = create_app(settings)
     async with app.router.lifespan_context(app):
         services: Services = app.state.services
-        clock = Clock(datetime.now(UTC))
-        services.clock = clock
+        services.clock = api_clock  # the seeded user's clock
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield Cached(http, services, clock, subject, auth(subject))
+            yield Cached(http, services, api_clock, subject, auth(subject))
 
 
 async def _graphql(
@@ -249,7 +249,7 @@ async def test_invalidate_as_the_worker_does(cached: Cached) -> None:
 
 async def test_answers_end_at_the_hour_and_at_the_ttl(cached: Cached) -> None:
     http, headers, services, clock = cached.http, cached.headers, cached.services, cached.clock
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    hour = clock.now.replace(minute=0, second=0, microsecond=0)
     clock.now = hour + timedelta(minutes=59, seconds=30)
     assert (await _graphql(http, headers, PORTFOLIO)).headers["x-chainfolio-cache"] == "miss"
     clock.now += timedelta(seconds=29)
@@ -309,7 +309,12 @@ async def test_rest_windows_are_cached_per_query_string(cached: Cached) -> None:
 
 
 async def test_redis_going_away_leaves_the_api_answering(
-    database_url: str, redis_server: RedisServer, tmp_path: Any, seeded_user: SeedUser, auth: Auth
+    database_url: str,
+    redis_server: RedisServer,
+    tmp_path: Any,
+    seeded_user: SeedUser,
+    api_clock: Clock,
+    auth: Auth,
 ) -> None:
     """Cache, bus and rate limiter all on a Redis that is killed mid-run: queries keep being
     answered (from PostgreSQL, as misses), and caching resumes once Redis is back."""
@@ -323,6 +328,9 @@ async def test_redis_going_away_leaves_the_api_answering(
     headers = auth(await seeded_user())
     app: Starlette = create_app(settings)
     async with app.router.lifespan_context(app):
+        # the seeded user's clock: on the wall clock an hour turning mid-test would end the
+        # cached answer early and move change24h, so `down` would not equal `first`
+        app.state.services.clock = api_clock
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             first = await _graphql(http, headers, PORTFOLIO)

@@ -51,8 +51,6 @@ async def test_transfer_reaches_subscriber_and_matches_query(
     token = issue_token(Settings(jwt_secret=SECRET), subject=subject)  # type: ignore[arg-type]
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=live_server, headers=headers, timeout=10) as http:
-        added = await http.post("/v1/wallets", json={"chainId": 1, "address": wallet})
-        assert added.status_code == 201
         ws_url = live_server.replace("http", "ws") + f"/v1/ws?token={token}"
         async with websockets.connect(ws_url) as ws:
             await ws.send(
@@ -61,6 +59,11 @@ async def test_transfer_reaches_subscriber_and_matches_query(
                 ).decode()
             )
             assert orjson.loads(await ws.recv())["type"] == "subscribed"
+            # Subscribed before the wallet exists: the worker (a cycle a second, and one at
+            # once for a user who adds a wallet) cannot publish its first valuation before
+            # anyone listens, however slow this client is.
+            added = await http.post("/v1/wallets", json={"chainId": 1, "address": wallet})
+            assert added.status_code == 201
             first = orjson.loads(await asyncio.wait_for(ws.recv(), 30))  # first valuation
             assert first["type"] == "portfolio_update"
             before = first["data"]["totalValue"]

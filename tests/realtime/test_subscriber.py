@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -235,7 +236,7 @@ async def test_tls(tls_redis: RedisServer) -> None:
 
 
 async def test_a_frozen_redis_is_noticed_by_ping_and_the_channels_come_back(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # SIGSTOP: the kernel still holds the TCP connection, but nothing answers, as with a
     # server gone without a FIN. The idle PING goes unanswered and the subscriber reconnects;
@@ -252,9 +253,16 @@ async def test_a_frozen_redis_is_noticed_by_ping_and_the_channels_come_back(
     try:
         await _connected(subscriber)
         await subscriber.subscribe("frozen:c")
+        caplog.set_level(logging.WARNING, logger="chainfolio.subscriber")
         os.kill(server.proc.pid, signal.SIGSTOP)
         try:
-            await asyncio.sleep(1.5)  # idle, PING, no answer, reconnect attempts time out
+            # idle, PING, no answer, a reconnect attempt times out: waited for as it happens,
+            # not for a fixed time (a resumed server would answer a PING still pending)
+            def logged(text: str) -> Callable[[], bool]:
+                return lambda: any(text in r.getMessage() for r in caplog.records)
+
+            await _until(logged("Redis connection lost"))
+            await _until(logged("cannot reach Redis"))
             await subscriber.subscribe("frozen:d")  # meanwhile: asked again on reconnect
         finally:
             os.kill(server.proc.pid, signal.SIGCONT)

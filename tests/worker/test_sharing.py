@@ -45,6 +45,28 @@ async def _lease(conn: AsyncConnection) -> ShardLease:
     return ShardLease(conn)
 
 
+async def _worker_sessions(db: AsyncConnection) -> int:
+    named: int = await db.scalar(
+        text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = :a AND datname = current_database()"
+        ),
+        {"a": WORKER_APPLICATION},
+    )
+    return named
+
+
+async def _no_worker_sessions_left(engine: AsyncEngine) -> None:
+    """Wait until no earlier test's worker session is left: the backend of a stopped worker
+    process (test_processes, test_deployment, test_live) can outlive the process for a moment,
+    and a lease's fair share counts every session named as a worker."""
+    while True:
+        async with engine.connect() as db:
+            if await _worker_sessions(db) == 0:
+                return
+        await asyncio.sleep(0.05)
+
+
 async def _users_in_both_halves(engine: AsyncEngine, devnet: Devnet) -> list[uuid.UUID]:
     users: list[uuid.UUID] = []
     chain = devnet.chain(1)
@@ -63,6 +85,7 @@ async def test_two_workers_refresh_each_wallet_once_and_take_over(
     engine: AsyncEngine, devnet: Devnet, chains: ChainSet
 ) -> None:
     users = await _users_in_both_halves(engine, devnet)
+    await _no_worker_sessions_left(engine)  # two workers: half the shards each
     names = {1: chains.config.chains[0].name}
     clock_a = Clock(datetime(2026, 11, 21, 8, 10, tzinfo=UTC))
     clock_b = Clock(datetime(2026, 11, 21, 8, 20, tzinfo=UTC))
@@ -124,6 +147,7 @@ async def test_a_stopped_worker_leaves_no_lock_nor_name_behind(
     engine: AsyncEngine, devnet: Devnet, chains: ChainSet
 ) -> None:
     users = await _users_in_both_halves(engine, devnet)
+    await _no_worker_sessions_left(engine)  # then none is left behind by this one
     names = {1: chains.config.chains[0].name}
     clock = Clock(datetime(2026, 11, 22, 8, 10, tzinfo=UTC))
     async with Bus("memory://") as bus:
@@ -146,14 +170,7 @@ async def test_a_stopped_worker_leaves_no_lock_nor_name_behind(
         stop.set()
         await task
     async with engine.connect() as db:
-        named = await db.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE application_name = :a AND datname = current_database()"
-            ),
-            {"a": WORKER_APPLICATION},
-        )
-        assert named == 0
+        assert await _worker_sessions(db) == 0
         lease = await _lease(db)
         assert await lease.rebalance() == set(range(SHARDS))
         await db.invalidate()

@@ -201,13 +201,16 @@ class Bus:
         """A subscription that lasts for the `async with` block."""
         subscription = Subscription(channel)
         self._subscribers[channel].add(subscription)
-        SUBSCRIBERS.inc()
         try:
-            # Every subscriber waits until the channel is subscribed (the backend asks once).
+            # Every subscriber waits until the channel is subscribed (the backend asks once);
+            # from then on it counts in `chainfolio_bus_subscribers`.
             await self._backend.subscribe(channel)
-            yield subscription
+            SUBSCRIBERS.inc()
+            try:
+                yield subscription
+            finally:
+                SUBSCRIBERS.dec()
         finally:
-            SUBSCRIBERS.dec()
             self._subscribers[channel].discard(subscription)
             if not self._subscribers[channel]:
                 del self._subscribers[channel]

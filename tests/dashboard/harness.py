@@ -70,6 +70,13 @@ class DemoProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def subscribers(self) -> float:
+        """The demo's `chainfolio_bus_subscribers` gauge, from `/metrics`."""
+        for line in httpx.get(f"{self.url}/metrics", timeout=60).text.splitlines():
+            if line.startswith("chainfolio_bus_subscribers "):
+                return float(line.split()[1])
+        raise AssertionError("no chainfolio_bus_subscribers in /metrics")
+
 
 def _deployment(raw: dict[str, Any]) -> DevnetDeployment:
     tokens = {k: TokenDeployment(**v) for k, v in raw["tokens"].items()}

@@ -59,7 +59,9 @@ def test_demo_user_has_wallets_history_and_performance(demo: DemoProcess) -> Non
 
 
 async def _next_total(demo: DemoProcess, act: object) -> Decimal:
-    """Subscribe (graphql-transport-ws), run `act` in a thread, return the first pushed total."""
+    """Subscribe (graphql-transport-ws), run `act` in a thread once the subscription is on the
+    bus (graphql-transport-ws has no acknowledgement for it), return the first pushed total."""
+    before = await asyncio.to_thread(demo.subscribers)
     url = demo.url.replace("http://", "ws://") + "/graphql"
     async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
         init = {"Authorization": f"Bearer {demo.token}"}
@@ -74,6 +76,8 @@ async def _next_total(demo: DemoProcess, act: object) -> Decimal:
                 }
             )
         )
+        subscribed = lambda: demo.subscribers() > before  # noqa: E731
+        await asyncio.to_thread(wait_until, subscribed, "the subscription to reach the bus")
         await asyncio.to_thread(act)  # type: ignore[arg-type]
         async with asyncio.timeout(HANG_GUARD_S):  # a guard against hanging, not a limit
             while True:

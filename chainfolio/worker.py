@@ -732,8 +732,12 @@ class Worker:
             finally:
                 for helper in helpers:
                     helper.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
+                    try:
                         await helper
+                    except asyncio.CancelledError:
+                        pass
+                    except Exception:  # it ended early: say so, the worker itself is done
+                        log.exception("worker helper %s failed", helper.get_name())
                 # Closed, not pooled: the session's advisory locks and worker name end with it,
                 # so the other workers take these shards over at their next cycle.
                 await lease_conn.invalidate()

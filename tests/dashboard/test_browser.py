@@ -6,7 +6,9 @@ import json
 import os
 import signal
 import statistics
+import time
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -71,7 +73,22 @@ def _same(a: str | float | None, b: str | float | None) -> bool:
     return Decimal(str(a)) == Decimal(str(b))
 
 
+def _away_from_the_hour(before_s: int = 60, after_s: int = 30) -> None:
+    """Wait until the hour is more than `after_s` old and more than `before_s` from its end.
+
+    The page and the API are read a few seconds apart, and the demo's worker writes each
+    hour's snapshot a refresh after the hour turns (a history point more, another change24h
+    base): both reads must fall in one hour, after its snapshot."""
+    now = datetime.now(UTC)
+    into = now.minute * 60 + now.second + now.microsecond / 1e6
+    if into < after_s:
+        time.sleep(after_s - into)
+    elif into > 3600 - before_s:
+        time.sleep(3600 - into + after_s)
+
+
 def test_every_panel_shows_the_api_numbers(demo: DemoProcess, browser: Browser) -> None:
+    _away_from_the_hour()
     _open(browser, demo)
     page = browser.eval(SCRAPE)
     api = demo.gql(API)

@@ -115,6 +115,18 @@ class WorkerOptions:
     """A new block brings the next cycle forward, to no sooner than this after the last."""
 
 
+async def worker_sessions(conn: AsyncConnection) -> int:
+    """Database sessions named as a worker's lease (live workers, or ones just gone)."""
+    count = await conn.scalar(
+        text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = :a AND datname = current_database()"
+        ),
+        {"a": WORKER_APPLICATION},
+    )
+    return int(count or 0)
+
+
 class ShardLease:
     """The shards this worker holds, on one dedicated database connection."""
 
@@ -124,17 +136,7 @@ class ShardLease:
 
     async def rebalance(self) -> set[int]:
         """Release above the fair share, then claim free shards up to it."""
-        live = int(
-            await self._conn.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE application_name = :a AND datname = current_database()"
-                ),
-                {"a": WORKER_APPLICATION},
-            )
-            or 1
-        )
-        fair = math.ceil(SHARDS / max(live, 1))
+        fair = math.ceil(SHARDS / max(await worker_sessions(self._conn), 1))
         for shard in sorted(self.held, reverse=True)[: max(len(self.held) - fair, 0)]:
             await self._conn.scalar(
                 text("SELECT pg_advisory_unlock(:k)"), {"k": _SHARD_LOCK_BASE + shard}
@@ -310,11 +312,7 @@ class Worker:
         async with self._engine.connect() as db:
             wallets = await self._wallets(db, shards, only)
             users = {w.user_id for w in wallets}
-            for user_id in users - self._stored.keys():
-                self._stored[user_id] = await holdings_store.current_holdings(db, user_id=user_id)
-        before = {user_id: self._stored[user_id] for user_id in users}
-        # Refilled with what this cycle stores; a cycle over some users keeps the others'.
-        self._stored = dict(before) if only is None else self._stored | before
+            before = await self._stored_before(db, users, forget_others=only is None)
         report.wallets = len(wallets)
         if not wallets:
             return report
@@ -382,6 +380,18 @@ class Worker:
             self._seen |= unseen
         report.duration_s = time.perf_counter() - started
         return report
+
+    async def _stored_before(
+        self, db: AsyncConnection, users: set[uuid.UUID], *, forget_others: bool
+    ) -> dict[uuid.UUID, list[StoredHolding]]:
+        """The users' holdings as stored: what the last cycle stored, read once otherwise. A
+        cycle over every user forgets the others (no longer tracked); one over some keeps them."""
+        for user_id in users - self._stored.keys():
+            self._stored[user_id] = await holdings_store.current_holdings(db, user_id=user_id)
+        before = {user_id: self._stored[user_id] for user_id in users}
+        if forget_others:
+            self._stored = dict(before)  # refilled with what this cycle stores
+        return before
 
     async def _wallets(
         self, db: AsyncConnection, shards: set[int] | None, only: Collection[uuid.UUID] | None

@@ -27,6 +27,7 @@ from chainfolio.worker import (
     Worker,
     WorkerOptions,
     shard_of,
+    worker_sessions,
 )
 from tests.worker.test_flows import Clock
 
@@ -45,24 +46,13 @@ async def _lease(conn: AsyncConnection) -> ShardLease:
     return ShardLease(conn)
 
 
-async def _worker_sessions(db: AsyncConnection) -> int:
-    named: int = await db.scalar(
-        text(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE application_name = :a AND datname = current_database()"
-        ),
-        {"a": WORKER_APPLICATION},
-    )
-    return named
-
-
 async def _no_worker_sessions_left(engine: AsyncEngine) -> None:
     """Wait until no earlier test's worker session is left: the backend of a stopped worker
     process (test_processes, test_deployment, test_live) can outlive the process for a moment,
     and a lease's fair share counts every session named as a worker."""
     while True:
         async with engine.connect() as db:
-            if await _worker_sessions(db) == 0:
+            if await worker_sessions(db) == 0:
                 return
         await asyncio.sleep(0.05)
 
@@ -170,7 +160,7 @@ async def test_a_stopped_worker_leaves_no_lock_nor_name_behind(
         stop.set()
         await task
     async with engine.connect() as db:
-        assert await _worker_sessions(db) == 0
+        assert await worker_sessions(db) == 0
         lease = await _lease(db)
         assert await lease.rebalance() == set(range(SHARDS))
         await db.invalidate()

@@ -230,18 +230,20 @@ class RedisSubscriber:
             except Exception:  # one bad message must not stop the reader
                 log.exception("bus: delivering a message on %s failed", reply[1])
         elif kind == "subscribe":
-            waiting = self._waiting.pop(reply[1], None)
-            for future in waiting or ():
-                if not future.done():
-                    future.set_result(None)
+            _release(self._waiting.pop(reply[1], ()))
 
     def _release_waiting(self) -> None:
         # The connection is gone: the channels will be subscribed on the next one.
         waiting, self._waiting = self._waiting, {}
         for futures in waiting.values():
-            for future in futures:
-                if not future.done():
-                    future.set_result(None)
+            _release(futures)
+
+
+def _release(futures: Iterable[asyncio.Future[None]]) -> None:
+    """Let the callers waiting on `futures` go on."""
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
 
 
 async def _handshake(

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
-import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -92,26 +90,30 @@ async def test_a_confirmed_subscription_gets_the_next_publish(redis_server: Redi
         await publisher.aclose()
 
 
-async def test_a_second_subscribe_waits_for_the_same_confirmation(tmp_path: Path) -> None:
-    # Redis frozen (SIGSTOP) between the SUBSCRIBE and its answer: a second caller for the
-    # same channel must not return early because the channel is already "known".
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own (to freeze, to configure)."""
     server = RedisServer(free_port(), tmp_path)
     server.start()
-    assert server.proc is not None
-    subscriber = RedisSubscriber(server.url, Inbox(), confirm_s=30, idle_s=30)
+    yield server
+    server.stop()
+
+
+async def test_a_second_subscribe_waits_for_the_same_confirmation(
+    own_redis: RedisServer,
+) -> None:
+    # Redis frozen (SIGSTOP) between the SUBSCRIBE and its answer: a second caller for the
+    # same channel must not return early because the channel is already "known".
+    subscriber = RedisSubscriber(own_redis.url, Inbox(), confirm_s=30, idle_s=30)
     await subscriber.start()
     try:
-        os.kill(server.proc.pid, signal.SIGSTOP)
-        try:
+        with own_redis.frozen():
             callers = [asyncio.ensure_future(subscriber.subscribe("both:u")) for _ in range(2)]
             done, _ = await asyncio.wait(callers, timeout=0.5)
             assert not done  # both wait for Redis
-        finally:
-            os.kill(server.proc.pid, signal.SIGCONT)
         await asyncio.wait_for(asyncio.gather(*callers), 5)
     finally:
         await subscriber.stop()
-        server.stop()
 
 
 async def test_local_subscribers_share_one_redis_channel(redis_server: RedisServer) -> None:
@@ -236,26 +238,22 @@ async def test_tls(tls_redis: RedisServer) -> None:
 
 
 async def test_a_frozen_redis_is_noticed_by_ping_and_the_channels_come_back(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     # SIGSTOP: the kernel still holds the TCP connection, but nothing answers, as with a
     # server gone without a FIN. The idle PING goes unanswered and the subscriber reconnects;
     # once the server runs again every channel is subscribed on the new connection.
-    server = RedisServer(free_port(), tmp_path)
-    server.start()
-    assert server.proc is not None
     inbox = Inbox()
     subscriber = RedisSubscriber(
-        server.url, inbox, idle_s=0.3, answer_s=0.3, connect_timeout_s=0.3, confirm_s=0.3
+        own_redis.url, inbox, idle_s=0.3, answer_s=0.3, connect_timeout_s=0.3, confirm_s=0.3
     )
     await subscriber.start()
-    publisher = redis.Redis.from_url(server.url)
+    publisher = redis.Redis.from_url(own_redis.url)
     try:
         await _connected(subscriber)
         await subscriber.subscribe("frozen:c")
         caplog.set_level(logging.WARNING, logger="chainfolio.subscriber")
-        os.kill(server.proc.pid, signal.SIGSTOP)
-        try:
+        with own_redis.frozen():
             # idle, PING, no answer, a reconnect attempt times out: waited for as it happens,
             # not for a fixed time (a resumed server would answer a PING still pending)
             def logged(text: str) -> Callable[[], bool]:
@@ -264,8 +262,6 @@ async def test_a_frozen_redis_is_noticed_by_ping_and_the_channels_come_back(
             await _until(logged("Redis connection lost"))
             await _until(logged("cannot reach Redis"))
             await subscriber.subscribe("frozen:d")  # meanwhile: asked again on reconnect
-        finally:
-            os.kill(server.proc.pid, signal.SIGCONT)
         await _connected(subscriber, 2)
         for channel in ("frozen:c", "frozen:d"):
             await _publish_until(publisher, channel, receivers=1)
@@ -274,4 +270,3 @@ async def test_a_frozen_redis_is_noticed_by_ping_and_the_channels_come_back(
     finally:
         await subscriber.stop()
         await publisher.aclose()
-        server.stop()

@@ -36,9 +36,9 @@ import httpx
 from processes import free_port, running
 from pydantic import SecretStr
 
-from chainfolio.auth import issue_token
-from chainfolio.domain import AssetKind, Category, Holding, Price
-from chainfolio.settings import Settings
+from chainfolio.api.auth import issue_token
+from chainfolio.core.domain import AssetKind, Category, Holding, Price
+from chainfolio.core.settings import Settings
 from chainfolio.storage.accounts import add_wallet, ensure_user
 from chainfolio.storage.database import create_engine, to_asyncpg_dsn
 from chainfolio.storage.holdings import replace_wallet_holdings

@@ -42,11 +42,11 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
-from chainfolio.app import create_app
-from chainfolio.auth import issue_token
-from chainfolio.periods import EPOCH_OF_TRACKING, INTERVALS, PERIODS
+from chainfolio.api.app import create_app
+from chainfolio.api.auth import issue_token
+from chainfolio.core.periods import EPOCH_OF_TRACKING, INTERVALS, PERIODS
+from chainfolio.core.settings import Settings
 from chainfolio.resolvers.history import resolve_history
-from chainfolio.settings import Settings
 from chainfolio.storage.database import create_engine, to_asyncpg_dsn
 from chainfolio.storage.migrations import StorageOptions, migrate
 from chainfolio.storage.timeseries import BUCKET_ORIGIN

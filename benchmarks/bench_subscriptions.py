@@ -33,10 +33,10 @@ import redis.asyncio as redis
 import websockets
 from processes import free_port, running
 
-from chainfolio.auth import issue_token
-from chainfolio.bus import portfolio_channel, stamp
+from chainfolio.api.auth import issue_token
+from chainfolio.bus.broadcast import portfolio_channel, stamp
+from chainfolio.core.settings import Settings
 from chainfolio.resolvers.updates import PortfolioUpdate
-from chainfolio.settings import Settings
 from chainfolio.storage.database import to_asyncpg_dsn
 
 SECRET = "bench-subscriptions-secret-0123456789"

@@ -14,10 +14,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from chainfolio.auth import issue_token
-from chainfolio.errors import ChainfolioError
-from chainfolio.logs import LogFormat, logging_config
-from chainfolio.settings import Settings
+from chainfolio.api.auth import issue_token
+from chainfolio.core.errors import ChainfolioError
+from chainfolio.core.logs import LogFormat, logging_config
+from chainfolio.core.settings import Settings
 
 
 async def _database_url(settings: Settings) -> str:
@@ -42,14 +42,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # waits until the long-lived objects grew by 25 %.
     gc.set_threshold(*gc.get_threshold()[:2], 100)
     uvicorn.run(
-        "chainfolio.app:create_app",
+        "chainfolio.api.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
         log_config=logging_config(_log_format(args, settings), args.log_level),
-        access_log=False,  # chainfolio.logs writes the access lines, with request ids
+        access_log=False,  # chainfolio.core.logs writes the access lines, with request ids
         ws_max_size=settings.ws_max_message_bytes,
         ws_per_message_deflate=False,
         # a client that never finishes its request must not keep the process alive
@@ -87,9 +87,9 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
     """Add, list or remove wallets of a user."""
-    from chainfolio.app import chain_infos  # noqa: PLC0415
-    from chainfolio.bus import Bus  # noqa: PLC0415
-    from chainfolio.cache import open_cache  # noqa: PLC0415
+    from chainfolio.api.app import chain_infos  # noqa: PLC0415
+    from chainfolio.bus.broadcast import Bus  # noqa: PLC0415
+    from chainfolio.core.cache import open_cache  # noqa: PLC0415
     from chainfolio.fetchers.config import load_chains  # noqa: PLC0415
     from chainfolio.resolvers import wallets  # noqa: PLC0415
     from chainfolio.resolvers.context import Services  # noqa: PLC0415
@@ -143,9 +143,9 @@ def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
     """Run the refresh worker until interrupted."""
-    from chainfolio.app import running_worker  # noqa: PLC0415
-    from chainfolio.bus import Bus  # noqa: PLC0415
-    from chainfolio.cache import open_cache  # noqa: PLC0415
+    from chainfolio.api.app import running_worker  # noqa: PLC0415
+    from chainfolio.bus.broadcast import Bus  # noqa: PLC0415
+    from chainfolio.core.cache import open_cache  # noqa: PLC0415
     from chainfolio.fetchers.config import load_chains  # noqa: PLC0415
     from chainfolio.resolvers.context import Services  # noqa: PLC0415
     from chainfolio.storage.database import open_engine  # noqa: PLC0415

@@ -33,7 +33,9 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chainfolio.auth import issue_token
+from chainfolio.api.auth import issue_token
+from chainfolio.core.domain import Category
+from chainfolio.core.settings import Settings
 from chainfolio.devnet import (
     Devnet,
     DevnetDeployment,
@@ -42,14 +44,12 @@ from chainfolio.devnet import (
     transfer_native,
     transfer_token,
 )
-from chainfolio.domain import Category
 from chainfolio.fetchers.config import ChainsConfig, RpcSettings
 from chainfolio.fetchers.devnet_config import (
     REVERTING_SYMBOL,
     config_from_devnet,
     devnet_chain_name,
 )
-from chainfolio.settings import Settings
 from chainfolio.storage import accounts, timeseries
 from chainfolio.storage.holdings import StoredHolding, current_holdings
 
@@ -374,7 +374,7 @@ def _start_database(settings: Settings) -> tuple[str, Any]:
 async def _track_wallets(
     engine: AsyncEngine, config: ChainsConfig, chains: Sequence[DevnetDeployment], max_wallets: int
 ) -> tuple[uuid.UUID, dict[int, list[str]]]:
-    from chainfolio.app import chain_infos  # noqa: PLC0415 - app imports the whole API
+    from chainfolio.api.app import chain_infos  # noqa: PLC0415 - app imports the whole API
     from chainfolio.resolvers.wallets import add_wallet  # noqa: PLC0415
 
     tracked = {c.chain_id: c.wallets[:TRACKED_WALLETS] for c in chains}
@@ -505,7 +505,7 @@ class _DemoRun:
         from starlette.requests import Request  # noqa: PLC0415
         from starlette.responses import JSONResponse  # noqa: PLC0415
 
-        from chainfolio.app import create_app  # noqa: PLC0415
+        from chainfolio.api.app import create_app  # noqa: PLC0415
 
         app = create_app(self.settings, chains=config, database_url=database_url)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from chainfolio.cache import RedisCache
+from chainfolio.core.cache import RedisCache
 from chainfolio.storage.accounts import user_id_for
 from tests.fixtures.redis import RedisServer
 

@@ -1,4 +1,7 @@
-"""Pure portfolio analytics: numpy arrays and mappings in, numbers out (no I/O, no clock)."""
+"""Pure portfolio analytics: numpy arrays and mappings in, numbers out (no I/O, no clock).
+
+May import: nothing of chainfolio outside `analytics`.
+"""
 
 from chainfolio.analytics.allocation import (
     Allocation,

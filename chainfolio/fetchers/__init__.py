@@ -1,4 +1,4 @@
-"""Everything that talks to EVM chains and price sources.
+"""Everything that talks to EVM chains and price sources (may import `chainfolio.core` only).
 
 Typical use (one ChainSet per app or worker, loaders per request)::
 

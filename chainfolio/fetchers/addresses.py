@@ -6,8 +6,8 @@ import re
 
 from eth_utils.address import to_checksum_address
 
-from chainfolio.domain import ChecksumAddress
-from chainfolio.errors import InvalidInput
+from chainfolio.core.domain import ChecksumAddress
+from chainfolio.core.errors import InvalidInput
 
 _HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 

@@ -68,8 +68,8 @@ from pydantic import (
     model_validator,
 )
 
-from chainfolio.domain import AssetKind, Category, ChainId, ChecksumAddress
-from chainfolio.errors import InvalidInput
+from chainfolio.core.domain import AssetKind, Category, ChainId, ChecksumAddress
+from chainfolio.core.errors import InvalidInput
 from chainfolio.fetchers.addresses import parse_address
 
 MULTICALL3 = ChecksumAddress("0xcA11bde05977b3631167028862bE2a173976CA11")

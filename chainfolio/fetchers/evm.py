@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from chainfolio.domain import NATIVE, AssetKind, Category, ChecksumAddress, Holding
+from chainfolio.core.domain import NATIVE, AssetKind, Category, ChecksumAddress, Holding
 from chainfolio.fetchers.addresses import parse_address
 from chainfolio.fetchers.config import ChainConfig, LendingMarketConfig, TokenConfig, VaultConfig
 from chainfolio.fetchers.multicall import (

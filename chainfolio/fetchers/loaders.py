@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from aiodataloader import DataLoader
 
-from chainfolio.domain import ChecksumAddress, Holding, Price
-from chainfolio.errors import ChainfolioError
+from chainfolio.core.domain import ChecksumAddress, Holding, Price
+from chainfolio.core.errors import ChainfolioError
 from chainfolio.fetchers.addresses import parse_address
 from chainfolio.fetchers.evm import ChainRead
 from chainfolio.fetchers.multicall import gather_all

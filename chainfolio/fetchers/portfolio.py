@@ -18,8 +18,9 @@ from enum import StrEnum
 
 import httpx
 
-from chainfolio.domain import ChainId, ChecksumAddress, Holding, Price
-from chainfolio.errors import SourceUnavailable
+from chainfolio.core.domain import ChainId, ChecksumAddress, Holding, Price
+from chainfolio.core.errors import SourceUnavailable
+from chainfolio.core.metrics import observe_chain_read
 from chainfolio.fetchers.addresses import parse_address
 from chainfolio.fetchers.config import ChainsConfig
 from chainfolio.fetchers.evm import ChainRead, EvmChainReader
@@ -32,7 +33,6 @@ from chainfolio.fetchers.prices import (
     PriceSource,
 )
 from chainfolio.fetchers.rpc import RpcClient
-from chainfolio.metrics import observe_chain_read
 
 log = logging.getLogger(__name__)
 

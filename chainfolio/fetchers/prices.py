@@ -30,8 +30,8 @@ from eth_abi.abi import decode
 from eth_abi.exceptions import DecodingError
 from eth_utils.address import to_checksum_address
 
-from chainfolio.domain import Price
-from chainfolio.errors import SourceUnavailable
+from chainfolio.core.domain import Price
+from chainfolio.core.errors import SourceUnavailable
 from chainfolio.fetchers.config import (
     ChainConfig,
     DexPoolConfig,

@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 import httpx
 import orjson
 
-from chainfolio.errors import SourceUnavailable
+from chainfolio.core.errors import SourceUnavailable
+from chainfolio.core.metrics import count_rpc_error
 from chainfolio.fetchers.config import RpcSettings
-from chainfolio.metrics import count_rpc_error
 
 T = TypeVar("T")
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from chainfolio.domain import NATIVE
+from chainfolio.core.domain import NATIVE
 from chainfolio.fetchers.addresses import parse_address
 from chainfolio.fetchers.rpc import (
     EndpointFailure,

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio import analytics
 from chainfolio.analytics import NotEnoughData, RebalancePlan
-from chainfolio.domain import NATIVE, Category
-from chainfolio.errors import InsufficientData, Unprocessable
+from chainfolio.core.domain import NATIVE, Category
+from chainfolio.core.errors import InsufficientData, Unprocessable
 from chainfolio.fetchers.config import SWAP_GAS_UNITS
 from chainfolio.resolvers.context import ChainInfo
 from chainfolio.storage import accounts, market

@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio import analytics
 from chainfolio.analytics import BenchmarkComparison
-from chainfolio.errors import InsufficientData, InvalidInput
-from chainfolio.periods import (
+from chainfolio.core.errors import InsufficientData, InvalidInput
+from chainfolio.core.periods import (
     INTERVALS,
     check_points,
     default_interval,

@@ -11,10 +11,10 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chainfolio.bus import WALLETS_CHANNEL, Bus
-from chainfolio.cache import AnswerCache, NoCache
+from chainfolio.bus.broadcast import WALLETS_CHANNEL, Bus
+from chainfolio.core.cache import AnswerCache, NoCache
+from chainfolio.core.settings import Settings
 from chainfolio.fetchers.config import SWAP_GAS_UNITS
-from chainfolio.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from itertools import pairwise
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chainfolio.periods import check_points, parse_interval, parse_period
+from chainfolio.core.periods import check_points, parse_interval, parse_period
 from chainfolio.storage.timeseries import SeriesPoint, bucketed_history, first_snapshot_time
 
 

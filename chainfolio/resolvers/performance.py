@@ -10,8 +10,8 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.analytics import NotEnoughData, PerformanceSummary, summarize
-from chainfolio.errors import InsufficientData
-from chainfolio.periods import INTERVALS, default_interval, parse_period
+from chainfolio.core.errors import InsufficientData
+from chainfolio.core.periods import INTERVALS, default_interval, parse_period
 from chainfolio.storage.timeseries import bucketed_history, cash_flows_between
 
 

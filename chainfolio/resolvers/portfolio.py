@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chainfolio.domain import Category
+from chainfolio.core.domain import Category
 from chainfolio.resolvers.updates import percent_change
 from chainfolio.storage.holdings import StoredHolding, current_holdings
 from chainfolio.storage.timeseries import snapshot_at_or_before

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chainfolio.errors import InvalidInput
+from chainfolio.core.errors import InvalidInput
 from chainfolio.storage import accounts
 from chainfolio.storage.accounts import AllocationPolicy, AllocationTarget
 

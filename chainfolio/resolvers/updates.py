@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from chainfolio.bus import Bus, portfolio_channel
+from chainfolio.bus.broadcast import Bus, portfolio_channel
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chainfolio.errors import InvalidInput
+from chainfolio.core.errors import InvalidInput
 from chainfolio.fetchers.addresses import parse_address
 from chainfolio.resolvers.context import ChainInfo
 from chainfolio.storage import accounts

@@ -1,4 +1,6 @@
-"""The Strawberry schema: Query, Mutation (and Subscription) over the resolvers."""
+"""The Strawberry schema: Query, Mutation (and Subscription) over the resolvers.
+
+May import: `resolvers`, `storage` (row types), `core`. Never `api` or `worker`."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from strawberry.extensions.disable_introspection import DisableIntrospection
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.types.base_scalars import DecimalDefinition
 
-from chainfolio.domain import plain
-from chainfolio.metrics import GraphQLMetrics
+from chainfolio.core.domain import plain
+from chainfolio.core.metrics import GraphQLMetrics
 from chainfolio.schema.document_limits import (
     LimitedValidation,
     ParserCache,

@@ -7,7 +7,7 @@ from typing import Any
 
 from strawberry.types import Info as StrawberryInfo
 
-from chainfolio.errors import Unauthorized
+from chainfolio.core.errors import Unauthorized
 from chainfolio.resolvers.context import Caller, Services
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from chainfolio.errors import ChainfolioError
+from chainfolio.core.errors import ChainfolioError
 from chainfolio.storage.database import is_database_unavailable
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ import orjson
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from chainfolio.errors import ChainfolioError, InvalidInput
+from chainfolio.core.errors import ChainfolioError, InvalidInput
 
 REGISTERED_QUERIES = 1_000
 MAX_REGISTERED_QUERY = 16 * 1024

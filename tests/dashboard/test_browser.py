@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from chainfolio.auth import issue_token
+from chainfolio.api.auth import issue_token
+from chainfolio.core.settings import Settings
 from chainfolio.devnet import transfer_native
-from chainfolio.settings import Settings
 from tests.dashboard.harness import ARTIFACTS, Browser, DemoProcess, wait_until
 
 PANELS = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chainfolio.errors import InvalidInput
+from chainfolio.core.errors import InvalidInput
 from chainfolio.fetchers.addresses import is_checksummed, parse_address
 
 USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"

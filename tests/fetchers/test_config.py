@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from chainfolio.domain import AssetKind, Category
-from chainfolio.errors import InvalidInput
+from chainfolio.core.domain import AssetKind, Category
+from chainfolio.core.errors import InvalidInput
 from chainfolio.fetchers.addresses import is_checksummed
 from chainfolio.fetchers.config import (
     MULTICALL3,

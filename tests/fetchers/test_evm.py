@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
+from chainfolio.core.domain import NATIVE, AssetKind, Category, Holding
 from chainfolio.devnet import Devnet, DevnetDeployment, transfer_native, transfer_token
-from chainfolio.domain import NATIVE, AssetKind, Category, Holding
 from chainfolio.fetchers import ChainsConfig, ChainSet, ChainState, open_chains, read_portfolio
 from chainfolio.fetchers.devnet_config import NFT_SYMBOL, REVERTING_SYMBOL, VAULT_SYMBOL
 

@@ -8,8 +8,8 @@ from contextlib import AsyncExitStack
 
 import pytest
 
+from chainfolio.core.errors import InvalidInput, SourceUnavailable
 from chainfolio.devnet import Devnet
-from chainfolio.errors import InvalidInput, SourceUnavailable
 from chainfolio.fetchers import BalanceLoader, ChainSet, PriceLoader, open_chains
 
 from .conftest import devnet_config

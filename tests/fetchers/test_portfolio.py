@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
+from chainfolio.core.domain import Category
 from chainfolio.devnet import Devnet, start_devnet
-from chainfolio.domain import Category
 from chainfolio.fetchers import ChainState, open_chains, read_portfolio
 from chainfolio.fetchers.config import RpcSettings
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from chainfolio.domain import Price
-from chainfolio.errors import SourceUnavailable
+from chainfolio.core.domain import Price
+from chainfolio.core.errors import SourceUnavailable
 from chainfolio.fetchers.config import HttpPriceConfig
 from chainfolio.fetchers.prices import CompositePriceSource, HttpPriceSource
 

@@ -7,8 +7,8 @@ import time
 import httpx
 import pytest
 
+from chainfolio.core.domain import Holding
 from chainfolio.devnet import Devnet
-from chainfolio.domain import Holding
 from chainfolio.fetchers import ChainState, ChainUnavailable, open_chains, read_portfolio
 from chainfolio.fetchers.config import RpcSettings
 from chainfolio.fetchers.rpc import RpcClient, display_url

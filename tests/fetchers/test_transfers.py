@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from eth_account import Account
 
+from chainfolio.core.domain import NATIVE
 from chainfolio.devnet import (
     Devnet,
     DevnetDeployment,
@@ -14,7 +15,6 @@ from chainfolio.devnet import (
     transfer_token,
     web3_for,
 )
-from chainfolio.domain import NATIVE
 from chainfolio.fetchers import ChainSet
 from chainfolio.fetchers.transfers import ScanLimits, Transfer, block_hashes, scan_transfers
 

@@ -14,9 +14,9 @@ import pytest
 import websockets
 from pydantic import SecretStr
 
-from chainfolio.app import create_app
-from chainfolio.auth import issue_token
-from chainfolio.settings import Settings
+from chainfolio.api.app import create_app
+from chainfolio.api.auth import issue_token
+from chainfolio.core.settings import Settings
 
 SECRET = "hardening-secret-that-is-long-enough-for-hs256"
 

@@ -26,7 +26,7 @@ from hypothesis_graphql import nodes
 from schemathesis import GenerationMode
 from schemathesis.generation.case import Case
 
-from chainfolio.domain import AssetKind, Category, Holding, Price
+from chainfolio.core.domain import AssetKind, Category, Holding, Price
 from chainfolio.storage import accounts
 from chainfolio.storage.database import open_engine
 from chainfolio.storage.holdings import replace_wallet_holdings

@@ -7,8 +7,8 @@ import uuid
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from chainfolio.bus import Bus
-from chainfolio.metrics import SUBSCRIBERS, count_rpc_error, observe_chain_read
+from chainfolio.bus.broadcast import Bus
+from chainfolio.core.metrics import SUBSCRIBERS, count_rpc_error, observe_chain_read
 from tests.hardening.conftest import OpenClient, bearer
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from chainfolio.errors import InvalidInput
+from chainfolio.core.errors import InvalidInput
 from chainfolio.schema.persisted import load_allowlist
 from tests.hardening.conftest import OpenClient, bearer, graphql_socket, serve_env
 from tests.servers import serve

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from chainfolio.errors import RateLimited
-from chainfolio.ratelimit import MemoryCounter, RateLimiter, open_rate_limiter
+from chainfolio.api.ratelimit import MemoryCounter, RateLimiter, open_rate_limiter
+from chainfolio.core.errors import RateLimited
 from tests.fixtures.redis import RedisServer
 from tests.hardening.conftest import OpenClient, bearer
 from tests.servers import free_port

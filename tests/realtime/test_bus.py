@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as redis
 from prometheus_client import REGISTRY
 
-from chainfolio.bus import QUEUE_SIZE, STAMP, Bus, stamp, unstamp
+from chainfolio.bus.broadcast import QUEUE_SIZE, STAMP, Bus, stamp, unstamp
 from tests.fixtures.redis import RedisServer
 
 

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chainfolio.realtime import seed_message
+from chainfolio.api.realtime import seed_message
+from chainfolio.api.web import number
 from chainfolio.resolvers.updates import HoldingChange, PortfolioUpdate
-from chainfolio.web import number
 
 NOW = datetime(2026, 11, 28, 1, 2, 3, 456789, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis
 
-from chainfolio.bus import Bus
-from chainfolio.subscriber import RedisSubscriber, command
+from chainfolio.bus.broadcast import Bus
+from chainfolio.bus.subscriber import RedisSubscriber, command
 from tests.fixtures.redis import RedisServer
 from tests.servers import free_port
 
@@ -252,7 +252,7 @@ async def test_a_frozen_redis_is_noticed_by_ping_and_the_channels_come_back(
     try:
         await _connected(subscriber)
         await subscriber.subscribe("frozen:c")
-        caplog.set_level(logging.WARNING, logger="chainfolio.subscriber")
+        caplog.set_level(logging.WARNING, logger="chainfolio.bus.subscriber")
         with own_redis.frozen():
             # idle, PING, no answer, a reconnect attempt times out: waited for as it happens,
             # not for a fixed time (a resumed server would answer a PING still pending)

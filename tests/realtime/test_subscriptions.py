@@ -20,10 +20,10 @@ from gql import Client, gql
 from gql.transport.websockets import WebsocketsTransport
 from prometheus_client.parser import text_string_to_metric_families
 
-from chainfolio.auth import issue_token
-from chainfolio.bus import Bus, portfolio_channel
+from chainfolio.api.auth import issue_token
+from chainfolio.bus.broadcast import Bus, portfolio_channel
+from chainfolio.core.settings import Settings
 from chainfolio.resolvers.updates import PortfolioUpdate
-from chainfolio.settings import Settings
 from chainfolio.storage.accounts import user_id_for
 from tests.api.conftest import SECRET
 from tests.fixtures.redis import RedisServer

@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chainfolio.bus import Bus
+from chainfolio.bus.broadcast import Bus
 from chainfolio.devnet import Devnet, increase_time, set_price, transfer_native, web3_for
 from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import ChainSet, open_chains
 from chainfolio.resolvers.performance import resolve_performance
 from chainfolio.storage.timeseries import PricePoint, write_prices
-from chainfolio.worker import Worker
+from chainfolio.worker.cycle import Worker
 from tests.fixtures.devnet import own_time
 from tests.worker.test_flows import Clock, user_with_wallets
 

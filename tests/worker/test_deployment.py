@@ -35,12 +35,12 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chainfolio.auth import issue_token
+from chainfolio.api.auth import issue_token
+from chainfolio.core.settings import Settings
 from chainfolio.devnet import Devnet, set_price
 from chainfolio.fetchers.devnet_config import config_from_devnet
-from chainfolio.settings import Settings
 from chainfolio.storage.accounts import user_id_for
-from chainfolio.worker import _SHARD_LOCK_BASE, SHARDS, WORKER_APPLICATION, shard_of
+from chainfolio.worker.leases import _SHARD_LOCK_BASE, SHARDS, WORKER_APPLICATION, shard_of
 from tests.api.conftest import SECRET
 from tests.fixtures.redis import RedisServer
 from tests.servers import serve, worker_process

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chainfolio.bus import Bus
+from chainfolio.bus.broadcast import Bus
+from chainfolio.core.domain import NATIVE
 from chainfolio.devnet import (
     Devnet,
     mine,
@@ -23,13 +24,14 @@ from chainfolio.devnet import (
     transfer_native,
     transfer_token,
 )
-from chainfolio.domain import NATIVE
 from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import ChainSet, open_chains
 from chainfolio.resolvers.performance import resolve_performance
 from chainfolio.storage.accounts import add_wallet, ensure_user
 from chainfolio.storage.timeseries import cash_flows_between
-from chainfolio.worker import Worker, WorkerOptions, flow_time
+from chainfolio.worker.cycle import Worker
+from chainfolio.worker.flows import flow_time
+from chainfolio.worker.options import WorkerOptions
 from tests.fixtures.devnet import own_time
 
 OUTSIDE = "0x" + "cd" * 20

@@ -13,14 +13,16 @@ import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chainfolio.bus import Bus, portfolio_channel
+from chainfolio.bus.broadcast import Bus, portfolio_channel
+from chainfolio.core.settings import Settings
 from chainfolio.devnet import Devnet, mine, transfer_native, web3_for
 from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import ChainSet, open_chains
 from chainfolio.resolvers.context import Services
-from chainfolio.settings import Settings
 from chainfolio.storage.accounts import add_wallet, ensure_user
-from chainfolio.worker import HeadWatch, Worker, WorkerOptions
+from chainfolio.worker.cycle import Worker
+from chainfolio.worker.heads import HeadWatch
+from chainfolio.worker.options import WorkerOptions
 from tests.worker.test_flows import user_with_wallets
 
 HOUR_S = 3600.0  # the refresh interval here: any update sooner came from a new block

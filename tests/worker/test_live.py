@@ -13,10 +13,10 @@ import orjson
 import pytest
 import websockets
 
-from chainfolio.auth import issue_token
+from chainfolio.api.auth import issue_token
+from chainfolio.core.settings import Settings
 from chainfolio.devnet import Devnet, transfer_native
 from chainfolio.fetchers.devnet_config import config_from_devnet
-from chainfolio.settings import Settings
 from tests.api.conftest import SECRET
 from tests.servers import serve
 

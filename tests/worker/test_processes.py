@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chainfolio.devnet import Devnet
 from chainfolio.fetchers.devnet_config import config_from_devnet
-from chainfolio.worker import _SHARD_LOCK_BASE, SHARDS, WORKER_APPLICATION
+from chainfolio.worker.leases import _SHARD_LOCK_BASE, SHARDS, WORKER_APPLICATION
 from tests.servers import worker_process
 from tests.worker.test_sharing import _users_in_both_halves
 

@@ -13,22 +13,22 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chainfolio.bus import Bus
+from chainfolio.bus.broadcast import Bus
 from chainfolio.devnet import Devnet
 from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import ChainSet, open_chains
 from chainfolio.storage.accounts import add_wallet, all_wallets, ensure_user
 from chainfolio.storage.migrations import ensure_snapshot_partitions
 from chainfolio.storage.timeseries import Snapshot, write_snapshots
-from chainfolio.worker import (
+from chainfolio.worker.cycle import Worker
+from chainfolio.worker.leases import (
     SHARDS,
     WORKER_APPLICATION,
     ShardLease,
-    Worker,
-    WorkerOptions,
     shard_of,
     worker_sessions,
 )
+from chainfolio.worker.options import WorkerOptions
 from tests.worker.test_flows import Clock
 
 

@@ -12,15 +12,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chainfolio.bus import Bus, portfolio_channel
-from chainfolio.cache import MemoryCache
+from chainfolio.bus.broadcast import Bus, portfolio_channel
+from chainfolio.core.cache import MemoryCache
 from chainfolio.devnet import Devnet, transfer_token, web3_for
 from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import ChainSet, open_chains
 from chainfolio.resolvers.updates import PortfolioUpdate
 from chainfolio.storage.accounts import add_wallet, ensure_user
 from chainfolio.storage.holdings import current_holdings
-from chainfolio.worker import Worker
+from chainfolio.worker.cycle import Worker
 
 ERC20_BALANCE_OF = "0x70a08231"
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chainfolio.errors import ChainfolioError, PayloadTooLarge, RateLimited
-from chainfolio.ratelimit import RateLimiter
-from chainfolio.web import error_response, graphql_error_response
+from chainfolio.api.ratelimit import RateLimiter
+from chainfolio.api.web import error_response, graphql_error_response
+from chainfolio.core.errors import ChainfolioError, PayloadTooLarge, RateLimited
 
 # Probes and scrapers must never be throttled.
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})

@@ -1,4 +1,4 @@
-"""Serving answers from the per-user cache (`chainfolio.cache`) on GraphQL and REST.
+"""Serving answers from the per-user cache (`chainfolio.core.cache`) on GraphQL and REST.
 
 GraphQL: persisted-query hashes are first resolved to their documents
 (`chainfolio.schema.persisted`). Then a POSTed JSON query whose root fields are all in
@@ -28,11 +28,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chainfolio.cache import CACHE_REQUESTS, expiry
-from chainfolio.errors import ChainfolioError
+from chainfolio.api.web import graphql_error_response
+from chainfolio.core.cache import CACHE_REQUESTS, expiry
+from chainfolio.core.errors import ChainfolioError
 from chainfolio.resolvers.context import Caller, Services
 from chainfolio.schema.persisted import PersistedQueries
-from chainfolio.web import graphql_error_response
 
 CACHE_HEADER = "x-chainfolio-cache"
 CACHEABLE_FIELDS = frozenset(

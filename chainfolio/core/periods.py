@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from chainfolio.errors import InvalidInput
+from chainfolio.core.errors import InvalidInput
 
 PERIODS: dict[str, timedelta | None] = {
     "1h": timedelta(hours=1),

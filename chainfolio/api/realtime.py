@@ -15,10 +15,10 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from chainfolio.bus import portfolio_channel
-from chainfolio.errors import ChainfolioError
+from chainfolio.api.web import authenticator_of, close_code, services_of
+from chainfolio.bus.broadcast import portfolio_channel
+from chainfolio.core.errors import ChainfolioError
 from chainfolio.resolvers.context import Caller
-from chainfolio.web import authenticator_of, close_code, services_of
 
 MAX_MESSAGE = 4096
 CLOSE_FORBIDDEN = 4403

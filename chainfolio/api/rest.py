@@ -12,9 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from chainfolio.answers import cached_route
-from chainfolio.domain import plain
-from chainfolio.errors import InvalidInput, PayloadTooLarge
+from chainfolio.api.answers import cached_route
+from chainfolio.api.web import authenticator_of, number, services_of
+from chainfolio.core.domain import plain
+from chainfolio.core.errors import InvalidInput, PayloadTooLarge
 from chainfolio.resolvers import allocation as allocation_resolver
 from chainfolio.resolvers import compare as compare_resolver
 from chainfolio.resolvers import history as history_resolver
@@ -26,7 +27,6 @@ from chainfolio.resolvers.allocation import PolicyView, Slice
 from chainfolio.resolvers.context import Caller
 from chainfolio.storage import accounts
 from chainfolio.storage.accounts import Wallet
-from chainfolio.web import authenticator_of, number, services_of
 
 MAX_BODY = 16 * 1024
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
-from chainfolio.auth import TokenVerifier
-from chainfolio.errors import ChainfolioError, SourceUnavailable
-from chainfolio.ratelimit import RateLimiter
+from chainfolio.api.auth import TokenVerifier
+from chainfolio.api.ratelimit import RateLimiter
+from chainfolio.core.errors import ChainfolioError, SourceUnavailable
 from chainfolio.resolvers.context import Caller, Services
 from chainfolio.storage.accounts import ensure_user, user_id_for
 from chainfolio.storage.database import is_database_unavailable

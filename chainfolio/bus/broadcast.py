@@ -1,7 +1,7 @@
 """Publish/subscribe for portfolio updates, chosen by URL: `memory://` or `redis://`.
 
 One interface, two backends (the shape of encode/broadcaster). Each process holds at most one
-Redis subscription connection (`chainfolio.subscriber`, read with hiredis) and fans messages
+Redis subscription connection (`chainfolio.bus.subscriber`, read with hiredis) and fans messages
 out to its local subscribers through bounded queues: a slow subscriber loses intermediate
 messages and keeps the newest; it never blocks the publisher or the other subscribers.
 
@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from chainfolio.metrics import SUBSCRIBERS, observe_bus_lag
-from chainfolio.subscriber import RedisSubscriber
+from chainfolio.bus.subscriber import RedisSubscriber
+from chainfolio.core.metrics import SUBSCRIBERS, observe_bus_lag
 
 QUEUE_SIZE = 8
 STAMP = "\x1f"  # ASCII unit separator: delimits the publication time in the Redis envelope
@@ -117,7 +117,7 @@ class MemoryBackend:
 
 class RedisBackend:
     """Redis pub/sub: redis-py publishes; one subscription connection per process reads
-    (`chainfolio.subscriber`), reconnecting on failure."""
+    (`chainfolio.bus.subscriber`), reconnecting on failure."""
 
     def __init__(self, url: str) -> None:
         self._url = url

@@ -20,33 +20,13 @@ from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
-from chainfolio.answers import graphql_with_cache
-from chainfolio.bus import Bus
-from chainfolio.cache import open_cache
-from chainfolio.dashboard import dashboard_routes
-from chainfolio.errors import ChainfolioError, SourceUnavailable
-from chainfolio.fetchers.config import ChainsConfig, load_chains
-from chainfolio.fetchers.portfolio import open_chains
-from chainfolio.limits import RequestLimits
-from chainfolio.logs import RequestIds
-from chainfolio.metrics import HttpMetrics, metrics_endpoint
-from chainfolio.openapi import openapi_endpoint
-from chainfolio.ratelimit import open_rate_limiter
-from chainfolio.realtime import portfolio_socket
-from chainfolio.resolvers.context import ChainInfo, Services
-from chainfolio.rest import rest_routes
-from chainfolio.schema import build_schema
-from chainfolio.schema.context import Context
-from chainfolio.schema.persisted import PersistedQueries, load_allowlist
-from chainfolio.settings import Settings
-from chainfolio.storage.database import (
-    create_engine,
-    database_error_types,
-    is_database_unavailable,
-    resolve_database_url,
-)
-from chainfolio.storage.migrations import LATEST_VERSION, StorageOptions, check_version, migrate
-from chainfolio.web import (
+from chainfolio.api.answers import graphql_with_cache
+from chainfolio.api.limits import RequestLimits
+from chainfolio.api.openapi import openapi_endpoint
+from chainfolio.api.ratelimit import open_rate_limiter
+from chainfolio.api.realtime import portfolio_socket
+from chainfolio.api.rest import rest_routes
+from chainfolio.api.web import (
     Authenticator,
     authenticator_of,
     close_code,
@@ -54,7 +34,28 @@ from chainfolio.web import (
     graphql_error_response,
     services_of,
 )
-from chainfolio.worker import Worker, WorkerOptions
+from chainfolio.bus.broadcast import Bus
+from chainfolio.core.cache import open_cache
+from chainfolio.core.errors import ChainfolioError, SourceUnavailable
+from chainfolio.core.logs import RequestIds
+from chainfolio.core.metrics import HttpMetrics, metrics_endpoint
+from chainfolio.core.settings import Settings
+from chainfolio.dashboard import dashboard_routes
+from chainfolio.fetchers.config import ChainsConfig, load_chains
+from chainfolio.fetchers.portfolio import open_chains
+from chainfolio.resolvers.context import ChainInfo, Services
+from chainfolio.schema import build_schema
+from chainfolio.schema.context import Context
+from chainfolio.schema.persisted import PersistedQueries, load_allowlist
+from chainfolio.storage.database import (
+    create_engine,
+    database_error_types,
+    is_database_unavailable,
+    resolve_database_url,
+)
+from chainfolio.storage.migrations import LATEST_VERSION, StorageOptions, check_version, migrate
+from chainfolio.worker.cycle import Worker
+from chainfolio.worker.options import WorkerOptions
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import jwt
 
-from chainfolio.errors import SourceUnavailable, Unauthorized
-from chainfolio.settings import Settings
+from chainfolio.core.errors import SourceUnavailable, Unauthorized
+from chainfolio.core.settings import Settings
 
 _ASYMMETRIC = {"RS256", "RS384", "RS512", "ES256", "ES384"}
 # A token verified once is taken as verified again for this long (never past its `exp`): a

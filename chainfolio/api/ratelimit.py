@@ -22,7 +22,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from chainfolio.errors import RateLimited
+from chainfolio.core.errors import RateLimited
 
 log = logging.getLogger(__name__)
 

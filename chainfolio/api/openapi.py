@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from chainfolio.periods import INTERVALS, PERIOD_ALIASES, PERIODS
+from chainfolio.core.periods import INTERVALS, PERIOD_ALIASES, PERIODS
 
 Schema = dict[str, Any]
 

@@ -1,0 +1,271 @@
+"""Cash flows: transfers in and out of tracked wallets, found by scanning the blocks since
+each wallet's cursor, valued at the price nearest their block's time.
+
+A transfer with another tracked wallet of the same user, or with a configured vault or lending
+market (positions the portfolio already counts), is not a flow. A flow is dated by its block,
+moved into the snapshot interval whose value first includes it (`flow_time`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chainfolio.core.domain import NATIVE, Price
+from chainfolio.fetchers.config import ChainConfig
+from chainfolio.fetchers.portfolio import ChainHoldings, ChainSet, ChainState
+from chainfolio.fetchers.transfers import Transfer, block_hashes, scan_transfers
+from chainfolio.storage import timeseries
+from chainfolio.storage.accounts import Wallet
+from chainfolio.worker.options import WorkerOptions
+
+log = logging.getLogger(__name__)
+
+FLOW_PRICE_WINDOW = timedelta(minutes=90)  # as the back-fill's: a stored price this near
+_TICK = timedelta(microseconds=1)
+
+
+@dataclass(slots=True)
+class ChainFlows:
+    """What scanning one chain produced, written in the refresh's transaction."""
+
+    flows: list[timeseries.CashFlow] = field(default_factory=list)
+    pricing: list[tuple[str, datetime, Decimal]] = field(default_factory=list)
+    """Per flow: its price key, its block's time and its signed amount in units."""
+    cursors: list[timeseries.TransferCursor] = field(default_factory=list)
+    orphaned_after: dict[int, list[uuid.UUID]] = field(default_factory=dict)
+    """Block -> wallets whose stored flows above that block a reorg orphaned."""
+    rescan_from: int | None = None
+
+
+def flow_time(
+    block_time: datetime, *, last_snapshot: datetime | None, hour: datetime, now: datetime
+) -> datetime:
+    """When a flow found now counts: its block time, moved into the snapshot interval whose
+    value first includes it (snapshots are stamped with their hour but read later)."""
+    low: datetime | None
+    if last_snapshot is not None and last_snapshot >= hour:  # this hour's value predates it
+        low, high = hour, max(now, hour + _TICK)
+    else:  # the snapshot written by this refresh at `hour` is the first to include it
+        low, high = last_snapshot, hour
+    moment = min(block_time, high)
+    if low is not None and moment <= low:
+        moment = low + _TICK
+    return moment
+
+
+class FlowScanner:
+    """Finds and values the cash flows of a cycle's wallets (one scan per chain)."""
+
+    def __init__(self, *, engine: AsyncEngine, chains: ChainSet, options: WorkerOptions) -> None:
+        self._engine = engine
+        self._chains = chains
+        self.options = options
+
+    async def detect(
+        self,
+        wallets: Sequence[Wallet],
+        chains: Mapping[int, ChainHoldings],
+        last_snapshots: Mapping[uuid.UUID, datetime],
+        hour: datetime,
+        now: datetime,
+    ) -> dict[int, ChainFlows]:
+        by_chain: dict[int, list[Wallet]] = defaultdict(list)
+        for wallet in wallets:
+            chain = chains[wallet.chain_id]
+            if chain.status.state is ChainState.OK and chain.status.block_number is not None:
+                by_chain[wallet.chain_id].append(wallet)
+        async with self._engine.connect() as db:
+            cursors = await timeseries.transfer_cursors(db, wallet_ids=[w.id for w in wallets])
+        chain_ids = list(by_chain)
+        results = await asyncio.gather(
+            *(
+                self._chain_flows(
+                    chain_id,
+                    by_chain[chain_id],
+                    chains[chain_id],
+                    cursors,
+                    last_snapshots,
+                    hour,
+                    now,
+                )
+                for chain_id in chain_ids
+            ),
+            return_exceptions=True,
+        )
+        scans: dict[int, ChainFlows] = {}
+        for chain_id, result in zip(chain_ids, results, strict=True):
+            if isinstance(result, BaseException):
+                # Cursors stay put: the same blocks are scanned again next cycle.
+                log.warning("transfer scan of chain %d failed: %s", chain_id, result)
+                continue
+            scans[chain_id] = result
+        await self._value_at_block_time(scans, now)
+        return scans
+
+    async def _value_at_block_time(self, scans: Mapping[int, ChainFlows], now: datetime) -> None:
+        """Value each flow at the price nearest its block's time: a price stored by an earlier
+        refresh (one per minute) when it is nearer than this refresh's own read, taken at
+        `now` — a transfer found after a restart or a long scan is valued at its time, not at
+        today's price. Nothing stored within `FLOW_PRICE_WINDOW`: this refresh's price."""
+        wanted = {(key, at) for scan in scans.values() for key, at, _ in scan.pricing}
+        if not wanted:
+            return
+        async with self._engine.connect() as db:
+            stored = await timeseries.prices_nearest(db, wanted, window=FLOW_PRICE_WINDOW)
+        for scan in scans.values():
+            for i, (key, at, units) in enumerate(scan.pricing):
+                found = stored.get((key, at))
+                if found is None:
+                    continue
+                stored_at, usd = found
+                if scan.flows[i].value_usd is not None and abs(now - at) <= abs(stored_at - at):
+                    continue
+                scan.flows[i] = replace(scan.flows[i], value_usd=units * usd)
+
+    async def _chain_flows(  # noqa: PLR0917 - one chain's share of a cycle
+        self,
+        chain_id: int,
+        wallets: Sequence[Wallet],
+        read: ChainHoldings,
+        cursors: Mapping[uuid.UUID, timeseries.TransferCursor],
+        last_snapshots: Mapping[uuid.UUID, datetime],
+        hour: datetime,
+        now: datetime,
+    ) -> ChainFlows:
+        reader = self._chains.readers[chain_id]
+        head = read.status.block_number
+        assert head is not None
+        known = {cursors[w.id].block_number for w in wallets if w.id in cursors}
+        hashes = await block_hashes(reader.rpc, {head} | {b for b in known if b <= head})
+        result = ChainFlows()
+        starts: dict[uuid.UUID, int] = {}  # last block already scanned, per wallet
+        for wallet in wallets:
+            cursor = cursors.get(wallet.id)
+            if cursor is None:  # first sight: what it holds now is its starting value
+                continue
+            start = cursor.block_number
+            replaced = cursor.block_hash is not None and hashes.get(start) != cursor.block_hash
+            if start > head or replaced:  # a reorg, or a restarted/reverted chain
+                start = max(min(start, head) - self.options.reorg_depth, 0)
+                result.orphaned_after.setdefault(start, []).append(wallet.id)
+                result.rescan_from = min(start, result.rescan_from or start)
+            if head - start > self.options.max_scan_blocks:
+                log.warning(
+                    "chain %d: wallet %s is %d blocks behind; flows before block %d are not seen",
+                    chain_id,
+                    wallet.address,
+                    head - start,
+                    head - self.options.max_scan_blocks,
+                )
+                start = head - self.options.max_scan_blocks
+            starts[wallet.id] = start
+        scanned = [w for w in wallets if w.id in starts and starts[w.id] < head]
+        if scanned:
+            chain = reader.chain
+            scan = await scan_transfers(
+                reader.rpc,
+                chain_id=chain_id,
+                tokens=[t.address for t in chain.tokens if not t.spam],
+                wallets=[w.address for w in scanned],
+                first_block=min(starts[w.id] for w in scanned) + 1,
+                last_block=head,
+                limits=self.options.scan,
+            )
+            valuation = FlowValuation(chain, read)
+            # Counterparties that make a transfer internal, per user: the user's own wallets,
+            # and the vaults and lending markets whose positions the portfolio already counts.
+            internal = {v.address.lower() for v in chain.vaults}
+            internal |= {m.address.lower() for m in chain.lending}
+            own: dict[uuid.UUID, set[str]] = defaultdict(lambda: set(internal))
+            for wallet in wallets:
+                own[wallet.user_id].add(wallet.address.lower())
+            # Native value paid into a tracked token is a wrap (WETH9 emits no Transfer for it).
+            wrappers = {t.address.lower() for t in chain.tokens}
+            by_address: dict[str, list[Wallet]] = defaultdict(list)
+            for wallet in scanned:
+                by_address[wallet.address.lower()].append(wallet)
+            for transfer in scan.transfers:
+                for party, sign, counterparty in (
+                    (transfer.recipient, 1, transfer.sender),
+                    (transfer.sender, -1, transfer.recipient),
+                ):
+                    for wallet in by_address.get(party, []):
+                        if transfer.block_number <= starts[wallet.id]:
+                            continue
+                        if counterparty in own[wallet.user_id] or (
+                            transfer.contract == NATIVE and counterparty in wrappers
+                        ):
+                            continue
+                        moment = flow_time(
+                            transfer.block_time,
+                            last_snapshot=last_snapshots.get(wallet.user_id),
+                            hour=hour,
+                            now=now,
+                        )
+                        flow, pricing = valuation.flow(wallet, transfer, sign, moment)
+                        result.flows.append(flow)
+                        result.pricing.append(pricing)
+        result.cursors = [
+            timeseries.TransferCursor(w.id, chain_id, head, hashes.get(head)) for w in wallets
+        ]
+        return result
+
+
+class FlowValuation:
+    """Symbol, decimals and USD value of a transfer, from the refresh's own read."""
+
+    def __init__(self, chain: ChainConfig, read: ChainHoldings) -> None:
+        self._chain = chain
+        self._tokens = {t.address: t for t in chain.tokens}
+        self._decimals: dict[str, int] = {}
+        self._prices: dict[str, Price] = {}
+        for held in read.holdings.values():
+            for h in held:
+                self._decimals.setdefault(h.contract, h.decimals)
+                if h.price is not None:
+                    self._prices.setdefault(h.extra.get("price_symbol", h.symbol), h.price)
+
+    def flow(
+        self, wallet: Wallet, transfer: Transfer, sign: int, moment: datetime
+    ) -> tuple[timeseries.CashFlow, tuple[str, datetime, Decimal]]:
+        """The flow `transfer` is for `wallet` (sign +1 in, -1 out), valued at this refresh's
+        price; and what re-valuing it at another price needs (price key, block time, units)."""
+        chain = self._chain
+        if transfer.contract == NATIVE:
+            symbol, decimals, key = (
+                chain.native_symbol,
+                chain.native_decimals,
+                chain.native_price_key,
+            )
+        else:
+            token = self._tokens[transfer.contract]
+            symbol, key = token.symbol, token.price_key
+            decimals = self._decimals.get(transfer.contract, token.decimals or 0)
+        price = self._prices.get(key)
+        amount = sign * transfer.amount
+        units = Decimal(amount).scaleb(-decimals)
+        value = None if price is None else units * price.usd
+        flow = timeseries.CashFlow(
+            user_id=wallet.user_id,
+            chain_id=transfer.chain_id,
+            time=moment,
+            symbol=symbol,
+            contract=transfer.contract,
+            amount=amount,
+            decimals=decimals,
+            value_usd=value,
+            tx_hash=transfer.tx_hash,
+            log_index=transfer.log_index,
+            wallet_id=wallet.id,
+            block_number=transfer.block_number,
+        )
+        return flow, (key, transfer.block_time, units)

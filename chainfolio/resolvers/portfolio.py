@@ -79,9 +79,10 @@ def summarize_holdings(
 
 
 async def resolve_portfolio(
-    db: AsyncConnection, *, user_id: uuid.UUID, now: datetime
+    db: AsyncConnection, *, user_id: uuid.UUID, now: datetime, with_change: bool = True
 ) -> PortfolioView:
-    """The user's current portfolio from stored holdings, with the change over 24 h."""
+    """The user's current portfolio from stored holdings, with the change over 24 h (unless
+    `with_change` is False: a query that does not ask for it skips the snapshot read)."""
     holdings = await current_holdings(db, user_id=user_id)
     total, by_chain, by_asset, by_category = summarize_holdings(holdings)
     stale_chains = {h.holding.chain_id for h in holdings if h.holding.stale}
@@ -98,7 +99,9 @@ async def resolve_portfolio(
         for symbol, balance in balances.items()
     ]
     assets.sort(key=lambda a: (a.value is None, -(a.value or 0), a.asset))
-    day_ago = await snapshot_at_or_before(db, user_id=user_id, moment=now - timedelta(hours=24))
+    day_ago = None
+    if with_change:
+        day_ago = await snapshot_at_or_before(db, user_id=user_id, moment=now - timedelta(hours=24))
     change = change_pct = None
     if day_ago is not None:
         change = total - day_ago.total_value

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import strawberry
+from strawberry.types.nodes import SelectedField
 
 from chainfolio.resolvers import allocation as allocation_resolver
 from chainfolio.resolvers import compare as compare_resolver
@@ -24,6 +26,20 @@ from chainfolio.schema.context import Info
 from chainfolio.schema.types import History, Performance, Portfolio, Wallet
 from chainfolio.storage import accounts
 
+_CHANGE_FIELDS = frozenset({"change24h", "changePercent24h"})
+
+
+def _asked(selections: list[Any]) -> set[str]:
+    """The names of the fields selected one level below, fragments included."""
+    names: set[str] = set()
+    for selection in selections:
+        for child in selection.selections:
+            if isinstance(child, SelectedField):
+                names.add(child.name)
+            else:  # a fragment spread or inline fragment: its fields are this level's
+                names |= _asked([child])
+    return names
+
 
 @strawberry.type
 class Query:
@@ -32,7 +48,10 @@ class Query:
         ctx = info.context
         async with ctx.services.engine.connect() as db:
             view = await portfolio_resolver.resolve_portfolio(
-                db, user_id=ctx.caller.user_id, now=ctx.services.clock()
+                db,
+                user_id=ctx.caller.user_id,
+                now=ctx.services.clock(),
+                with_change=not _CHANGE_FIELDS.isdisjoint(_asked(info.selected_fields)),
             )
         return Portfolio.of(view)
 

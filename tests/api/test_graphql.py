@@ -151,3 +151,33 @@ async def test_decimals_are_plain_strings(
     assert not any("E" in v for v in values)
     rest = (await client.get("/v1/portfolio", headers=headers)).json()["data"]
     assert not any("E" in a["balanceExact"] for a in rest["assets"])
+
+
+async def test_change_is_read_only_when_asked_and_fragments_count(
+    client: httpx.AsyncClient, auth: Auth, seeded_user: SeedUser
+) -> None:
+    """`portfolio` reads the 24 h snapshot only for `change24h`/`changePercent24h`, and a
+    fragment asking for them (spread or inline) is asking: the answers are the same bytes."""
+    subject = await seeded_user()
+    headers = auth(subject)
+    direct = await gql(client, headers, "{ portfolio { change24h changePercent24h } }")
+    spread = await gql(
+        client,
+        headers,
+        "query { portfolio { ...C } } fragment C on Portfolio { change24h changePercent24h }",
+    )
+    inline = await gql(
+        client, headers, "{ portfolio { ... on Portfolio { change24h changePercent24h } } }"
+    )
+    assert direct == spread == inline
+    assert direct["data"]["portfolio"]["change24h"] is not None  # type: ignore[index]
+    full = await gql(client, headers, PORTFOLIO)
+    holdings_only = await gql(
+        client,
+        headers,
+        "{ portfolio { holdings { asset amount balance price priceSource valueUsd stale "
+        "category } } }",
+    )
+    assert holdings_only["data"]["portfolio"]["holdings"] == (  # type: ignore[index]
+        full["data"]["portfolio"]["holdings"]  # type: ignore[index]
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import httpx
 
@@ -178,6 +179,6 @@ async def test_change_is_read_only_when_asked_and_fragments_count(
         "{ portfolio { holdings { asset amount balance price priceSource valueUsd stale "
         "category } } }",
     )
-    assert holdings_only["data"]["portfolio"]["holdings"] == (  # type: ignore[index]
-        full["data"]["portfolio"]["holdings"]  # type: ignore[index]
-    )
+    only: dict[str, Any] = holdings_only["data"]  # type: ignore[assignment]
+    everything: dict[str, Any] = full["data"]  # type: ignore[assignment]
+    assert only["portfolio"]["holdings"] == everything["portfolio"]["holdings"]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 import strawberry
-from strawberry.types.nodes import SelectedField
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 
 from chainfolio.resolvers import allocation as allocation_resolver
 from chainfolio.resolvers import compare as compare_resolver
@@ -29,15 +28,21 @@ from chainfolio.storage import accounts
 _CHANGE_FIELDS = frozenset({"change24h", "changePercent24h"})
 
 
-def _asked(selections: list[Any]) -> set[str]:
-    """The names of the fields selected one level below, fragments included."""
+def _asked(info: Info) -> set[str]:
+    """The names of the fields selected one level below this field, fragments included
+    (read off the document's nodes: Strawberry's `selected_fields` converts the whole tree)."""
+    raw = info._raw_info
     names: set[str] = set()
-    for selection in selections:
-        for child in selection.selections:
-            if isinstance(child, SelectedField):
-                names.add(child.name)
-            else:  # a fragment spread or inline fragment: its fields are this level's
-                names |= _asked([child])
+    pending = [node.selection_set for node in raw.field_nodes]
+    while pending:
+        selection_set = pending.pop()
+        for child in selection_set.selections if selection_set else ():
+            if isinstance(child, FieldNode):
+                names.add(child.name.value)
+            elif isinstance(child, FragmentSpreadNode):
+                pending.append(raw.fragments[child.name.value].selection_set)
+            elif isinstance(child, InlineFragmentNode):
+                pending.append(child.selection_set)
     return names
 
 
@@ -51,7 +56,7 @@ class Query:
                 db,
                 user_id=ctx.caller.user_id,
                 now=ctx.services.clock(),
-                with_change=not _CHANGE_FIELDS.isdisjoint(_asked(info.selected_fields)),
+                with_change=not _CHANGE_FIELDS.isdisjoint(_asked(info)),
             )
         return Portfolio.of(view)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from chainfolio import __version__
+import chainfolio
 from chainfolio.api.auth import issue_token
 from chainfolio.core.errors import ChainfolioError
 from chainfolio.core.logs import LogFormat, logging_config
@@ -283,7 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     parser = argparse.ArgumentParser(prog="chainfolio", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
-    parser.add_argument("--version", action="version", version=f"chainfolio {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"chainfolio {chainfolio.__version__}"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     # every command that opens the database: the embedded server's lifetime
     uses_db = argparse.ArgumentParser(add_help=False)

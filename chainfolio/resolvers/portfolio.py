@@ -11,6 +11,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.core.domain import Category
+from chainfolio.resolvers.pages import Key, Page, paginate
 from chainfolio.resolvers.updates import percent_change
 from chainfolio.storage.holdings import StoredHolding, current_holdings
 from chainfolio.storage.timeseries import snapshot_at_or_before
@@ -123,3 +124,26 @@ async def resolve_portfolio(
         updated_at=max((h.updated_at for h in holdings), default=None),
         unpriced_count=sum(1 for h in holdings if h.holding.value_usd is None),
     )
+
+
+def holding_key(stored: StoredHolding) -> Key:
+    """Largest absolute value first, unpriced last, then chain, asset, wallet, contract."""
+    h = stored.holding
+    value = h.value_usd
+    unpriced = value is None
+    return (
+        unpriced,
+        -abs(value) if value is not None else Decimal(0),
+        h.chain_id,
+        h.symbol,
+        h.wallet,
+        h.contract,
+        h.kind.value,
+    )
+
+
+def holdings_page(
+    holdings: list[StoredHolding], *, first: int | None, after: str | None
+) -> Page[StoredHolding]:
+    """A page of the portfolio's holdings in `holding_key` order."""
+    return paginate("holding", holdings, holding_key, first=first, after=after)

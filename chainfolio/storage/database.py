@@ -272,11 +272,6 @@ def restore_database(url: str, path: Path) -> None:
     admin(f'DROP DATABASE "{name}" WITH (FORCE)', f'ALTER DATABASE "{staging}" RENAME TO "{name}"')
 
 
-def start_embedded(pgdata: Path) -> str:
-    """Start (or reuse) an embedded PostgreSQL in `pgdata` and leave it running; its URL."""
-    return EmbeddedServer(pgdata).start()
-
-
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An AsyncEngine on asyncpg; unix-socket URLs (embedded) are passed through."""
     sa_url = to_sqlalchemy_url(url)

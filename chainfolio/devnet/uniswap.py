@@ -208,13 +208,19 @@ def mint_v3_position(
     tick_upper: int,
     amount_a: int,
     amount_b: int,
+    funded: bool = False,
 ) -> int:
-    """Mint a position NFT to `owner` (default: the deployer) from up to these amounts."""
+    """Mint a position NFT to `owner` (default: the deployer) from up to these amounts.
+
+    The amounts are minted to the owner and approved first, unless `funded`."""
     w3 = web3_for(deployment)
     who = _owner(deployment, owner)
     manager = _contract(w3, POSITION_MANAGER, uniswap.position_manager)
     for token, amount in ((token_a, amount_a), (token_b, amount_b)):
-        fund_and_approve(deployment, owner=who, token=token, amount=amount, spender=manager.address)
+        if not funded:
+            fund_and_approve(
+                deployment, owner=who, token=token, amount=amount, spender=manager.address
+            )
     token0, token1 = sorted_tokens(token_a, token_b)
     amount0, amount1 = (
         (amount_a, amount_b) if token0 == to_checksum_address(token_a) else (amount_b, amount_a)

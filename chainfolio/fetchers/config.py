@@ -217,8 +217,9 @@ class UniswapV3Config(_Model):
     quote_tokens: list[str] = Field(default_factory=lambda: list(DEX_QUOTE_TOKENS))
     min_liquidity_usd: Decimal = Field(Decimal(100_000), ge=0)
     twap_seconds: int = Field(1800, ge=0)
-    positions_guess: int = Field(8, ge=0, le=1000)
-    """Position indices asked for per wallet before its NFT count is known (saves a round trip)."""
+    positions_guess: int = Field(12, ge=0, le=1000)
+    """Position indices asked for per wallet before its NFT count is first seen: a wallet with
+    more takes a fourth round on its first read only (later reads ask for the count seen)."""
 
 
 class UniswapV2Config(_Model):

@@ -328,7 +328,8 @@ class PositionReader:
             manager = v3.position_manager
             for wallet in wallets:
                 plan.v3_balances[wallet] = add(Call(manager, with_address(BALANCE_OF, wallet)))
-                guess = max(v3.positions_guess, self._seen_counts.get(wallet, 0))
+                # The count seen last time; before the first read, a guess.
+                guess = self._seen_counts.get(wallet, v3.positions_guess)
                 plan.v3_indices[wallet] = [
                     add(Call(manager, _index_call(wallet, i))) for i in range(guess)
                 ]

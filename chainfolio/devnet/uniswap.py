@@ -305,3 +305,78 @@ def v3_contract(deployment: DevnetDeployment, which: str, address: str) -> Contr
 
 MAX_COLLECT = _MAX_UINT128
 """amount0Max/amount1Max that collects everything owed."""
+
+
+@dataclass(frozen=True)
+class SeededPositions:
+    """A WETH/USDC V3 pool at the ETH feed's price with positions in and out of range."""
+
+    uniswap: UniswapDeployment
+    pool: str
+    fee: int
+    tick: int
+    """The usable tick nearest the initial price; position bounds are relative to it."""
+    positions: dict[int, str]
+    """Token id -> owner (the deployer's deep full-width position included)."""
+    in_range: frozenset[int]
+
+
+def seed_positions(
+    deployment: DevnetDeployment, *, owners: tuple[str, str], fee: int = 3000
+) -> SeededPositions:
+    """Deploy Uniswap and a WETH/USDC pool; the deployer provides depth, `owners[0]` gets one
+    position in range and one above it, `owners[1]` one below and one narrow in range; two
+    swaps leave fees to collect."""
+    uniswap = deploy_uniswap(deployment)
+    weth, usdc = deployment.tokens["WETH"], deployment.tokens["USDC"]
+    usd = Fraction(deployment.feed_answers.get("ETH", 3_000 * 10**8), 10**8)
+    price = usd * 10**usdc.decimals / 10**weth.decimals
+    pool = create_v3_pool(
+        deployment, uniswap, token_a=weth.address, token_b=usdc.address, fee=fee, b_per_a=price
+    )
+    spacing = TICK_SPACING[fee]
+    tick = nearest_tick(raw_price(weth.address, usdc.address, price), spacing)
+    eth, dollars = 10**weth.decimals, 10**usdc.decimals
+    plan = (
+        (_owner(deployment, None), -200, 200, 100 * eth, int(300_000 * usd) * dollars // 3_000),
+        (owners[0], -10, 10, 2 * eth, 6_000 * dollars),
+        (owners[0], 20, 40, 2 * eth, 6_000 * dollars),
+        (owners[1], -40, -20, 2 * eth, 6_000 * dollars),
+        (owners[1], -5, 15, eth // 3, 1_234 * dollars),
+    )
+    positions: dict[int, str] = {}
+    in_range: set[int] = set()
+    for owner, lower, upper, amount_weth, amount_usdc in plan:
+        token_id = mint_v3_position(
+            deployment,
+            uniswap,
+            owner=owner,
+            token_a=weth.address,
+            token_b=usdc.address,
+            fee=fee,
+            tick_lower=tick + lower * spacing,
+            tick_upper=tick + upper * spacing,
+            amount_a=amount_weth,
+            amount_b=amount_usdc,
+        )
+        positions[token_id] = owner
+        if lower <= 0 < upper:
+            in_range.add(token_id)
+    # A round trip through the pool: fees for every position in range.
+    swap_v3(
+        deployment,
+        uniswap,
+        token_in=weth.address,
+        token_out=usdc.address,
+        fee=fee,
+        amount_in=3 * eth,
+    )
+    swap_v3(
+        deployment,
+        uniswap,
+        token_in=usdc.address,
+        token_out=weth.address,
+        fee=fee,
+        amount_in=7_000 * dollars,
+    )
+    return SeededPositions(uniswap, pool, fee, tick, positions, frozenset(in_range))

@@ -14,14 +14,10 @@ import pytest
 
 from chainfolio.devnet import Devnet, DevnetDeployment, load_artifact, revert, snapshot, web3_for
 from chainfolio.devnet.uniswap import (
-    TICK_SPACING,
     UniswapDeployment,
     create_v2_pair,
-    create_v3_pool,
-    deploy_uniswap,
     mint_v3_position,
-    nearest_tick,
-    raw_price,
+    seed_positions,
     swap_v3,
 )
 from chainfolio.fetchers import ChainsConfig
@@ -105,26 +101,16 @@ class UniswapWorld:
 
 
 def build_world(chain: DevnetDeployment) -> UniswapWorld:
-    """Uniswap on `chain`: a WETH/USDC pool at 3,000 with positions in and out of range."""
-    uniswap = deploy_uniswap(chain)
-    weth, usdc = chain.tokens["WETH"].address, chain.tokens["USDC"].address
-    pool = create_v3_pool(chain, uniswap, token_a=weth, token_b=usdc, fee=FEE, b_per_a=ETH_USDC)
-    spacing = TICK_SPACING[FEE]
-    tick = nearest_tick(raw_price(weth, usdc, ETH_USDC), spacing)
-    world = UniswapWorld(chain, uniswap, pool, tick)
-    wide = 200 * spacing
-    world.mint(chain.deployer, -wide, wide, 100 * WETH, 300_000 * USDC)
-    a, b = chain.wallets[0], chain.wallets[1]
-    world.mint(a, -10 * spacing, 10 * spacing, 2 * WETH, 6_000 * USDC)
-    world.mint(a, 20 * spacing, 40 * spacing, 2 * WETH, 6_000 * USDC)
-    world.mint(b, -40 * spacing, -20 * spacing, 2 * WETH, 6_000 * USDC)
-    world.mint(b, -5 * spacing, 15 * spacing, WETH // 3, 1_234 * USDC)
-    # Fees for everyone in range: a round trip through the pool.
-    world.swap(weth, 3 * WETH)
-    world.swap(usdc, 7_000 * USDC)
+    """Uniswap on `chain`: a WETH/USDC pool at 3,000 with positions in and out of range, and a
+    WETH/USDC V2 pair whose LP tokens wallets 2 and 3 hold."""
+    seeded = seed_positions(chain, owners=(chain.wallets[0], chain.wallets[1]))
+    world = UniswapWorld(chain, seeded.uniswap, seeded.pool, seeded.tick)
+    world.positions = dict(seeded.positions)
+    world.in_range = set(seeded.in_range)
+    weth, usdc = world.weth, world.usdc
     world.pair = create_v2_pair(
         chain,
-        uniswap,
+        seeded.uniswap,
         token_a=weth,
         token_b=usdc,
         amount_a=10 * WETH,
@@ -133,7 +119,7 @@ def build_world(chain: DevnetDeployment) -> UniswapWorld:
     )
     create_v2_pair(
         chain,
-        uniswap,
+        seeded.uniswap,
         token_a=weth,
         token_b=usdc,
         amount_a=WETH,

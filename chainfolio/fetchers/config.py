@@ -37,6 +37,16 @@ aggregator = "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419"
 max_age = 3600                               # seconds; older answers are not used
 quote = "USD"                                # or another feed's symbol (NFT floors in ETH)
 
+[chains.uniswap_v3]                          # position NFTs read; factory pools price tokens
+factory = "0x1F98431c8aD98523631AE4a59f267346ea31F984"
+position_manager = "0xC36442b4a4522E871399CD717aBDD847Ab11FE88"
+# fee_tiers = [100, 500, 3000, 10000]; quote_tokens = ["WETH", "USDC", "USDT", "DAI"]
+# min_liquidity_usd = 100000; twap_seconds = 1800
+
+[chains.uniswap_v2]                          # LP tokens read; factory pairs price tokens
+factory = "0x5C69bEe701ef814a2B6a3EDD4B1652CB9cc5aA6f"
+lp_pairs = ["0xB4e16d0168e52d35CaCD2c6185b44281Ec28C9Dc"]
+
 [chains.dex_pools.UNI]                       # Uniswap V2-style pair: used when no feed prices UNI
 pair = "0xd3d2E2692501A5c9Ca623199D38826e513033a17"
 quote = "WETH"                               # the pair's other token (in `tokens`)

@@ -363,20 +363,11 @@ def seed_positions(
         if lower <= 0 < upper:
             in_range.add(token_id)
     # A round trip through the pool: fees for every position in range.
-    swap_v3(
-        deployment,
-        uniswap,
-        token_in=weth.address,
-        token_out=usdc.address,
-        fee=fee,
-        amount_in=3 * eth,
-    )
-    swap_v3(
-        deployment,
-        uniswap,
-        token_in=usdc.address,
-        token_out=weth.address,
-        fee=fee,
-        amount_in=7_000 * dollars,
-    )
+    for token_in, token_out, amount in (
+        (weth.address, usdc.address, 3 * eth),
+        (usdc.address, weth.address, 7_000 * dollars),
+    ):
+        swap_v3(
+            deployment, uniswap, token_in=token_in, token_out=token_out, fee=fee, amount_in=amount
+        )
     return SeededPositions(uniswap, pool, fee, tick, positions, frozenset(in_range))

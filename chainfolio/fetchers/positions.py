@@ -490,6 +490,8 @@ class PositionReader:
                 lower=(lower[2], lower[3]),
                 upper=(upper[2], upper[3]),
             )
+            if not (p.liquidity or value.fees0 or value.fees1):
+                continue  # a closed position (all withdrawn and collected) holds nothing
             extra = {
                 "protocol": "uniswap-v3",
                 "position": contract,

@@ -137,3 +137,23 @@ async def test_v2_lp_tokens_equal_burn(scratch: UniswapWorld) -> None:
         assert (legs["0"].amount, legs["1"].amount) == tuple(burned)
         assert legs["0"].amount
         assert legs["1"].amount
+
+
+async def test_a_closed_position_holds_nothing(scratch: UniswapWorld) -> None:
+    world = scratch
+    token_id = min(world.in_range)
+    owner = world.positions[token_id]
+    manager = v3_contract(world.chain, "manager", world.uniswap.position_manager)
+    w3 = web3_for(world.chain)
+    w3.provider.make_request("hardhat_impersonateAccount", [owner])  # type: ignore[arg-type]
+    liquidity = manager.functions.positions(token_id).call()[7]
+    sent = {"from": owner, "gasPrice": 0}
+    for call in (
+        manager.functions.decreaseLiquidity((token_id, liquidity, 0, 0, 2**40)),
+        manager.functions.collect((token_id, owner, MAX_COLLECT, MAX_COLLECT)),
+    ):
+        w3.eth.wait_for_transaction_receipt(call.transact(sent))  # type: ignore[arg-type]
+    holdings = await _read(world, [owner])
+    assert _legs(holdings[owner], token_id) == {}  # the NFT is still owned, but empty
+    others = [t for t, o in world.positions.items() if o == owner and t != token_id]
+    assert all(len(_legs(holdings[owner], t)) == 4 for t in others)

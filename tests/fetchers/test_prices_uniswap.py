@@ -41,6 +41,29 @@ class Tokens:
     v3_pool: str
 
 
+def _deep_pool(
+    world: UniswapWorld, token: str, quote: str, price: Fraction, amounts: tuple[int, int]
+) -> str:
+    """A V3 pool of `token` against `quote` at `price` (quote base units per token base unit)
+    with the deployer's liquidity 100 tick spacings either side; return the pool."""
+    chain, uni = world.chain, world.uniswap
+    pool = create_v3_pool(chain, uni, token_a=token, token_b=quote, fee=FEE, b_per_a=price)
+    spacing = TICK_SPACING[FEE]
+    tick = v3_contract(chain, "pool", pool).functions.slot0().call()[1] // spacing * spacing
+    mint_v3_position(
+        chain,
+        uni,
+        token_a=token,
+        token_b=quote,
+        fee=FEE,
+        tick_lower=tick - 100 * spacing,
+        tick_upper=tick + 100 * spacing,
+        amount_a=amounts[0],
+        amount_b=amounts[1],
+    )
+    return pool
+
+
 @pytest.fixture(scope="module")
 def tokens(uniswap_world: UniswapWorld) -> Tokens:
     world = uniswap_world
@@ -48,23 +71,7 @@ def tokens(uniswap_world: UniswapWorld) -> Tokens:
     v3 = deploy_token(chain, "Three", "VTHREE", 18)
     v2 = deploy_token(chain, "Two", "VTWO", 8)
     thin = deploy_token(chain, "Thin", "THIN", 18)
-    pool = create_v3_pool(
-        chain, uni, token_a=v3, token_b=world.weth, fee=FEE, b_per_a=Fraction(2 * WETH, 3000 * WETH)
-    )
-    wide = 100 * TICK_SPACING[FEE]
-    slot0 = v3_contract(chain, "pool", pool).functions.slot0().call()
-    tick = slot0[1] // TICK_SPACING[FEE] * TICK_SPACING[FEE]
-    mint_v3_position(
-        chain,
-        uni,
-        token_a=v3,
-        token_b=world.weth,
-        fee=FEE,
-        tick_lower=tick - wide,
-        tick_upper=tick + wide,
-        amount_a=300_000 * WETH,
-        amount_b=200 * WETH,
-    )
+    pool = _deep_pool(world, v3, world.weth, Fraction(2, 3000), (300_000 * WETH, 200 * WETH))
     create_v2_pair(
         chain,
         uni,
@@ -73,22 +80,7 @@ def tokens(uniswap_world: UniswapWorld) -> Tokens:
         amount_a=50_000 * 10**8,
         amount_b=200_000 * USDC,
     )
-    thin_pool = create_v3_pool(
-        chain, uni, token_a=thin, token_b=world.usdc, fee=FEE, b_per_a=Fraction(USDC, WETH)
-    )
-    thin_tick = v3_contract(chain, "pool", thin_pool).functions.slot0().call()[1]
-    thin_tick = thin_tick // TICK_SPACING[FEE] * TICK_SPACING[FEE]
-    mint_v3_position(
-        chain,
-        uni,
-        token_a=thin,
-        token_b=world.usdc,
-        fee=FEE,
-        tick_lower=thin_tick - wide,
-        tick_upper=thin_tick + wide,
-        amount_a=1_000 * WETH,
-        amount_b=1_000 * USDC,
-    )
+    _deep_pool(world, thin, world.usdc, Fraction(USDC, WETH), (1_000 * WETH, 1_000 * USDC))
     create_v2_pair(
         chain, uni, token_a=thin, token_b=world.weth, amount_a=1_000 * WETH, amount_b=WETH
     )

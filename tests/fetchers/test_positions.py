@@ -157,3 +157,21 @@ async def test_a_closed_position_holds_nothing(scratch: UniswapWorld) -> None:
     assert _legs(holdings[owner], token_id) == {}  # the NFT is still owned, but empty
     others = [t for t, o in world.positions.items() if o == owner and t != token_id]
     assert all(len(_legs(holdings[owner], t)) == 4 for t in others)
+
+
+async def test_positions_take_two_rounds_after_the_balances(uniswap_world: UniswapWorld) -> None:
+    world = uniswap_world
+    config = world.config(lp_pairs=False)
+    chain = config.chains[0].model_copy(update={"vaults": []})  # no convertToAssets round
+    config = config.model_copy(update={"chains": [chain]})
+    wallets = list(set(world.positions.values()))
+    async with open_chains(config) as chains:
+        reader = chains.reader(1)
+        for _ in range(2):  # cold (speculative indices) and warm (the counts seen)
+            before = reader.rpc.stats.http_requests
+            read = await reader.read(wallets)
+            # eth_blockNumber; balances + NFT counts + indices; positions; pools and ticks.
+            assert reader.rpc.stats.http_requests - before == 4
+            assert sum(
+                len(_legs(read.holdings[w], t)) for t, w in world.positions.items()
+            ) == 4 * len(world.positions)

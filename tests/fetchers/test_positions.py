@@ -7,14 +7,17 @@ from collections.abc import Iterator
 import pytest
 
 from chainfolio.core.domain import Category, Holding
+from chainfolio.core.errors import InvalidInput
 from chainfolio.devnet import revert, snapshot, web3_for
 from chainfolio.devnet.uniswap import MAX_COLLECT, v3_contract
 from chainfolio.fetchers import open_chains
+from chainfolio.fetchers.config import parse_chains
 from chainfolio.fetchers.positions import sqrt_ratio_at_tick
 
 from .uniswap import WETH, UniswapWorld, uniswap_world
 
 pytestmark = pytest.mark.chain
+MANAGER = "0xC36442b4a4522E871399CD717aBDD847Ab11FE88"
 __all__ = ["uniswap_world"]
 
 
@@ -175,3 +178,21 @@ async def test_positions_take_two_rounds_after_the_balances(uniswap_world: Unisw
             assert sum(
                 len(_legs(read.holdings[w], t)) for t, w in world.positions.items()
             ) == 4 * len(world.positions)
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "message"),
+    [
+        ("uniswap_v3", {"factory": "0x1234"}, "factory"),
+        ("uniswap_v3", {"factory": MANAGER, "pool_init_code_hash": "0xabc"}, "pool_init_code_hash"),
+        ("uniswap_v3", {"factory": MANAGER, "positions_guess": -1}, "positions_guess"),
+        ("uniswap_v2", {"lp_pairs": ["not an address"]}, "lp_pairs"),
+    ],
+)
+def test_bad_uniswap_config_is_refused_with_a_code(
+    section: str, value: dict[str, object], message: str
+) -> None:
+    chain = {"chain_id": 1, "name": "ethereum", "native_symbol": "ETH", section: value}
+    with pytest.raises(InvalidInput, match=message) as refused:
+        parse_chains({"chains": [chain]})
+    assert refused.value.code == "INVALID_CONFIG"

@@ -3,11 +3,13 @@ into one position, attributed to their assets, fees as REWARD, debt negative."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from web3 import Web3
 
@@ -82,6 +84,18 @@ async def test_positions_are_stored_grouped_and_attributed(
     # Legs count toward their assets: WETH's value is the wallet's WETH plus every WETH leg.
     weth = sum(s.holding.value_usd or 0 for s in stored if s.holding.symbol == "WETH")
     assert next(a.value for a in view.assets if a.asset == "WETH") == weth
+    async with engine.connect() as db:
+        breakdown = await db.scalar(
+            text(
+                "SELECT category_breakdown FROM portfolio_snapshots WHERE user_id = :u "
+                "ORDER BY timestamp DESC LIMIT 1"
+            ),
+            {"u": user_id},
+        )
+    snapshot = json.loads(breakdown) if isinstance(breakdown, str) else breakdown
+    # The hourly snapshot breaks the same value down the same way.
+    assert Decimal(str(snapshot["DEPOSIT"])) == categories[Category.DEPOSIT.value]
+    assert Decimal(str(snapshot["REWARD"])) == categories[Category.REWARD.value]
     schema = Portfolio.of(view)
     assert [p.id for p in schema.positions] == [p.id for p in positions]
     assert {h.position for h in schema.holdings if h.position} == {p.id for p in positions}

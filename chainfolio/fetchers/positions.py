@@ -283,7 +283,7 @@ class PositionPlan:
     """Round-one calls of a chain read that concern positions, by index into its calls."""
 
     v3_balances: dict[ChecksumAddress, int] = field(default_factory=dict)
-    v3_indices: dict[ChecksumAddress, list[int]] = field(default_factory=list)  # type: ignore[arg-type]
+    v3_indices: dict[ChecksumAddress, list[int]] = field(default_factory=dict)
     v2_pairs: dict[str, dict[str, int]] = field(default_factory=dict)
     v2_balances: dict[tuple[ChecksumAddress, str], int] = field(default_factory=dict)
     fee_to: int | None = None
@@ -317,7 +317,7 @@ class PositionReader:
 
     def plan(self, calls: list[Call], wallets: Sequence[ChecksumAddress]) -> PositionPlan:
         """Append round-one calls to `calls`."""
-        plan = PositionPlan(v3_indices={})
+        plan = PositionPlan()
 
         def add(call: Call) -> int:
             calls.append(call)

@@ -47,7 +47,13 @@ from chainfolio.devnet import (
     transfer_token,
     web3_for,
 )
-from chainfolio.fetchers.config import ChainsConfig, RpcSettings
+from chainfolio.devnet.uniswap import UniswapDeployment, seed_positions
+from chainfolio.fetchers.config import (
+    ChainsConfig,
+    RpcSettings,
+    UniswapV2Config,
+    UniswapV3Config,
+)
 from chainfolio.fetchers.devnet_config import (
     REVERTING_SYMBOL,
     config_from_devnet,
@@ -368,6 +374,21 @@ async def _until(stop: asyncio.Event, work: Awaitable[_T]) -> _T:
     return task.result()
 
 
+def with_uniswap(config: ChainsConfig, chain_id: int, uniswap: UniswapDeployment) -> ChainsConfig:
+    """`config` with Uniswap V3 positions read (and V3/V2 pools pricing) on one chain."""
+    v3 = UniswapV3Config(
+        factory=uniswap.v3_factory,
+        position_manager=uniswap.position_manager,
+        pool_init_code_hash=uniswap.pool_init_code_hash,
+    )
+    v2 = UniswapV2Config(factory=uniswap.v2_factory)
+    chains = [
+        c.model_copy(update={"uniswap_v3": v3, "uniswap_v2": v2}) if c.chain_id == chain_id else c
+        for c in config.chains
+    ]
+    return config.model_copy(update={"chains": chains})
+
+
 def _demo_config(chains: Sequence[DevnetDeployment]) -> ChainsConfig:
     """The devnet's chain config without its always-reverting test token."""
     # Local nodes answer in milliseconds: a paused one is called stale after 3 s, not 10.
@@ -495,7 +516,12 @@ class _DemoRun:
         database_url, self.pg_server = await asyncio.to_thread(_start_database, settings)
         print("chainfolio demo: starting local chains …", file=self.options.out, flush=True)
         await _until(self.stop, asyncio.to_thread(self.devnet.start))
-        config = _demo_config(self.devnet.chains)
+        first = self.devnet.chains[0]
+        seeded = await _until(
+            self.stop,
+            asyncio.to_thread(seed_positions, first, owners=(first.wallets[0], first.wallets[1])),
+        )
+        config = with_uniswap(_demo_config(self.devnet.chains), first.chain_id, seeded.uniswap)
         async with open_engine(database_url, pool_size=2) as engine:
             await migrate(
                 engine,

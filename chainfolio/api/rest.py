@@ -302,6 +302,7 @@ async def get_rebalance(request: Request) -> Response:
                     "valueUsd": number(t.value_usd),
                     "amount": number(t.amount),
                     "amountExact": None if t.amount is None else plain(t.amount),
+                    "position": t.position,
                 }
                 for t in view.trades
             ],

@@ -38,6 +38,12 @@ Nodes (`chainfolio.devnet.node`):
     ensure_installed(directory=None) -> Path     devnet_dir() -> Path     stop_all()
     DevnetError
 
+Real Uniswap (`chainfolio.devnet.uniswap`, npm artifacts of @uniswap/v3-core, v3-periphery and
+v2-core pinned in node/package-lock.json):
+    deploy_uniswap(d) -> UniswapDeployment   seed_positions(d, owners=(a, b)) -> SeededPositions
+    create_v3_pool(...)  mint_v3_position(...) -> token id  swap_v3(...)  create_v2_pair(...)
+    v3_contract(d, "pool" | "manager" | "factory" | "router" | "pair" | "v2factory", address)
+
 Contracts and wallets: `load_artifact(name) -> Artifact`, `compile_contracts(out_dir)`,
 `devnet_wallets(count, *, seed) -> list[Wallet]`.
 

@@ -12,6 +12,7 @@ import strawberry
 from chainfolio.resolvers.history import HistoryView
 from chainfolio.resolvers.pages import DEFAULT_PAGE, MAX_PAGE, Page
 from chainfolio.resolvers.portfolio import PortfolioView, holdings_page
+from chainfolio.resolvers.positions import PositionView, group_positions
 from chainfolio.schema.series import DateTimeSeries, DecimalSeries
 from chainfolio.storage.accounts import Wallet as WalletRow
 from chainfolio.storage.holdings import StoredHolding
@@ -78,6 +79,12 @@ class Holding:
     updated_at: datetime
     stale: bool
     error: str | None
+    position: str | None = strawberry.field(
+        default=None, description="The DEX position this holding is a leg of (see positions)."
+    )
+    position_leg: int | None = strawberry.field(
+        default=None, description="0 = the pool's token0, 1 = token1."
+    )
 
     @classmethod
     def of(cls, stored: StoredHolding) -> Holding:
@@ -102,6 +109,8 @@ class Holding:
             updated_at=stored.updated_at,
             stale=h.stale,
             error=h.error,
+            position=h.extra.get("position"),
+            position_leg=int(h.extra["leg"]) if "leg" in h.extra else None,
         )
 
 
@@ -126,6 +135,38 @@ class CategoryValue:
     value: Decimal
 
 
+@strawberry.type(
+    description="A DEX liquidity position (Uniswap V3 NFT, V2 LP tokens) as one row with legs."
+)
+class Position:
+    id: str = strawberry.field(description="`<position manager>#<token id>`, or the V2 pair.")
+    protocol: str
+    chain_id: int
+    chain: str
+    wallet: str
+    pool: str | None
+    in_range: bool | None = strawberry.field(description="V3 only: the price is in its range.")
+    value_usd: Decimal | None = strawberry.field(description="Legs plus fees; null if unknown.")
+    legs: list[Holding] = strawberry.field(
+        description="DEPOSIT legs (what withdrawing returns) and REWARD legs (uncollected fees)."
+    )
+
+    @classmethod
+    def of(cls, view: PositionView) -> Position:
+        """From the resolver's view."""
+        return cls(
+            id=view.id,
+            protocol=view.protocol,
+            chain_id=view.chain_id,
+            chain=view.chain,
+            wallet=view.wallet,
+            pool=view.pool,
+            in_range=view.in_range,
+            value_usd=view.value_usd,
+            legs=[Holding.of(s) for s in view.legs],
+        )
+
+
 @strawberry.type(description="The user's portfolio as last refreshed.")
 class Portfolio:
     total_value: Decimal
@@ -140,6 +181,9 @@ class Portfolio:
     stale: bool
     updated_at: datetime | None
     unpriced_count: int
+    positions: list[Position] = strawberry.field(
+        description="DEX positions, each with its legs (the legs are in holdings too)."
+    )
     stored: strawberry.Private[list[StoredHolding]]
 
     @strawberry.field(
@@ -173,6 +217,7 @@ class Portfolio:
             stale=view.stale,
             updated_at=view.updated_at,
             unpriced_count=view.unpriced_count,
+            positions=[Position.of(p) for p in group_positions(view.holdings)],
         )
 
 

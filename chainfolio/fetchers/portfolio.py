@@ -33,6 +33,13 @@ from chainfolio.fetchers.prices import (
     PriceSource,
 )
 from chainfolio.fetchers.rpc import RpcClient
+from chainfolio.fetchers.tokenlists import (
+    ListedToken,
+    as_token,
+    load_token_list,
+    shipped_tokens,
+    tokens_by_chain,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +49,20 @@ DEFAULT_CHAIN_TIMEOUT_S = 30.0
 class ChainSet:
     """The configured chains with their live RPC state; create it with `open_chains`."""
 
-    def __init__(self, config: ChainsConfig, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        config: ChainsConfig,
+        http: httpx.AsyncClient,
+        *,
+        listed: Mapping[int, Sequence[ListedToken]] | None = None,
+    ) -> None:
         self.config = config
         self.http = http
         self.readers: dict[int, EvmChainReader] = {
             chain.chain_id: EvmChainReader(
                 chain,
                 RpcClient(chain.rpc_urls, http=http, settings=chain.rpc, chain=chain.name),
+                listed=[as_token(chain, t) for t in (listed or {}).get(chain.chain_id, ())],
             )
             for chain in config.chains
         }
@@ -72,10 +86,19 @@ class ChainSet:
 async def open_chains(
     config: ChainsConfig, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[ChainSet]:
-    """Open one pooled HTTP client for every chain and price API; close it on exit."""
+    """Open one pooled HTTP client for every chain and price API; close it on exit.
+
+    The configured token lists are loaded here (a user's list that fails validation stops
+    the start with INVALID_TOKEN_LIST)."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
     async with httpx.AsyncClient(transport=transport, limits=limits, timeout=30.0) as http:
-        yield ChainSet(config, http)
+        lists: list[Sequence[ListedToken]] = []
+        if config.token_lists.shipped:
+            lists.append(shipped_tokens())
+        for source in config.token_lists.sources:
+            lists.append(await load_token_list(source, http=http))
+        listed = tokens_by_chain(lists, chain_ids=[c.chain_id for c in config.chains])
+        yield ChainSet(config, http, listed=listed)
 
 
 class ChainState(StrEnum):

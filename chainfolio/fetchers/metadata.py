@@ -17,6 +17,7 @@ from eth_abi.exceptions import DecodingError
 
 from chainfolio.core.domain import ChecksumAddress
 from chainfolio.fetchers.addresses import parse_address
+from chainfolio.fetchers.config import TokenConfig
 from chainfolio.fetchers.evm import EvmChainReader
 from chainfolio.fetchers.multicall import DECIMALS, Call, CallResult, selector
 
@@ -98,3 +99,14 @@ async def read_metadata(
             unreadable=reason,
         )
     return found
+
+
+def as_token(meta: TokenMetadata, *, price_key: str) -> TokenConfig:
+    """A discovered token as the reader reads it. Unreadable decimals stay None: the reader
+    asks again and reports the holding unknown with the reason, never scaled by zero."""
+    return TokenConfig(
+        address=meta.address,
+        symbol=meta.display_symbol,
+        decimals=meta.decimals,
+        price_symbol=price_key,
+    )

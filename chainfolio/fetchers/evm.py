@@ -119,9 +119,9 @@ class EvmChainReader:
         that state (an archive node, or Hardhat); others answer with a missing-block error.
         """
         owners = list(dict.fromkeys(parse_address(w) for w in wallets))
-        configured = {t.address for t in (*self.chain.tokens, *self.listed)}
+        known = self.known_contracts()
         extra = {
-            parse_address(w): [t for t in tokens if t.address not in configured]
+            parse_address(w): [t for t in tokens if t.address not in known]
             for w, tokens in (discovered or {}).items()
         }
 
@@ -129,6 +129,14 @@ class EvmChainReader:
             return await self._read_on(connection, owners, block, extra)
 
         return await self.rpc.run(work)
+
+    def known_contracts(self) -> set[str]:
+        """Contracts this reader reads anyway: configured tokens, vaults and markets, listed
+        tokens. Discovery leaves them out (a mint of vault shares is not a new token)."""
+        known = {t.address for t in (*self.chain.tokens, *self.listed)}
+        known.update(v.address for v in self.chain.vaults)
+        known.update(m.address for m in self.chain.lending)
+        return known
 
     async def call_at_latest(self, calls: Sequence[Call]) -> tuple[int, list[CallResult]]:
         """Run arbitrary read calls through Multicall3 at the latest block (prices use it)."""

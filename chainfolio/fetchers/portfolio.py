@@ -22,7 +22,7 @@ from chainfolio.core.domain import ChainId, ChecksumAddress, Holding, Price
 from chainfolio.core.errors import SourceUnavailable
 from chainfolio.core.metrics import observe_chain_read
 from chainfolio.fetchers.addresses import parse_address
-from chainfolio.fetchers.config import ChainsConfig
+from chainfolio.fetchers.config import ChainsConfig, TokenConfig
 from chainfolio.fetchers.evm import ChainRead, EvmChainReader
 from chainfolio.fetchers.multicall import gather_all
 from chainfolio.fetchers.prices import (
@@ -156,16 +156,28 @@ async def read_portfolio(
     chain_timeout_s: float = DEFAULT_CHAIN_TIMEOUT_S,
     last_known: Mapping[tuple[int, str], Sequence[Holding]] | None = None,
     with_prices: bool = True,
+    discovered: Mapping[tuple[int, str], Sequence[TokenConfig]] | None = None,
 ) -> PortfolioRead:
-    """Read every (chain id, wallet) pair; chains concurrently, each within its own timeout."""
+    """Read every (chain id, wallet) pair; chains concurrently, each within its own timeout.
+
+    `discovered` adds tokens found for a wallet (transfer-log discovery) to its read."""
     per_chain: dict[int, list[ChecksumAddress]] = {}
     for chain_id, wallet in wallets:
         validate_wallet(chains.config, chain_id=chain_id, address=wallet)
         per_chain.setdefault(chain_id, []).append(parse_address(wallet))
     known = {(c, parse_address(w)): list(hs) for (c, w), hs in (last_known or {}).items()}
 
+    extra: dict[int, dict[str, Sequence[TokenConfig]]] = {}
+    for (chain_id, wallet), tokens in (discovered or {}).items():
+        extra.setdefault(chain_id, {})[parse_address(wallet)] = tokens
     chain_reads = [
-        _read_chain(chains.readers[chain_id], list(dict.fromkeys(owners)), chain_timeout_s, known)
+        _read_chain(
+            chains.readers[chain_id],
+            list(dict.fromkeys(owners)),
+            chain_timeout_s,
+            known,
+            extra.get(chain_id, {}),
+        )
         for chain_id, owners in per_chain.items()
     ]
     symbols = set().union(*(chains.readers[c].chain.price_keys() for c in per_chain))
@@ -189,12 +201,13 @@ async def _read_chain(
     wallets: list[ChecksumAddress],
     budget_s: float,
     known: Mapping[tuple[int, ChecksumAddress], list[Holding]],
+    discovered: Mapping[str, Sequence[TokenConfig]],
 ) -> ChainHoldings:
     chain = reader.chain
     started = time.perf_counter()
     try:
         async with asyncio.timeout(budget_s):
-            read: ChainRead = await reader.read(wallets)
+            read: ChainRead = await reader.read(wallets, discovered=discovered)
     except Exception as exc:  # whatever breaks one chain must not break the others
         if isinstance(exc, SourceUnavailable):
             error = exc.message

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chainfolio.fetchers.discovery import Candidate
-from chainfolio.fetchers.metadata import TokenMetadata
+from chainfolio.fetchers.evm import EvmChainReader
+from chainfolio.fetchers.metadata import TokenMetadata, read_metadata
 from chainfolio.fetchers.rpc import RpcClient, RpcConnection, RpcError
 from chainfolio.fetchers.transfers import TRANSFER_TOPIC
 
@@ -89,3 +90,24 @@ async def airdrop_recipients(
         return counts
 
     return await rpc.run(work)
+
+
+async def inspect_tokens(
+    reader: EvmChainReader,
+    candidates: Sequence[Candidate],
+    *,
+    airdrop_threshold: int = AIRDROP_RECIPIENTS,
+) -> list[tuple[TokenMetadata, str | None]]:
+    """Metadata and spam verdict of each candidate contract (metadata in one batch, the
+    first transfers' receipts in another)."""
+    metadata = await read_metadata(reader, [c.contract for c in candidates])
+    recipients = await airdrop_recipients(reader.rpc, candidates)
+    first: dict[str, Candidate] = {}
+    for candidate in sorted(candidates, key=lambda c: c.first_block):
+        first.setdefault(candidate.contract, candidate)
+    verdicts = []
+    for contract, meta in metadata.items():
+        seen = first[contract]
+        signals = SpamSignals(meta, recipients.get((contract, seen.tx_hash)))
+        verdicts.append((meta, spam_reason(signals, airdrop_threshold=airdrop_threshold)))
+    return verdicts

@@ -110,7 +110,7 @@ class Worker:
         self._seen: set[uuid.UUID] = set()  # users whose missed hours were back-filled
         self._retention_due = 0.0
         self._flows = FlowScanner(engine=engine, chains=chains, options=self.options)
-        self._discovery = TokenDiscovery(engine=engine, chains=chains)
+        self._discovery = TokenDiscovery(engine=engine, chains=chains, cache=self._cache)
         self._backfill = Backfill(
             engine=engine,
             chains=chains,

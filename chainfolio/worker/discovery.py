@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chainfolio.core.cache import AnswerCache, NoCache
 from chainfolio.core.domain import ChecksumAddress, Holding
 from chainfolio.fetchers.addresses import parse_address
 from chainfolio.fetchers.config import DiscoveryConfig, TokenConfig
@@ -68,10 +69,12 @@ class TokenDiscovery:
         *,
         engine: AsyncEngine,
         chains: ChainSet,
+        cache: AnswerCache | None = None,
         airdrop_threshold: int = AIRDROP_RECIPIENTS,
     ) -> None:
         self._engine = engine
         self._chains = chains
+        self._cache = cache or NoCache()
         self.config: DiscoveryConfig = chains.config.discovery
         self.airdrop_threshold = airdrop_threshold
 
@@ -141,6 +144,8 @@ class TokenDiscovery:
             ]
             async with self._engine.begin() as db:
                 await token_store.save_sync(db, rows)
+            # Cached answers would hide the progress until the cycle ends.
+            await self._cache.invalidate({w.user_id for w in wallets})
 
         try:
             scan = await discover_tokens(

@@ -11,6 +11,8 @@ native_symbol = "ETH"
 rpc_urls = ["${ETHEREUM_RPC_URL}"]          # ${VAR} is expanded; empty results are dropped
 multicall3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
 gas_price_gwei = 2                           # optional: for rebalancing gas estimates
+uniswap_v3_factory = "0x1F98431c8aD98523631AE4a59f267346ea31F984"   # optional: pool discovery
+uniswap_v2_factory = "0x5C69bEe701ef814a2B6a3EDD4B1652CB9cc5aA6f"
 swap_gas_units = 150000                      # optional: gas of one swap in those estimates
 
 [[chains.tokens]]
@@ -223,6 +225,9 @@ class ChainConfig(_Model):
     # then costs no RPC round trip and is reproducible. None: the cost is reported unknown.
     gas_price_gwei: Decimal | None = Field(None, ge=0)
     swap_gas_units: int = Field(SWAP_GAS_UNITS, gt=0)
+    # Uniswap factories of the chain (pool discovery by getPool/getPair); None: not deployed.
+    uniswap_v2_factory: Address | None = None
+    uniswap_v3_factory: Address | None = None
 
     @model_validator(mode="after")
     def _references(self) -> Self:

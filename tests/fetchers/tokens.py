@@ -39,7 +39,7 @@ def token_call(
     )
     receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=30)
     assert receipt["status"] == 1, function
-    return tx.to_0x_hex()
+    return str(tx.to_0x_hex())
 
 
 def mint(deployment: DevnetDeployment, artifact: str, token: str, to: str, amount: int) -> str:

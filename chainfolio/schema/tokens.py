@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import strawberry
 
 from chainfolio.storage.tokens import ExcludedToken as ExcludedRow
@@ -50,15 +52,8 @@ class ExcludedToken:
 
     @classmethod
     def of(cls, row: ExcludedRow) -> ExcludedToken:
-        """From a stored row."""
-        return cls(
-            chain_id=row.chain_id,
-            wallet=row.wallet,
-            contract=row.contract,
-            symbol=row.symbol,
-            reason=row.reason,
-            hidden=row.hidden,
-        )
+        """From a stored row (the same fields)."""
+        return cls(**dataclasses.asdict(row))
 
 
 @strawberry.type(description="A token's visibility for the caller.")

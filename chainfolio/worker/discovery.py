@@ -138,6 +138,13 @@ class TokenDiscovery:
         async def progress(scanned: int, total: int) -> None:
             if not initial:  # a cycle's few new blocks: no progress to show
                 return
+            log.info(
+                "token discovery on chain %d: %d of %d blocks scanned for %d new wallet(s)",
+                chain_id,
+                scanned,
+                total,
+                len(wallets),
+            )
             rows = [
                 WalletSync(w.id, SyncState.SCANNING, first, start - 1 + scanned, scanned, total)
                 for w in wallets

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import httpx
 import pytest
 
+from chainfolio.cli import build_parser, cmd_discover, progress_bar
+from chainfolio.core.settings import Settings
 from chainfolio.devnet import Devnet, mine, transfer_token
+from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.discovery import discover_tokens
 from chainfolio.fetchers.rpc import RpcClient
 
@@ -89,3 +93,36 @@ async def test_a_wallet_that_received_nothing_has_no_candidates(devnet: Devnet) 
         )
     assert scan.candidates == []
     assert scan.scanned[0][0] == 0
+
+
+@pytest.mark.parametrize(("scanned", "total"), [(0, 10), (5, 10), (10, 10), (0, 0)])
+def test_the_progress_bar_shows_the_share_of_blocks(scanned: int, total: int) -> None:
+    bar = progress_bar(scanned, total, width=10)
+    share = 100 if total == 0 else 100 * scanned // total
+    assert bar.startswith("[" + "#" * (share // 10) + "-" * (10 - share // 10) + "]")
+    assert f"{share}%" in bar
+
+
+def test_the_discover_command_prints_progress_and_the_tokens_found(
+    restore_devnet: Devnet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployment = restore_devnet.chain(1)
+    wallet = fresh_wallet(3)
+    lure = deploy_token(deployment, "MintableERC20", "Claim at airdrop-eth.xyz", "CLAIM", 18)
+    plain = deploy_token(deployment, "MintableERC20", "Plain", "PLN", 6)
+    for token in (lure, plain):
+        mint(deployment, "MintableERC20", token, wallet, 1_000)
+    config = config_from_devnet([deployment])
+    path = tmp_path / "chains.json"
+    path.write_text(config.model_dump_json())
+    settings = Settings(chains_file=path)
+    args = build_parser().parse_args(
+        ["discover", "--chain-id", "1", "--address", wallet, "--max-range", "64"]
+    )
+    assert cmd_discover(args, settings) == 0
+    out, err = capsys.readouterr()
+    rows = {line.split("\t")[0]: line.split("\t") for line in out.splitlines()}
+    assert rows[plain][1:4] == ["PLN", "Plain", "6"]
+    assert "spam: lure" in rows[lure][5]
+    assert "100%" in err
+    assert "2 tokens beyond the configured and listed ones" in err

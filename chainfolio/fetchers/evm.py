@@ -195,7 +195,7 @@ class EvmChainReader:
                 block=block,
                 observed_at=observed_at,
             )
-            if slot.sparse and (holding.amount == 0 or (slot.listed and holding.amount is None)):
+            if slot.sparse and _not_held(holding, results[slot.call], listed=slot.listed):
                 continue
             holdings[slot.wallet].append(holding)
         return ChainRead(self.chain.chain_id, block, observed_at, holdings, connection.url)
@@ -360,6 +360,15 @@ class EvmChainReader:
             observed_at=observed_at,
             extra=extra,
         )
+
+
+def _not_held(holding: Holding, result: CallResult, *, listed: bool) -> bool:
+    """A listed or discovered token the wallet does not hold: a zero balance, or no contract
+    there (empty answer: a list naming another chain's address, a creation a reorg undid). A
+    listed token whose call fails is left out too; a discovered one is kept, unknown."""
+    if holding.amount == 0 or (result.success and not result.data):
+        return True
+    return listed and holding.amount is None
 
 
 def _lending_calldata(function: str, wallet: str, asset: str) -> bytes:

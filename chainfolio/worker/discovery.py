@@ -35,6 +35,9 @@ from chainfolio.storage.tokens import StoredToken, SyncState, WalletSync, Wallet
 
 log = logging.getLogger(__name__)
 
+REORG_DEPTH = 12
+"""Blocks below the head scanned again when a wallet's scan had gone past the head."""
+
 EXCLUDED = "excluded"
 """Holding.extra key: why a holding counts in no total (hidden or spam)."""
 
@@ -121,11 +124,14 @@ class TokenDiscovery:
         groups: dict[tuple[int, int], list[Wallet]] = defaultdict(list)
         for wallet in wallets:
             sync = syncs.get(wallet.id)
-            if sync is None or sync.state is not SyncState.SYNCED:
+            if sync is None or sync.state is not SyncState.SYNCED or head <= sync.first_block:
                 start = max(0, head - self.config.initial_blocks + 1)
                 groups[(start, start)].append(wallet)
             elif sync.last_block < head:
                 groups[(sync.last_block + 1, sync.first_block)].append(wallet)
+            elif sync.last_block > head:  # the chain went back (reorg, restart): redo the top
+                start = max(sync.first_block + 1, head - REORG_DEPTH)
+                groups[(start, sync.first_block)].append(wallet)
         for (start, first), members in groups.items():
             await self._scan_group(chain_id, members, start, first, head)
 

@@ -6,6 +6,7 @@ import pytest
 
 from chainfolio.devnet import Devnet
 from chainfolio.fetchers import open_chains
+from chainfolio.fetchers.config import TokenConfig
 from chainfolio.fetchers.metadata import as_token, decode_decimals, decode_text, read_metadata
 from chainfolio.fetchers.multicall import CallResult
 from chainfolio.fetchers.tokenlists import unpriced_key
@@ -96,3 +97,12 @@ def test_text_decoding_accepts_string_and_bytes32_and_refuses_garbage() -> None:
     assert decode_decimals(CallResult(True, (6).to_bytes(32, "big"))) == (6, None)
     assert decode_decimals(CallResult(True, b""))[0] is None
     assert decode_decimals(CallResult(True, (256).to_bytes(32, "big")))[0] is None
+
+
+async def test_a_discovered_token_with_no_contract_there_is_not_a_holding(devnet: Devnet) -> None:
+    deployment = devnet.chain(1)
+    wallet = fresh_wallet(11)
+    nowhere = TokenConfig(address=fresh_wallet(12), symbol="GONE", decimals=18)
+    async with open_chains(devnet_config([deployment])) as chains:
+        read = await chains.reader(1).read([wallet], discovered={wallet: [nowhere]})
+    assert nowhere.address not in {h.contract for h in read.holdings[wallet]}

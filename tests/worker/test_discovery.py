@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -157,3 +158,27 @@ async def test_listed_and_unlisted_tokens_are_found_spam_excluded_and_hiding_wor
             assert (
                 summarize_holdings(await current_holdings(db, user_id=user_id))[0] == total_before
             )
+
+
+async def test_a_scan_past_the_head_is_redone_from_just_below_it(
+    engine: AsyncEngine, restore_devnet: Devnet
+) -> None:
+    deployment = restore_devnet.chain(1)
+    wallet = fresh_wallet(31)
+    async with engine.begin() as db:
+        user_id = await ensure_user(db, subject=f"reorg-{uuid.uuid4().hex[:6]}")
+        row = await add_wallet(
+            db, user_id=user_id, chain_id=1, address=wallet, label=None, max_wallets=10
+        )
+    async with open_chains(config_from_devnet([deployment])) as chains, Bus("memory://") as bus:
+        names = {c.chain_id: c.name for c in chains.config.chains}
+        worker = Worker(engine=engine, bus=bus, chains=chains, clock=_clock, chain_names=names)
+        await worker.refresh()
+        async with engine.begin() as db:  # as if a longer fork had been scanned, then dropped
+            sync = (await token_store.sync_states(db, wallet_ids=[row.id]))[row.id]
+            await token_store.save_sync(db, [replace(sync, last_block=sync.last_block + 1_000)])
+        token = _erc20(deployment, "After the reorg", "AFTR")
+        mint(deployment, "MintableERC20", token, wallet, 42)
+        await worker.refresh()
+        held = await _holdings(engine, user_id)
+    assert held[token].amount == 42

@@ -30,7 +30,7 @@ from chainfolio.storage.tokens import ExcludedToken, SyncState
 from chainfolio.worker.cycle import Worker
 from tests.fetchers.direct import DirectRpc
 from tests.fetchers.test_tokenlists import token_list
-from tests.fetchers.tokens import deploy_token, fresh_wallet, mint, token_call
+from tests.fetchers.tokens import OPENZEPPELIN, deploy_token, fresh_wallet, mint, token_call
 
 pytestmark = pytest.mark.chain
 
@@ -39,8 +39,9 @@ def _clock() -> datetime:
     return datetime(2026, 11, 27, 10, 30, tzinfo=UTC)
 
 
-def _erc20(deployment: DevnetDeployment, name: str, symbol: str, decimals: int = 18) -> str:
-    return deploy_token(deployment, "MintableERC20", name, symbol, decimals)
+def _erc20(deployment: DevnetDeployment, name: str, symbol: str) -> str:
+    """An OpenZeppelin ERC-20 (18 decimals, the deployer mints)."""
+    return deploy_token(deployment, OPENZEPPELIN, name, symbol)
 
 
 async def _holdings(engine: AsyncEngine, user_id: uuid.UUID) -> dict[str, Holding]:
@@ -75,21 +76,22 @@ async def test_listed_and_unlisted_tokens_are_found_spam_excluded_and_hiding_wor
 ) -> None:
     deployment = restore_devnet.chain(1)
     wallet = fresh_wallet(30)
-    listed = [_erc20(deployment, f"Listed {i}", f"WL{i:02d}", 6 + i % 13) for i in range(30)]
+    listed = [_erc20(deployment, f"Listed {i}", f"WL{i:02d}") for i in range(30)]
     for i, token in enumerate(listed):
-        mint(deployment, "MintableERC20", token, wallet, 10**6 * (i + 1) + i)
+        mint(deployment, OPENZEPPELIN, token, wallet, 10**6 * (i + 1) + i)
     entries = [
-        {"chainId": 1, "address": a, "symbol": f"WL{i:02d}", "name": "x", "decimals": 6 + i % 13}
+        {"chainId": 1, "address": a, "symbol": f"WL{i:02d}", "name": "x", "decimals": 18}
         for i, a in enumerate(listed)
     ]
     list_file = tmp_path / "wallet.tokenlist.json"
     list_file.write_text(json.dumps(token_list(entries)))
-    unlisted = [_erc20(deployment, f"Unlisted {i}", f"UL{i}", 18 - i) for i in range(5)]
+    unlisted = [_erc20(deployment, f"Unlisted {i}", f"UL{i}") for i in range(5)]
     for i, token in enumerate(unlisted[:4]):
-        mint(deployment, "MintableERC20", token, wallet, 10**15 + i)
+        mint(deployment, OPENZEPPELIN, token, wallet, 10**15 + i)
     lure = _erc20(deployment, "Visit claim-usdt.xyz to claim", "CLAIM")
-    mint(deployment, "MintableERC20", lure, wallet, 10**18)
-    sprayed = _erc20(deployment, "Totally Real", "REAL")
+    mint(deployment, OPENZEPPELIN, lure, wallet, 10**18)
+    # Sprayed in one transaction (the devnet token's mintBatch: OpenZeppelin has none).
+    sprayed = deploy_token(deployment, "MintableERC20", "Totally Real", "REAL", 18)
     others = [to_checksum_address(f"0x{i:040x}") for i in range(1, 120)]
     token_call(deployment, "MintableERC20", sprayed, "mintBatch", [wallet, *others], [5] * 120)
     mint_token(deployment, symbol="USDC", to=wallet, amount=250 * 10**6)
@@ -125,8 +127,8 @@ async def test_listed_and_unlisted_tokens_are_found_spam_excluded_and_hiding_wor
         assert "unpriced" in excluded[unlisted[0]].reason
 
         # A live transfer of the fifth unlisted token: found by the next cycle's scan.
-        token_call(deployment, "MintableERC20", unlisted[4], "mint", deployment.deployer, 77)
-        token_call(deployment, "MintableERC20", unlisted[4], "transfer", wallet, 77)
+        token_call(deployment, OPENZEPPELIN, unlisted[4], "mint", deployment.deployer, 77)
+        token_call(deployment, OPENZEPPELIN, unlisted[4], "transfer", wallet, 77)
         await worker.refresh()
         held = await _holdings(engine, user_id)
         assert held[unlisted[4]].amount == 77
@@ -178,7 +180,7 @@ async def test_a_scan_past_the_head_is_redone_from_just_below_it(
             sync = (await token_store.sync_states(db, wallet_ids=[row.id]))[row.id]
             await token_store.save_sync(db, [replace(sync, last_block=sync.last_block + 1_000)])
         token = _erc20(deployment, "After the reorg", "AFTR")
-        mint(deployment, "MintableERC20", token, wallet, 42)
+        mint(deployment, OPENZEPPELIN, token, wallet, 42)
         await worker.refresh()
         held = await _holdings(engine, user_id)
     assert held[token].amount == 42

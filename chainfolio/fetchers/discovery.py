@@ -30,16 +30,6 @@ RANGES_PER_REQUEST = 10
 """Log queries per JSON-RPC batch: round trips drop tenfold; providers count calls, not HTTP."""
 WALLETS_PER_FILTER = 200
 
-_TOO_LARGE_HINTS = (
-    "range",
-    "more than",
-    "too many",
-    "too large",
-    "limit",
-    "exceed",
-    "response size",
-    "query timeout",
-)
 
 Progress = Callable[[int, int], Awaitable[None]]
 """Called with (scanned blocks, total blocks) after each batch."""
@@ -67,12 +57,6 @@ class DiscoveryScan:
     halvings: int = 0
     scanned: list[tuple[int, int]] = field(default_factory=list)
     """The inclusive block ranges answered, in order of answer (tests check no gap)."""
-
-
-def is_range_refusal(error: RpcError) -> bool:
-    """True when a smaller eth_getLogs range may succeed (range or result limits)."""
-    text = error.message.lower()
-    return error.is_size_error or any(hint in text for hint in _TOO_LARGE_HINTS)
 
 
 def _topic(address: str) -> str:
@@ -114,7 +98,7 @@ async def discover_tokens(
             refused: list[tuple[int, int]] = []
             for ((start, end), _), outcome in zip(queries, outcomes, strict=True):
                 if isinstance(outcome, RpcError):
-                    if start < end and is_range_refusal(outcome):
+                    if start < end and outcome.is_log_range_error:
                         if (start, end) not in refused:
                             refused.append((start, end))
                         continue

@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "subscriptions": ([], ["--clients", "300", "--rounds", "1"]),
     "graphql": ([], ["--duration", "2", "--rest-connections", "20"]),
     "dashboard": ([], ["--runs", "2"]),
+    "tokens": ([], ["--blocks", "100000", "--rounds", "2"]),
 }
 
 

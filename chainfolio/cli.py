@@ -1,4 +1,5 @@
-"""`chainfolio` command line: serve, migrate, token, wallet, devnet, demo, worker, schema, db."""
+"""`chainfolio` command line: serve, migrate, token, wallet, discover, devnet, demo, worker,
+schema, db."""
 
 from __future__ import annotations
 
@@ -253,12 +254,80 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def progress_bar(scanned: int, total: int, *, width: int = 30) -> str:
+    """`[#######-------]  45%  450,000/1,000,000 blocks`."""
+    done = width * scanned // total if total else width
+    share = 100 * scanned // total if total else 100
+    return f"[{'#' * done}{'-' * (width - done)}] {share:3d}%  {scanned:,}/{total:,} blocks"
+
+
+def cmd_discover(args: argparse.Namespace, settings: Settings) -> int:
+    """Scan a wallet's Transfer logs for the tokens it received (read only, nothing stored)."""
+    from chainfolio.fetchers.config import load_chains  # noqa: PLC0415
+    from chainfolio.fetchers.discovery import discover_tokens  # noqa: PLC0415
+    from chainfolio.fetchers.portfolio import open_chains, validate_wallet  # noqa: PLC0415
+    from chainfolio.fetchers.spam import inspect_tokens  # noqa: PLC0415
+
+    config = load_chains(settings.chains_file, max_tokens_per_chain=settings.max_tokens_per_chain)
+    _, wallet = validate_wallet(config, chain_id=args.chain_id, address=args.address)
+    blocks = args.blocks or config.discovery.initial_blocks
+
+    async def report(scanned: int, total: int) -> None:
+        print(f"\r{progress_bar(scanned, total)}", end="", file=sys.stderr, flush=True)
+
+    async def go() -> None:
+        async with open_chains(config) as chains:
+            reader = chains.reader(args.chain_id)
+            head = int(await reader.rpc.call("eth_blockNumber", []), 16)
+            scan = await discover_tokens(
+                reader.rpc,
+                wallets=[wallet],
+                first_block=max(0, head - blocks + 1),
+                last_block=head,
+                max_range=args.max_range or config.discovery.max_range_blocks,
+                on_progress=report,
+            )
+            print(file=sys.stderr)
+            known = reader.known_contracts()
+            new = [c for c in scan.candidates if c.contract not in known]
+            first = {c.contract: c.first_block for c in new}
+            for meta, spam in await inspect_tokens(reader, new) if new else []:
+                notes = "; ".join(n for n in (meta.unreadable, spam and f"spam: {spam}") if n)
+                decimals = "" if meta.decimals is None else meta.decimals
+                print(
+                    f"{meta.address}\t{meta.display_symbol}\t{meta.name or ''}\t{decimals}\t"
+                    f"{first[meta.address]}\t{notes}"
+                )
+            print(
+                f"{len(new)} tokens beyond the configured and listed ones "
+                f"({len(scan.candidates) - len(new)} known), {scan.log_queries} log queries",
+                file=sys.stderr,
+            )
+
+    asyncio.run(go())
+    return 0
+
+
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def _log_format(args: argparse.Namespace, settings: Settings) -> LogFormat:
     chosen: LogFormat | None = getattr(args, "log_format", None)
     return chosen or settings.log_format
+
+
+def _add_discover_command(sub: Any) -> None:
+    """`discover`: a wallet's received tokens, read only."""
+    discover = sub.add_parser(
+        "discover", help="find the tokens a wallet received (Transfer logs; nothing stored)"
+    )
+    discover.add_argument("--chain-id", type=int, required=True)
+    discover.add_argument("--address", required=True)
+    discover.add_argument("--blocks", type=int, help="blocks back from the head (default: config)")
+    discover.add_argument(
+        "--max-range", type=int, help="widest eth_getLogs range (default: config)"
+    )
+    discover.set_defaults(func=cmd_discover)
 
 
 def _add_ops_commands(sub: Any) -> None:
@@ -343,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     devnet.set_defaults(func=cmd_devnet)
 
+    _add_discover_command(sub)
     wallet = sub.add_parser("wallet", help="manage a user's wallets", parents=[uses_db])
     wsub = wallet.add_subparsers(dest="action", required=True)
     add = wsub.add_parser("add")

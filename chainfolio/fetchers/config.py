@@ -51,6 +51,14 @@ lp_pairs = ["0xB4e16d0168e52d35CaCD2c6185b44281Ec28C9Dc"]
 pair = "0xd3d2E2692501A5c9Ca623199D38826e513033a17"
 quote = "WETH"                               # the pair's other token (in `tokens`)
 min_liquidity_usd = 100000                   # thinner pools are not trusted
+
+[token_lists]                                # every listed token of a wallet's chain is checked
+shipped = true                               # the Uniswap default list (package data)
+sources = ["my-tokens.json", "https://…/list.json"]   # Token Lists JSON, schema-validated
+
+[discovery]                                  # tokens found in Transfer logs to a wallet
+initial_blocks = 1000000                     # a new wallet's first scan: this far back
+max_range_blocks = 10000                     # widest eth_getLogs range (halved on errors)
 ```
 
 `CHAINFOLIO_RPC_URLS_<CHAIN_ID>` or `CHAINFOLIO_RPC_URLS_<NAME>` (comma separated) replace
@@ -263,6 +271,7 @@ class ChainConfig(_Model):
     # then costs no RPC round trip and is reproducible. None: the cost is reported unknown.
     gas_price_gwei: Decimal | None = Field(None, ge=0)
     swap_gas_units: int = Field(SWAP_GAS_UNITS, gt=0)
+    # Uniswap factories of the chain (pool discovery by getPool/getPair); None: not deployed.
 
     @model_validator(mode="after")
     def _references(self) -> Self:
@@ -324,6 +333,25 @@ class HttpPriceConfig(_Model):
     timeout_s: float = Field(10.0, gt=0)
 
 
+class TokenListsConfig(_Model):
+    """Which token lists name the tokens every wallet is checked for (`tokenlists`)."""
+
+    shipped: bool = True
+    """The Uniswap default list shipped as package data."""
+    sources: list[str] = Field(default_factory=list)
+    """The user's own lists: file paths or http(s) URLs, validated against the schema."""
+
+
+class DiscoveryConfig(_Model):
+    """Finding the tokens a wallet received that no list names (`discovery`)."""
+
+    enabled: bool = True
+    initial_blocks: int = Field(1_000_000, ge=0)
+    """A new wallet's first scan covers this many blocks back from the head."""
+    max_range_blocks: int = Field(10_000, ge=1)
+    """The widest eth_getLogs range asked for; halved on "range too large"/"too many results"."""
+
+
 class PricesConfig(_Model):
     """Which price sources to use, tried in order."""
 
@@ -335,6 +363,8 @@ class ChainsConfig(_Model):
 
     chains: list[ChainConfig] = Field(default_factory=list)
     prices: PricesConfig = Field(default_factory=PricesConfig)
+    token_lists: TokenListsConfig = Field(default_factory=TokenListsConfig)
+    discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
 
     @model_validator(mode="after")
     def _unique(self) -> Self:

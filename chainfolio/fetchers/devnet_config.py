@@ -141,4 +141,5 @@ def config_from_devnet(
                 "price_feeds": feeds,
             }
         )
-    return ChainsConfig.model_validate({"chains": chains})
+    # The shipped list names mainnet addresses: on a devnet with chain id 1 they hold no code.
+    return ChainsConfig.model_validate({"chains": chains, "token_lists": {"shipped": False}})

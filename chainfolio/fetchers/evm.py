@@ -4,12 +4,17 @@ Per wallet: the native coin (Multicall3 `getEthBalance`), every tracked token (`
 every ERC-4626 vault (`balanceOf` shares, then `convertToAssets`) and every lending market
 position (supplied and borrowed). A call that fails yields a Holding with `amount=None` and
 the reason in `error` — never a zero.
+
+Beyond the configured tokens, a reader checks *sparse* tokens in the same batches: the chain's
+listed tokens (token lists, for every wallet) and each wallet's discovered tokens. Only
+non-zero balances of those become holdings; a listed token whose call fails is left out (no
+code there, nothing held), a discovered one is kept with its error — the wallet received it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -72,20 +77,30 @@ class _Slot:
     category: Category
     token: TokenConfig | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    sparse: bool = False
+    """A listed or discovered token: kept only when its balance is non-zero (or unknown)."""
+    listed: bool = False
 
 
 class EvmChainReader:
     """The one EVM reader: every chain is this class plus a ChainConfig."""
 
     def __init__(
-        self, chain: ChainConfig, rpc: RpcClient, *, clock: Callable[[], datetime] = _utcnow
+        self,
+        chain: ChainConfig,
+        rpc: RpcClient,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        listed: Sequence[TokenConfig] = (),
     ) -> None:
         self.chain = chain
         self.rpc = rpc
         self._clock = clock
+        configured = {t.address for t in chain.tokens}
+        self.listed = [t for t in listed if t.address not in configured]
         # ERC-721 balances are counts: no decimals() to ask for.
         self._decimals: dict[str, int] = {}
-        for token in chain.tokens:
+        for token in (*chain.tokens, *self.listed):
             if token.kind is AssetKind.ERC721:
                 self._decimals[token.address] = 0
             elif token.decimals is not None:
@@ -93,18 +108,38 @@ class EvmChainReader:
         self.chunk_size = ChunkSize(chain.rpc.chunk_size)
         self.positions = PositionReader(chain)
 
-    async def read(self, wallets: Sequence[str], *, block: int | None = None) -> ChainRead:
-        """Holdings of `wallets` at one block (the latest unless `block` is given).
+    async def read(
+        self,
+        wallets: Sequence[str],
+        *,
+        block: int | None = None,
+        discovered: Mapping[str, Sequence[TokenConfig]] | None = None,
+    ) -> ChainRead:
+        """Holdings of `wallets` at one block (the latest unless `block` is given), with each
+        wallet's `discovered` tokens (non-zero balances only).
 
         Raises ChainUnavailable when no URL works. A historic `block` needs a node that serves
         that state (an archive node, or Hardhat); others answer with a missing-block error.
         """
         owners = list(dict.fromkeys(parse_address(w) for w in wallets))
+        known = self.known_contracts()
+        extra = {
+            parse_address(w): [t for t in tokens if t.address not in known]
+            for w, tokens in (discovered or {}).items()
+        }
 
         async def work(connection: RpcConnection) -> ChainRead:
-            return await self._read_on(connection, owners, block)
+            return await self._read_on(connection, owners, block, extra)
 
         return await self.rpc.run(work)
+
+    def known_contracts(self) -> set[str]:
+        """Contracts this reader reads anyway: configured tokens, vaults and markets, listed
+        tokens. Discovery leaves them out (a mint of vault shares is not a new token)."""
+        known = {t.address for t in (*self.chain.tokens, *self.listed)}
+        known.update(v.address for v in self.chain.vaults)
+        known.update(m.address for m in self.chain.lending)
+        return known
 
     async def call_at_latest(self, calls: Sequence[Call]) -> tuple[int, list[CallResult]]:
         """Run arbitrary read calls through Multicall3 at the latest block (prices use it)."""
@@ -128,17 +163,27 @@ class EvmChainReader:
         )
 
     async def _read_on(
-        self, connection: RpcConnection, wallets: Sequence[ChecksumAddress], at: int | None = None
+        self,
+        connection: RpcConnection,
+        wallets: Sequence[ChecksumAddress],
+        at: int | None = None,
+        discovered: Mapping[ChecksumAddress, Sequence[TokenConfig]] | None = None,
     ) -> ChainRead:
         block = await connection.block_number() if at is None else at
         observed_at = self._clock()
         calls: list[Call] = []
+        extra = discovered or {}
+        for tokens in extra.values():
+            for token in tokens:
+                if token.decimals is not None:
+                    self._decimals.setdefault(token.address, token.decimals)
+        in_use = self._tokens_in_use() + [t.address for ts in extra.values() for t in ts]
         decimals_calls = {
             address: self._add(calls, Call(address, DECIMALS))
-            for address in self._tokens_in_use()
+            for address in dict.fromkeys(in_use)
             if address not in self._decimals
         }
-        slots = self._plan(calls, wallets)
+        slots = self._plan(calls, wallets, extra)
         position_plan = self.positions.plan(calls, wallets) if self.positions.enabled else None
         results = await self._aggregate(connection, calls, block)
 
@@ -163,16 +208,17 @@ class EvmChainReader:
         )
         holdings: dict[str, list[Holding]] = {w: [] for w in wallets}
         for slot in slots:
-            holdings[slot.wallet].append(
-                self._holding(
-                    slot,
-                    result=results[slot.call],
-                    vault_assets=vault_assets,
-                    decimals_errors=decimals_errors,
-                    block=block,
-                    observed_at=observed_at,
-                )
+            holding = self._holding(
+                slot,
+                result=results[slot.call],
+                vault_assets=vault_assets,
+                decimals_errors=decimals_errors,
+                block=block,
+                observed_at=observed_at,
             )
+            if slot.sparse and _not_held(holding, results[slot.call], listed=slot.listed):
+                continue
+            holdings[slot.wallet].append(holding)
         for wallet, position_holdings in positions.items():
             holdings[wallet].extend(position_holdings)
         return ChainRead(self.chain.chain_id, block, observed_at, holdings, connection.url)
@@ -193,7 +239,12 @@ class EvmChainReader:
         calls.append(call)
         return len(calls) - 1
 
-    def _plan(self, calls: list[Call], wallets: Sequence[ChecksumAddress]) -> list[_Slot]:
+    def _plan(
+        self,
+        calls: list[Call],
+        wallets: Sequence[ChecksumAddress],
+        discovered: Mapping[ChecksumAddress, Sequence[TokenConfig]],
+    ) -> list[_Slot]:
         multicall3 = self.chain.multicall3
         slots: list[_Slot] = []
         for wallet in wallets:
@@ -208,6 +259,13 @@ class EvmChainReader:
             for token in self._readable_tokens():
                 call = self._add(calls, Call(token.address, with_address(BALANCE_OF, wallet)))
                 slots.append(_Slot(wallet, token, call, token.effective_category, token))
+            for listed, sparse in ((True, self.listed), (False, discovered.get(wallet, ()))):
+                for token in sparse:
+                    call = self._add(calls, Call(token.address, with_address(BALANCE_OF, wallet)))
+                    category = token.effective_category
+                    slots.append(
+                        _Slot(wallet, token, call, category, token, sparse=True, listed=listed)
+                    )
             for vault in self.chain.vaults:
                 call = self._add(calls, Call(vault.address, with_address(BALANCE_OF, wallet)))
                 slots.append(
@@ -329,6 +387,15 @@ class EvmChainReader:
 
 async def _no_positions() -> dict[ChecksumAddress, list[Holding]]:
     return {}
+
+
+def _not_held(holding: Holding, result: CallResult, *, listed: bool) -> bool:
+    """A listed or discovered token the wallet does not hold: a zero balance, or no contract
+    there (empty answer: a list naming another chain's address, a creation a reorg undid). A
+    listed token whose call fails is left out too; a discovered one is kept, unknown."""
+    if holding.amount == 0 or (result.success and not result.data):
+        return True
+    return listed and holding.amount is None
 
 
 def _lending_calldata(function: str, wallet: str, asset: str) -> bytes:

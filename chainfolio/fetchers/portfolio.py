@@ -22,7 +22,7 @@ from chainfolio.core.domain import ChainId, ChecksumAddress, Holding, Price
 from chainfolio.core.errors import SourceUnavailable
 from chainfolio.core.metrics import observe_chain_read
 from chainfolio.fetchers.addresses import parse_address
-from chainfolio.fetchers.config import ChainsConfig
+from chainfolio.fetchers.config import ChainsConfig, TokenConfig
 from chainfolio.fetchers.evm import ChainRead, EvmChainReader
 from chainfolio.fetchers.multicall import gather_all
 from chainfolio.fetchers.prices import (
@@ -34,6 +34,13 @@ from chainfolio.fetchers.prices import (
     UniswapPriceSource,
 )
 from chainfolio.fetchers.rpc import RpcClient
+from chainfolio.fetchers.tokenlists import (
+    ListedToken,
+    as_token,
+    load_token_list,
+    shipped_tokens,
+    tokens_by_chain,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +50,20 @@ DEFAULT_CHAIN_TIMEOUT_S = 30.0
 class ChainSet:
     """The configured chains with their live RPC state; create it with `open_chains`."""
 
-    def __init__(self, config: ChainsConfig, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        config: ChainsConfig,
+        http: httpx.AsyncClient,
+        *,
+        listed: Mapping[int, Sequence[ListedToken]] | None = None,
+    ) -> None:
         self.config = config
         self.http = http
         self.readers: dict[int, EvmChainReader] = {
             chain.chain_id: EvmChainReader(
                 chain,
                 RpcClient(chain.rpc_urls, http=http, settings=chain.rpc, chain=chain.name),
+                listed=[as_token(chain, t) for t in (listed or {}).get(chain.chain_id, ())],
             )
             for chain in config.chains
         }
@@ -76,10 +90,19 @@ class ChainSet:
 async def open_chains(
     config: ChainsConfig, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[ChainSet]:
-    """Open one pooled HTTP client for every chain and price API; close it on exit."""
+    """Open one pooled HTTP client for every chain and price API; close it on exit.
+
+    The configured token lists are loaded here (a user's list that fails validation stops
+    the start with INVALID_TOKEN_LIST)."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
     async with httpx.AsyncClient(transport=transport, limits=limits, timeout=30.0) as http:
-        yield ChainSet(config, http)
+        lists: list[Sequence[ListedToken]] = []
+        if config.token_lists.shipped:
+            lists.append(shipped_tokens())
+        for source in config.token_lists.sources:
+            lists.append(await load_token_list(source, http=http))
+        listed = tokens_by_chain(lists, chain_ids=[c.chain_id for c in config.chains])
+        yield ChainSet(config, http, listed=listed)
 
 
 class ChainState(StrEnum):
@@ -137,16 +160,28 @@ async def read_portfolio(
     chain_timeout_s: float = DEFAULT_CHAIN_TIMEOUT_S,
     last_known: Mapping[tuple[int, str], Sequence[Holding]] | None = None,
     with_prices: bool = True,
+    discovered: Mapping[tuple[int, str], Sequence[TokenConfig]] | None = None,
 ) -> PortfolioRead:
-    """Read every (chain id, wallet) pair; chains concurrently, each within its own timeout."""
+    """Read every (chain id, wallet) pair; chains concurrently, each within its own timeout.
+
+    `discovered` adds tokens found for a wallet (transfer-log discovery) to its read."""
     per_chain: dict[int, list[ChecksumAddress]] = {}
     for chain_id, wallet in wallets:
         validate_wallet(chains.config, chain_id=chain_id, address=wallet)
         per_chain.setdefault(chain_id, []).append(parse_address(wallet))
     known = {(c, parse_address(w)): list(hs) for (c, w), hs in (last_known or {}).items()}
 
+    extra: dict[int, dict[str, Sequence[TokenConfig]]] = {}
+    for (chain_id, wallet), tokens in (discovered or {}).items():
+        extra.setdefault(chain_id, {})[parse_address(wallet)] = tokens
     chain_reads = [
-        _read_chain(chains.readers[chain_id], list(dict.fromkeys(owners)), chain_timeout_s, known)
+        _read_chain(
+            chains.readers[chain_id],
+            list(dict.fromkeys(owners)),
+            chain_timeout_s,
+            known,
+            extra.get(chain_id, {}),
+        )
         for chain_id, owners in per_chain.items()
     ]
     symbols = set().union(*(chains.readers[c].chain.price_keys() for c in per_chain))
@@ -170,12 +205,13 @@ async def _read_chain(
     wallets: list[ChecksumAddress],
     budget_s: float,
     known: Mapping[tuple[int, ChecksumAddress], list[Holding]],
+    discovered: Mapping[str, Sequence[TokenConfig]],
 ) -> ChainHoldings:
     chain = reader.chain
     started = time.perf_counter()
     try:
         async with asyncio.timeout(budget_s):
-            read: ChainRead = await reader.read(wallets)
+            read: ChainRead = await reader.read(wallets, discovered=discovered)
     except Exception as exc:  # whatever breaks one chain must not break the others
         if isinstance(exc, SourceUnavailable):
             error = exc.message

@@ -39,6 +39,21 @@ _SIZE_ERROR_HINTS = (
 )
 
 
+# eth_getLogs refusals a smaller range may pass: "block range is too large", "query returned
+# more than 10000 results", "eth_getLogs is limited to a 10,000 range", "Log response size
+# exceeded", "exceed maximum block range: 5000", "query timeout exceeded" …
+_LOG_RANGE_HINTS = (
+    "range",
+    "more than",
+    "10000 results",
+    "too many",
+    "too large",
+    "limit",
+    "exceed",
+    "response size",
+    "query timeout",
+)
+
 _MISSING_BLOCK_HINTS = ("header not found", "unknown block", "block not found", "missing trie node")
 
 
@@ -56,6 +71,12 @@ class RpcError(Exception):
         """True when asking for less at once may succeed (gas, payload or response limits)."""
         text = self.message.lower()
         return self.code == 413 or any(hint in text for hint in _SIZE_ERROR_HINTS)
+
+    @property
+    def is_log_range_error(self) -> bool:
+        """True when an eth_getLogs over fewer blocks may succeed (range or result limits)."""
+        text = self.message.lower()
+        return self.is_size_error or any(hint in text for hint in _LOG_RANGE_HINTS)
 
     @property
     def is_missing_block(self) -> bool:

@@ -31,8 +31,6 @@ from chainfolio.fetchers.rpc import (
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 """keccak256("Transfer(address,address,uint256)"): ERC-20 and ERC-721 share it."""
 
-_RANGE_ERROR_HINTS = ("range", "block range", "10000 results", "more than", "limit")
-
 
 @dataclass(frozen=True, slots=True)
 class ScanLimits:
@@ -245,8 +243,7 @@ async def _logs(
                             continue
                         seen[(str(log["transactionHash"]), int(log["logIndex"], 16))] = log
         except RpcError as exc:
-            message = exc.message.lower()
-            if step > 1 and (exc.is_size_error or any(h in message for h in _RANGE_ERROR_HINTS)):
+            if step > 1 and exc.is_log_range_error:
                 step = max(1, step // 2)
                 continue
             raise

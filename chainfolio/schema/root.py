@@ -14,6 +14,7 @@ from chainfolio.resolvers import history as history_resolver
 from chainfolio.resolvers import performance as performance_resolver
 from chainfolio.resolvers import portfolio as portfolio_resolver
 from chainfolio.resolvers import targets as targets_resolver
+from chainfolio.resolvers import tokens as tokens_resolver
 from chainfolio.resolvers import wallets as wallets_resolver
 from chainfolio.resolvers.pages import DEFAULT_PAGE
 from chainfolio.schema.allocation import (
@@ -24,6 +25,7 @@ from chainfolio.schema.allocation import (
 )
 from chainfolio.schema.comparison import Comparison
 from chainfolio.schema.context import Info
+from chainfolio.schema.tokens import ExcludedToken, TokenVisibility
 from chainfolio.schema.types import (
     AFTER,
     FIRST,
@@ -155,6 +157,16 @@ class Query:
         return Comparison.of(view)
 
     @strawberry.field(
+        description="Held tokens left out of totals, with the reason: hidden by you, spam "
+        "(with the signal) or unpriced (no price source)."
+    )
+    async def excluded_tokens(self, info: Info) -> list[ExcludedToken]:
+        ctx = info.context
+        async with ctx.services.engine.connect() as db:
+            rows = await tokens_resolver.excluded_tokens(db, user_id=ctx.caller.user_id)
+        return [ExcludedToken.of(r) for r in rows]
+
+    @strawberry.field(
         description="The caller's tracked wallets.",
         deprecation_reason="Use walletsConnection: cursor pages.",
     )
@@ -205,6 +217,26 @@ class Mutation:
             )
         await ctx.services.changed(ctx.caller.user_id, wallets=True)
         return Wallet.of(row)
+
+    @strawberry.mutation(
+        description="Hide a token from your totals (hidden: true) or bring it back; spam tokens "
+        "are hidden until you un-hide them. Applied by the next refresh."
+    )
+    async def set_token_visibility(
+        self, info: Info, chain_id: int, contract: str, hidden: bool
+    ) -> TokenVisibility:
+        ctx = info.context
+        async with ctx.services.engine.begin() as db:
+            checksummed = await tokens_resolver.set_token_visibility(
+                db,
+                user_id=ctx.caller.user_id,
+                chain_id=chain_id,
+                contract=contract,
+                hidden=hidden,
+                chains=ctx.services.chains,
+            )
+        await ctx.services.changed(ctx.caller.user_id, wallets=True)
+        return TokenVisibility(chain_id=chain_id, contract=checksummed, hidden=hidden)
 
     @strawberry.mutation(description="Stop tracking a wallet.")
     async def remove_wallet(self, info: Info, id: strawberry.ID) -> bool:

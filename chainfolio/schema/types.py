@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -9,11 +10,14 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 
+from chainfolio.resolvers import tokens as tokens_resolver
 from chainfolio.resolvers.history import HistoryView
 from chainfolio.resolvers.pages import DEFAULT_PAGE, MAX_PAGE, Page
 from chainfolio.resolvers.portfolio import PortfolioView, holdings_page
 from chainfolio.resolvers.positions import PositionView, group_positions
+from chainfolio.schema.context import Info
 from chainfolio.schema.series import DateTimeSeries, DecimalSeries
+from chainfolio.schema.tokens import WalletSync
 from chainfolio.storage.accounts import Wallet as WalletRow
 from chainfolio.storage.holdings import StoredHolding
 
@@ -267,6 +271,12 @@ class Wallet:
     address: str
     label: str | None
     created_at: datetime
+
+    @strawberry.field(description="Token discovery over this wallet's Transfer logs: progress.")
+    async def sync(self, info: Info) -> WalletSync:
+        async with info.context.services.engine.connect() as db:
+            row = await tokens_resolver.wallet_sync(db, wallet_id=uuid.UUID(str(self.id)))
+        return WalletSync.of(row)
 
     @classmethod
     def of(cls, row: WalletRow) -> Wallet:

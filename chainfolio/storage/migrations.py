@@ -240,6 +240,49 @@ async def _v6_position_legs(conn: AsyncConnection, _timescale: bool, _opts: Stor
     )
 
 
+async def _v7_discovered_tokens(
+    conn: AsyncConnection, _timescale: bool, _opts: StorageOptions
+) -> None:
+    # Token discovery (chainfolio.storage.tokens): metadata read once per token, candidates per
+    # wallet with their first-seen block, each wallet's discovery progress, per-user visibility.
+    await _exec(
+        conn,
+        """CREATE TABLE token_metadata (
+            chain_id integer NOT NULL,
+            contract varchar(42) NOT NULL,
+            symbol text,
+            name text,
+            decimals smallint CHECK (decimals BETWEEN 0 AND 255),
+            unreadable text,
+            spam text,
+            read_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (chain_id, contract))""",
+        """CREATE TABLE wallet_tokens (
+            wallet_id uuid NOT NULL REFERENCES wallets(id) ON DELETE CASCADE,
+            chain_id integer NOT NULL,
+            contract varchar(42) NOT NULL,
+            first_block bigint NOT NULL,
+            first_tx varchar(66),
+            PRIMARY KEY (wallet_id, contract))""",
+        """CREATE TABLE wallet_sync (
+            wallet_id uuid PRIMARY KEY REFERENCES wallets(id) ON DELETE CASCADE,
+            state text NOT NULL CHECK (state IN ('scanning', 'synced', 'failed')),
+            first_block bigint NOT NULL,
+            last_block bigint NOT NULL,
+            scanned_blocks bigint NOT NULL,
+            total_blocks bigint NOT NULL,
+            error text,
+            updated_at timestamptz NOT NULL DEFAULT now())""",
+        """CREATE TABLE token_visibility (
+            user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            chain_id integer NOT NULL,
+            contract varchar(42) NOT NULL,
+            hidden boolean NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (user_id, chain_id, contract))""",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _v1_core),
     Migration(
@@ -249,6 +292,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "transfer scan cursors; cash flow block numbers", _v4_transfer_cursors),
     Migration(5, "daily rollup edge: days before it are folded in", _v5_rollup_edge),
     Migration(6, "DEX position legs: longer contract keys, details", _v6_position_legs),
+    Migration(
+        7,
+        "discovered tokens, token metadata, discovery progress, visibility",
+        _v7_discovered_tokens,
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

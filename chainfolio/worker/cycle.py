@@ -39,6 +39,7 @@ from chainfolio.storage import holdings as holdings_store
 from chainfolio.storage.accounts import Wallet
 from chainfolio.storage.holdings import StoredHolding
 from chainfolio.worker.backfill import Backfill
+from chainfolio.worker.discovery import TokenDiscovery
 from chainfolio.worker.flows import FlowScanner
 from chainfolio.worker.heads import HeadWatch, Nudges, first_of
 from chainfolio.worker.leases import WORKER_APPLICATION, ShardLease, shard_of
@@ -109,6 +110,7 @@ class Worker:
         self._seen: set[uuid.UUID] = set()  # users whose missed hours were back-filled
         self._retention_due = 0.0
         self._flows = FlowScanner(engine=engine, chains=chains, options=self.options)
+        self._discovery = TokenDiscovery(engine=engine, chains=chains, cache=self._cache)
         self._backfill = Backfill(
             engine=engine,
             chains=chains,
@@ -138,8 +140,13 @@ class Worker:
         for stored_holdings in before.values():
             for stored in stored_holdings:
                 last_known[(stored.holding.chain_id, stored.holding.wallet)].append(stored.holding)
+        # Tokens found in the wallets' Transfer logs are read with the rest (`discovery`).
+        plan = await self._discovery.plan(wallets)
         read = await read_portfolio(
-            self._chains, [(w.chain_id, w.address) for w in wallets], last_known=last_known
+            self._chains,
+            [(w.chain_id, w.address) for w in wallets],
+            last_known=last_known,
+            discovered=plan.tokens,
         )
         now = self._now()
         hour = now.replace(minute=0, second=0, microsecond=0)
@@ -164,7 +171,7 @@ class Worker:
                     user_id=wallet.user_id,
                     wallet_id=wallet.id,
                     chain=self._names.get(wallet.chain_id, str(wallet.chain_id)),
-                    holdings=chain.holdings.get(wallet.address, []),
+                    holdings=plan.visible(wallet, chain.holdings.get(wallet.address, [])),
                     observed_at=now,
                 )
             # The prices this refresh valued holdings with, at minute precision (benchmarks).

@@ -46,12 +46,19 @@ class RpcProxy:
     mode "forward" | "garbage" (HTML, HTTP 200) | "refuse_batch" (one error object for any
     batch) | "lagging" (eth_call answers "header not found", like a node behind the head).
     `max_call_hex` answers "response size exceeded" for eth_calls whose data is longer.
+    `max_log_range` refuses eth_getLogs over more blocks (as QuickNode and public nodes word
+    it), `max_log_results` refuses those with more logs (as Infura does); `log_ranges` lists the
+    (from, to) ranges answered.
     """
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.mode = "forward"
         self.max_call_hex: int | None = None
+        self.max_log_range: int | None = None
+        self.max_log_results: int | None = None
+        self.log_ranges: list[tuple[int, int]] = []
+        self.log_refusals = 0
         self.http_requests = 0
         self.rpc_calls = 0
         self.methods: Counter[str] = Counter()
@@ -87,7 +94,19 @@ class RpcProxy:
         forward: list[dict[str, Any]] = []
         for index, item in enumerate(items):
             data = item["params"][0].get("data", "") if item["method"] == "eth_call" else ""
-            if self.mode == "lagging" and item["method"] == "eth_call":
+            span = _log_span(item)
+            if (
+                span is not None
+                and self.max_log_range
+                and span[1] - span[0] + 1 > self.max_log_range
+            ):
+                self.log_refusals += 1
+                error = {
+                    "code": -32005,
+                    "message": f"eth_getLogs is limited to a {self.max_log_range} blocks range",
+                }
+                refused[index] = {"jsonrpc": "2.0", "id": item["id"], "error": error}
+            elif self.mode == "lagging" and item["method"] == "eth_call":
                 error = {"code": -32000, "message": "header not found"}
                 refused[index] = {"jsonrpc": "2.0", "id": item["id"], "error": error}
             elif self.max_call_hex is not None and len(data) > self.max_call_hex:
@@ -101,11 +120,33 @@ class RpcProxy:
             response = await self._client.post(self.upstream, json=forward)
             forwarded = response.json()
         by_id = {answer["id"]: answer for answer in forwarded}
+        for item in forward:
+            span = _log_span(item)
+            answer = by_id[item["id"]]
+            if span is None or "result" not in answer:
+                continue
+            if self.max_log_results is not None and len(answer["result"]) > self.max_log_results:
+                self.log_refusals += 1
+                message = f"query returned more than {self.max_log_results} results"
+                by_id[item["id"]] = {
+                    "jsonrpc": "2.0",
+                    "id": item["id"],
+                    "error": {"code": -32005, "message": message},
+                }
+            else:
+                self.log_ranges.append(span)
         return [refused.get(i) or by_id[item["id"]] for i, item in enumerate(items)]
 
     async def close(self) -> None:
         """Close the upstream client."""
         await self._client.aclose()
+
+
+def _log_span(item: dict[str, Any]) -> tuple[int, int] | None:
+    if item["method"] != "eth_getLogs":
+        return None
+    query = item["params"][0]
+    return int(query["fromBlock"], 16), int(query["toBlock"], 16)
 
 
 @asynccontextmanager

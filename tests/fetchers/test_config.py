@@ -45,7 +45,7 @@ def _chain(**overrides: Any) -> dict[str, Any]:
     return chain
 
 
-def test_shipped_mainnet_file_loads_all_five_chains() -> None:
+def test_shipped_mainnet_file_loads_thirteen_chains() -> None:
     config = load_chains(env={})
     assert {c.chain_id: c.name for c in config.chains} == {
         1: "ethereum",
@@ -53,17 +53,37 @@ def test_shipped_mainnet_file_loads_all_five_chains() -> None:
         42161: "arbitrum",
         8453: "base",
         10: "optimism",
+        56: "bnb",
+        43114: "avalanche",
+        100: "gnosis",
+        59144: "linea",
+        534352: "scroll",
+        42220: "celo",
+        81457: "blast",
+        130: "unichain",
     }
+    feeds = {s for c in config.chains for s in c.price_feeds}
     for chain in config.chains:
         assert chain.multicall3 == MULTICALL3
         assert chain.rpc_urls == []  # users bring their own nodes
+        # every holding on the chain can be priced by some configured feed or pool
+        pooled = {chain.token(s).price_key for s in chain.dex_pools}
+        assert chain.price_keys() <= feeds | pooled
+    for chain in config.chains[:5]:  # the first five list their main tokens and feeds
         symbols = {t.symbol for t in chain.tokens}
         assert {"USDC", "USDT", "DAI", "WETH"} <= symbols
         assert {"ETH", "USDC", "USDT", "DAI"} <= set(chain.price_feeds)
-        # every holding on the chain can be priced by some configured feed or pool
-        pooled = {chain.token(s).price_key for s in chain.dex_pools}
-        assert chain.price_keys() <= {s for c in config.chains for s in c.price_feeds} | pooled
     assert config.chain(1).dex_pools["UNI"].quote == "WETH"  # UNI/WETH Uniswap V2
+    # Uniswap factories as @uniswap/sdk-core 7.19.4 lists them (Gnosis and Scroll: none).
+    v3, v2, base = config.chain(1).uniswap_v3, config.chain(1).uniswap_v2, config.chain(8453)
+    assert v3 is not None
+    assert v3.factory == "0x1F98431c8aD98523631AE4a59f267346ea31F984"
+    assert v2 is not None
+    assert v2.factory == "0x5C69bEe701ef814a2B6a3EDD4B1652CB9cc5aA6f"
+    assert base.uniswap_v3 is not None
+    assert base.uniswap_v3.factory == "0x33128a8fC17869897dcE68Ed026d694621f6FDfD"
+    without = {c.name for c in config.chains if c.uniswap_v3 is None}
+    assert without == {"gnosis", "scroll"}
 
 
 def test_shipped_file_writes_every_address_in_eip55_form() -> None:
@@ -168,7 +188,7 @@ def test_validate_wallet_checks_chain_and_address() -> None:
     config = load_chains(env={})
     assert validate_wallet(config, chain_id=137, address=USDC.lower()) == (137, USDC)
     with pytest.raises(InvalidInput) as unknown:
-        validate_wallet(config, chain_id=56, address=USDC)
+        validate_wallet(config, chain_id=999_999, address=USDC)
     assert unknown.value.code == "UNKNOWN_CHAIN"
     with pytest.raises(InvalidInput) as bad:
         validate_wallet(config, chain_id=1, address="0x1234")

@@ -1,0 +1,449 @@
+"""Profit and loss: cost basis per asset from the stored movements, in the display currency.
+
+Money in another currency than USD is converted at each figure's own time with the stored
+Chainlink rate nearest it (a movement at its block's time, the holdings at their refresh):
+cost basis, proceeds and gains are computed in that currency, never converted at today's rate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chainfolio.analytics import costbasis
+from chainfolio.analytics.costbasis import AssetLedger, Disposal, Kind, Method
+from chainfolio.core.currencies import CURRENCIES, USD, parse_currency
+from chainfolio.core.domain import Category, plain
+from chainfolio.core.errors import InvalidInput
+from chainfolio.core.periods import parse_period
+from chainfolio.storage import movements as movements_store
+from chainfolio.storage.holdings import StoredHolding, current_holdings
+from chainfolio.storage.movements import AssetMovement
+from chainfolio.storage.timeseries import prices_nearest
+
+FIAT_RATE_WINDOW = timedelta(hours=24)
+"""Chainlink FX feeds update on a 24 h heartbeat: a stored rate this near is the feed's own."""
+CRYPTO_RATE_WINDOW = timedelta(minutes=90)
+
+
+# --- currency -------------------------------------------------------------------------------
+
+
+class Rates:
+    """USD per unit of one display currency at given moments (the stored rate nearest each)."""
+
+    def __init__(self, currency: str, found: Mapping[datetime, Decimal]) -> None:
+        self.currency = currency
+        self._found = found
+
+    def rate(self, moment: datetime) -> Decimal | None:
+        """USD per unit of the currency at `moment` (None: no rate stored near it)."""
+        if self.currency == USD:
+            return Decimal(1)
+        return self._found.get(moment)
+
+    def convert(self, usd: Decimal | None, moment: datetime) -> Decimal | None:
+        """`usd` in the currency at `moment` (None when either is unknown)."""
+        if usd is None:
+            return None
+        if self.currency == USD:
+            return usd
+        rate = self._found.get(moment)
+        return None if rate is None else usd / rate
+
+
+async def load_rates(db: AsyncConnection, currency: str, moments: Collection[datetime]) -> Rates:
+    """The currency's stored rates nearest each of `moments` (one query)."""
+    if currency == USD or not moments:
+        return Rates(currency, {})
+    window = CRYPTO_RATE_WINDOW if CURRENCIES[currency].crypto else FIAT_RATE_WINDOW
+    symbol = CURRENCIES[currency].price_symbol
+    found = await prices_nearest(db, [(symbol, m) for m in set(moments)], window=window)
+    return Rates(currency, {moment: price for (_, moment), (_, price) in found.items()})
+
+
+# --- cost basis -----------------------------------------------------------------------------
+
+
+def method_of(value: str | None, default: str) -> Method:
+    """A cost-basis method from its name ("average" or "fifo"); INVALID_METHOD otherwise."""
+    name = (value or default).lower()
+    try:
+        return Method(name)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown cost-basis method {value!r}: use average or fifo", code="INVALID_METHOD"
+        ) from None
+
+
+def _inputs(moves: Sequence[AssetMovement], rates: Rates) -> list[costbasis.Movement]:
+    return [
+        costbasis.Movement(
+            ref=i,
+            time=m.time,
+            asset=m.asset,
+            quantity=m.quantity,
+            value=rates.convert(m.value_usd, m.time),
+            kind=Kind(m.kind),
+            tx=None if m.tx_hash is None else f"{m.chain_id}:{m.tx_hash}",
+        )
+        for i, m in enumerate(moves)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Books:
+    """A user's movements run through their cost-basis method, in one currency."""
+
+    method: Method
+    currency: str
+    movements: list[AssetMovement]
+    ledgers: dict[str, AssetLedger]
+    rates: Rates
+    disposals: dict[int, Disposal] = field(default_factory=dict)
+    """By movement index."""
+
+
+async def load_books(
+    db: AsyncConnection,
+    *,
+    user_id: uuid.UUID,
+    currency: str = USD,
+    method: str | None = None,
+    extra_moments: Collection[datetime] = (),
+) -> Books:
+    """Every movement of the user through the chosen (or their saved) method, in `currency`;
+    `extra_moments` are converted too (the holdings' valuation times)."""
+    chosen = method_of(method, await movements_store.cost_basis_method(db, user_id=user_id))
+    moves = await movements_store.user_movements(db, user_id=user_id)
+    rates = await load_rates(db, currency, {m.time for m in moves} | set(extra_moments))
+    ledgers = costbasis.run(_inputs(moves, rates), chosen)
+    return Books(chosen, currency, moves, ledgers, rates, costbasis.disposals_by_ref(ledgers))
+
+
+def _asset_keys(
+    moves: Iterable[AssetMovement],
+) -> tuple[dict[tuple[int, str, str], str], dict[tuple[int, str], str]]:
+    by_token: dict[tuple[int, str, str], str] = {}
+    by_symbol: dict[tuple[int, str], str] = {}
+    for m in moves:
+        by_token[(m.chain_id, m.contract.lower(), m.symbol)] = m.asset
+        by_symbol[(m.chain_id, m.symbol)] = m.asset
+    return by_token, by_symbol
+
+
+def asset_of(
+    holding: StoredHolding,
+    by_token: Mapping[tuple[int, str, str], str],
+    by_symbol: Mapping[tuple[int, str], str],
+) -> str:
+    """The cost-basis asset of a holding: the price symbol its movements were recorded with."""
+    h = holding.holding
+    found = by_token.get((h.chain_id, h.contract.lower(), h.symbol))
+    return found or by_symbol.get((h.chain_id, h.symbol), h.symbol)
+
+
+# --- views ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AssetPnlView:
+    """One asset's P&L."""
+
+    asset: str
+    quantity: Decimal
+    value: Decimal | None
+    cost_basis: Decimal | None
+    average_cost: Decimal | None
+    unrealized: Decimal | None
+    unrealized_percent: Decimal | None
+    realized: Decimal
+    unvalued: int
+
+
+@dataclass(frozen=True, slots=True)
+class HoldingPnl:
+    """P&L of one holding: the asset's average cost of units held times its balance."""
+
+    cost_basis: Decimal | None
+    average_cost: Decimal | None
+    unrealized: Decimal | None
+    unrealized_percent: Decimal | None
+    realized: Decimal
+    value: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class PnlView:
+    """What `pnl` answers with."""
+
+    period: str
+    start: datetime
+    end: datetime
+    currency: str
+    method: str
+    realized: Decimal
+    unrealized: Decimal | None
+    by_asset: list[AssetPnlView]
+    unvalued: int
+    """Movements without a value (or rate) in the whole history."""
+    complete: bool
+    """False when an unvalued movement or holding leaves a figure partial."""
+
+
+def _holding_value(stored: StoredHolding, rates: Rates) -> Decimal | None:
+    return rates.convert(stored.holding.value_usd, stored.updated_at)
+
+
+def holding_pnl(books: Books, holdings: Sequence[StoredHolding]) -> list[HoldingPnl | None]:
+    """Per holding (None for loans): cost basis at its asset's average cost and P&L."""
+    by_token, by_symbol = _asset_keys(books.movements)
+    realized: dict[tuple[uuid.UUID | None, str], Decimal] = defaultdict(Decimal)
+    for i, disposal in books.disposals.items():
+        move = books.movements[i]
+        if disposal.gain is not None:
+            realized[(move.wallet_id, move.contract.lower())] += disposal.gain
+    out: list[HoldingPnl | None] = []
+    for stored in holdings:
+        h = stored.holding
+        if h.category is Category.LOAN or h.balance is None:
+            out.append(None)
+            continue
+        ledger = books.ledgers.get(asset_of(stored, by_token, by_symbol))
+        average = None if ledger is None else ledger.average_cost
+        value = _holding_value(stored, books.rates)
+        basis = None if average is None else h.balance * average
+        unrealized = None if basis is None or value is None else value - basis
+        percent = unrealized * 100 / basis if unrealized is not None and basis else None
+        out.append(
+            HoldingPnl(
+                basis,
+                average,
+                unrealized,
+                percent,
+                realized.get((stored.wallet_id, h.contract.lower()), Decimal(0)),
+                value,
+            )
+        )
+    return out
+
+
+async def resolve_pnl(
+    db: AsyncConnection,
+    *,
+    user_id: uuid.UUID,
+    period: str,
+    currency: str | None,
+    now: datetime,
+    method: str | None = None,
+) -> PnlView:
+    """Realised P&L of the period's disposals and unrealised P&L of what is held now."""
+    code = parse_currency(currency)
+    window = parse_period(period, now=now)
+    holdings = await current_holdings(db, user_id=user_id)
+    books = await load_books(
+        db,
+        user_id=user_id,
+        currency=code,
+        method=method,
+        extra_moments={s.updated_at for s in holdings},
+    )
+    by_token, by_symbol = _asset_keys(books.movements)
+    held: dict[str, Decimal] = defaultdict(Decimal)
+    values: dict[str, Decimal | None] = {}
+    for stored in holdings:
+        h = stored.holding
+        if h.category is Category.LOAN or h.balance is None:
+            continue
+        asset = asset_of(stored, by_token, by_symbol)
+        held[asset] += h.balance
+        value = _holding_value(stored, books.rates)
+        before = values.get(asset, Decimal(0))
+        values[asset] = None if value is None or before is None else before + value
+    rows = []
+    start = None if window.period == "all" else window.start
+    for asset in sorted(set(books.ledgers) | set(held)):
+        ledger = books.ledgers.get(asset) or AssetLedger(asset)
+        pnl = costbasis.asset_pnl(
+            ledger, held=held.get(asset, Decimal(0)), value=values.get(asset), start=start, end=now
+        )
+        rows.append(AssetPnlView(**{f: getattr(pnl, f) for f in AssetPnlView.__slots__}))
+    realized = sum((r.realized for r in rows), Decimal(0))
+    unrealized: Decimal | None = Decimal(0)
+    for r in rows:
+        if r.quantity == 0:
+            continue
+        unrealized = (
+            None if r.unrealized is None or unrealized is None else unrealized + r.unrealized
+        )
+    unvalued = sum(r.unvalued for r in rows)
+    partial = any(not d.complete for d in books.disposals.values())
+    return PnlView(
+        period=window.period,
+        start=window.start,
+        end=window.end,
+        currency=code,
+        method=books.method.value,
+        realized=realized,
+        unrealized=unrealized,
+        by_asset=rows,
+        unvalued=unvalued,
+        complete=not partial and unvalued == 0 and unrealized is not None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LotView:
+    """Units of an asset still held, acquired together (FIFO) or pooled (average cost)."""
+
+    asset: str
+    acquired: datetime
+    quantity: Decimal
+    cost: Decimal | None
+    unit_cost: Decimal | None
+
+
+async def resolve_lots(
+    db: AsyncConnection,
+    *,
+    user_id: uuid.UUID,
+    asset: str,
+    currency: str | None,
+    method: str | None = None,
+) -> list[LotView]:
+    """The open lots of `asset` (oldest first)."""
+    books = await load_books(db, user_id=user_id, currency=parse_currency(currency), method=method)
+    ledger = books.ledgers.get(asset)
+    if ledger is None:
+        return []
+    return [
+        LotView(
+            lot.asset,
+            lot.acquired,
+            lot.quantity,
+            lot.cost,
+            None if lot.cost is None or not lot.quantity else lot.cost / lot.quantity,
+        )
+        for lot in ledger.lots
+    ]
+
+
+# --- CSV export -----------------------------------------------------------------------------
+
+TRANSACTION_COLUMNS = (
+    "date",
+    "chain",
+    "tx_hash",
+    "wallet",
+    "asset",
+    "symbol",
+    "amount",
+    "value",
+    "currency",
+    "kind",
+    "counterparty",
+    "cost_basis",
+    "gain",
+)
+
+
+def _cell(value: Decimal | None) -> str:
+    return "" if value is None else plain(value)
+
+
+async def transaction_rows(
+    db: AsyncConnection,
+    *,
+    user_id: uuid.UUID,
+    currency: str | None,
+    chain_names: Mapping[int, str],
+    period: str = "all",
+    now: datetime,
+    batch: int = 2_000,
+) -> AsyncIterator[list[list[str]]]:
+    """The user's movements as CSV rows (in batches, oldest first), within the period: a
+    disposal carries its cost basis and gain under the user's method (computed first: a gain
+    needs every earlier acquisition). Plain moves have no gain."""
+    code = parse_currency(currency)
+    window = parse_period(period, now=now)
+    books = await load_books(db, user_id=user_id, currency=code)
+    start = None if window.period == "all" else window.start
+    index = 0
+    async for chunk in movements_store.stream_movements(db, user_id=user_id, batch=batch):
+        rows = []
+        for m in chunk:
+            i = index
+            index += 1
+            if (start is not None and m.time <= start) or m.time > window.end:
+                continue
+            disposal = books.disposals.get(i)
+            rows.append(
+                [
+                    m.time.isoformat().replace("+00:00", "Z"),
+                    chain_names.get(m.chain_id, str(m.chain_id)),
+                    m.tx_hash or "",
+                    m.wallet_address or "",
+                    m.asset,
+                    m.symbol,
+                    plain(m.quantity),
+                    _cell(books.rates.convert(m.value_usd, m.time)),
+                    code,
+                    _kind(m, disposal),
+                    m.counterparty or "",
+                    _cell(None if disposal is None else disposal.cost_basis),
+                    _cell(None if disposal is None else disposal.gain),
+                ]
+            )
+        if rows:
+            yield rows
+
+
+def _kind(move: AssetMovement, disposal: Disposal | None) -> str:
+    if move.kind != "external":
+        return move.kind
+    if disposal is not None:
+        return "swap_out" if disposal.swap else "disposal"
+    return "acquisition"
+
+
+PNL_COLUMNS = (
+    "asset",
+    "quantity",
+    "value",
+    "cost_basis",
+    "average_cost",
+    "unrealized",
+    "unrealized_percent",
+    "realized",
+    "unvalued",
+    "currency",
+    "method",
+    "period",
+)
+
+
+def pnl_rows(view: PnlView) -> list[list[str]]:
+    """The P&L by asset as CSV rows."""
+    return [
+        [
+            r.asset,
+            plain(r.quantity),
+            _cell(r.value),
+            _cell(r.cost_basis),
+            _cell(r.average_cost),
+            _cell(r.unrealized),
+            _cell(r.unrealized_percent),
+            plain(r.realized),
+            str(r.unvalued),
+            view.currency,
+            view.method,
+            view.period,
+        ]
+        for r in view.by_asset
+    ]

@@ -11,62 +11,21 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.analytics import costbasis
 from chainfolio.analytics.costbasis import AssetLedger, Disposal, Kind, Method
-from chainfolio.core.currencies import CURRENCIES, USD, parse_currency
+from chainfolio.core.currencies import USD, parse_currency
 from chainfolio.core.domain import Category, plain
 from chainfolio.core.errors import InvalidInput
 from chainfolio.core.periods import parse_period
+from chainfolio.resolvers.currency import Rates, load_rates
 from chainfolio.storage import movements as movements_store
 from chainfolio.storage.holdings import StoredHolding, current_holdings
 from chainfolio.storage.movements import AssetMovement
-from chainfolio.storage.timeseries import prices_nearest
-
-FIAT_RATE_WINDOW = timedelta(hours=24)
-"""Chainlink FX feeds update on a 24 h heartbeat: a stored rate this near is the feed's own."""
-CRYPTO_RATE_WINDOW = timedelta(minutes=90)
-
-
-# --- currency -------------------------------------------------------------------------------
-
-
-class Rates:
-    """USD per unit of one display currency at given moments (the stored rate nearest each)."""
-
-    def __init__(self, currency: str, found: Mapping[datetime, Decimal]) -> None:
-        self.currency = currency
-        self._found = found
-
-    def rate(self, moment: datetime) -> Decimal | None:
-        """USD per unit of the currency at `moment` (None: no rate stored near it)."""
-        if self.currency == USD:
-            return Decimal(1)
-        return self._found.get(moment)
-
-    def convert(self, usd: Decimal | None, moment: datetime) -> Decimal | None:
-        """`usd` in the currency at `moment` (None when either is unknown)."""
-        if usd is None:
-            return None
-        if self.currency == USD:
-            return usd
-        rate = self._found.get(moment)
-        return None if rate is None else usd / rate
-
-
-async def load_rates(db: AsyncConnection, currency: str, moments: Collection[datetime]) -> Rates:
-    """The currency's stored rates nearest each of `moments` (one query)."""
-    if currency == USD or not moments:
-        return Rates(currency, {})
-    window = CRYPTO_RATE_WINDOW if CURRENCIES[currency].crypto else FIAT_RATE_WINDOW
-    symbol = CURRENCIES[currency].price_symbol
-    found = await prices_nearest(db, [(symbol, m) for m in set(moments)], window=window)
-    return Rates(currency, {moment: price for (_, moment), (_, price) in found.items()})
-
 
 # --- cost basis -----------------------------------------------------------------------------
 

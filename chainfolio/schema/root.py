@@ -6,13 +6,16 @@ from decimal import Decimal
 
 import strawberry
 
+from chainfolio.core.currencies import USD, parse_currency
 from chainfolio.resolvers import allocation as allocation_resolver
 from chainfolio.resolvers import compare as compare_resolver
 from chainfolio.resolvers import history as history_resolver
 from chainfolio.resolvers import performance as performance_resolver
+from chainfolio.resolvers import pnl as pnl_resolver
 from chainfolio.resolvers import portfolio as portfolio_resolver
 from chainfolio.resolvers import targets as targets_resolver
 from chainfolio.resolvers import wallets as wallets_resolver
+from chainfolio.resolvers.currency import convert_history
 from chainfolio.schema.allocation import (
     Allocation,
     AllocationPolicy,
@@ -21,24 +24,37 @@ from chainfolio.schema.allocation import (
 )
 from chainfolio.schema.comparison import Comparison
 from chainfolio.schema.context import Info
+from chainfolio.schema.pnl import HoldingsPnl, Lot, Pnl
 from chainfolio.schema.types import History, Performance, Portfolio, Wallet
 from chainfolio.storage import accounts
+from chainfolio.storage.movements import set_cost_basis_method
 
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="The caller's portfolio as last refreshed.")
-    async def portfolio(self, info: Info) -> Portfolio:
+    @strawberry.field(
+        description="The caller's portfolio as last refreshed; `currency` is the one of the "
+        "holdings' cost-basis fields (USD, EUR, GBP, CHF, JPY, ETH, BTC)."
+    )
+    async def portfolio(self, info: Info, currency: str = USD) -> Portfolio:
         ctx = info.context
+        code = parse_currency(currency)
         async with ctx.services.engine.connect() as db:
             view = await portfolio_resolver.resolve_portfolio(
                 db, user_id=ctx.caller.user_id, now=ctx.services.clock()
             )
-        return Portfolio.of(view)
+        pnl = HoldingsPnl(ctx.services.engine, ctx.caller.user_id, code, view.holdings)
+        return Portfolio.of(view, pnl)
 
-    @strawberry.field(description="Value over a period, one point per interval bucket.")
-    async def history(self, info: Info, period: str = "30d", interval: str = "1d") -> History:
+    @strawberry.field(
+        description="Value over a period, one point per interval bucket; in `currency`, each "
+        "point is converted at its own time (a point without a rate is a gap)."
+    )
+    async def history(
+        self, info: Info, period: str = "30d", interval: str = "1d", currency: str = USD
+    ) -> History:
         ctx = info.context
+        code = parse_currency(currency)
         async with ctx.services.engine.connect() as db:
             view = await history_resolver.resolve_history(
                 db,
@@ -48,7 +64,38 @@ class Query:
                 now=ctx.services.clock(),
                 retention_days=ctx.services.settings.snapshot_retention_days,
             )
+            view = await convert_history(db, view, code)
         return History.of(view)
+
+    @strawberry.field(
+        description="Realised P&L of the period's disposals and unrealised P&L of what is held, "
+        "per asset, under the user's cost-basis method (or `method`: average, fifo)."
+    )
+    async def pnl(
+        self, info: Info, period: str = "all", currency: str = USD, method: str | None = None
+    ) -> Pnl:
+        ctx = info.context
+        async with ctx.services.engine.connect() as db:
+            view = await pnl_resolver.resolve_pnl(
+                db,
+                user_id=ctx.caller.user_id,
+                period=period,
+                currency=currency,
+                now=ctx.services.clock(),
+                method=method,
+            )
+        return Pnl.of(view)
+
+    @strawberry.field(description="Open lots of an asset (FIFO lots, or the average-cost pool).")
+    async def lots(
+        self, info: Info, asset: str, currency: str = USD, method: str | None = None
+    ) -> list[Lot]:
+        ctx = info.context
+        async with ctx.services.engine.connect() as db:
+            views = await pnl_resolver.resolve_lots(
+                db, user_id=ctx.caller.user_id, asset=asset, currency=currency, method=method
+            )
+        return [Lot.of(v) for v in views]
 
     @strawberry.field(
         description="Flow-neutral performance over a period (rates in percent): deposits and "
@@ -154,6 +201,15 @@ class Mutation:
             )
         await ctx.services.changed(ctx.caller.user_id, wallets=True)
         return Wallet.of(row)
+
+    @strawberry.mutation(description="Choose the cost-basis method: average (default) or fifo.")
+    async def set_cost_basis_method(self, info: Info, method: str) -> str:
+        ctx = info.context
+        chosen = pnl_resolver.method_of(method, method)
+        async with ctx.services.engine.begin() as db:
+            await set_cost_basis_method(db, user_id=ctx.caller.user_id, method=chosen.value)
+        await ctx.services.changed(ctx.caller.user_id)
+        return chosen.value
 
     @strawberry.mutation(description="Stop tracking a wallet.")
     async def remove_wallet(self, info: Info, id: strawberry.ID) -> bool:

@@ -9,7 +9,9 @@ from typing import Any
 import strawberry
 
 from chainfolio.resolvers.history import HistoryView
+from chainfolio.resolvers.pnl import HoldingPnl
 from chainfolio.resolvers.portfolio import PortfolioView
+from chainfolio.schema.pnl import HoldingsPnl
 from chainfolio.schema.series import DateTimeSeries, DecimalSeries
 from chainfolio.storage.accounts import Wallet as WalletRow
 from chainfolio.storage.holdings import StoredHolding
@@ -35,10 +37,44 @@ class Holding:
     updated_at: datetime
     stale: bool
     error: str | None
+    pnl_index: strawberry.Private[int] = -1
+    pnl_source: strawberry.Private[HoldingsPnl | None] = None
+
+    async def _pnl(self) -> HoldingPnl | None:
+        if self.pnl_source is None:
+            return None
+        return await self.pnl_source.of(self.pnl_index)
+
+    @strawberry.field(
+        description="Balance times the asset's average cost of units held (portfolio currency)."
+    )
+    async def cost_basis(self) -> Decimal | None:
+        pnl = await self._pnl()
+        return None if pnl is None else pnl.cost_basis
+
+    @strawberry.field(description="Cost per unit of the asset held, across the user's wallets.")
+    async def average_cost(self) -> Decimal | None:
+        pnl = await self._pnl()
+        return None if pnl is None else pnl.average_cost
+
+    @strawberry.field(description="Value minus cost basis (null when either is unknown).")
+    async def unrealized_pnl(self) -> Decimal | None:
+        pnl = await self._pnl()
+        return None if pnl is None else pnl.unrealized
+
+    @strawberry.field(description="Unrealised P&L in percent of the cost basis.")
+    async def unrealized_pnl_percent(self) -> Decimal | None:
+        pnl = await self._pnl()
+        return None if pnl is None else pnl.unrealized_percent
+
+    @strawberry.field(description="Known gains of this wallet's disposals of this token.")
+    async def realized_pnl(self) -> Decimal | None:
+        pnl = await self._pnl()
+        return None if pnl is None else pnl.realized
 
     @classmethod
-    def of(cls, stored: StoredHolding) -> Holding:
-        """From a stored holding."""
+    def of(cls, stored: StoredHolding, pnl: HoldingsPnl | None = None, index: int = -1) -> Holding:
+        """From a stored holding (with the portfolio's P&L source)."""
         h = stored.holding
         return cls(
             chain_id=h.chain_id,
@@ -59,6 +95,8 @@ class Holding:
             updated_at=stored.updated_at,
             stale=h.stale,
             error=h.error,
+            pnl_index=index,
+            pnl_source=pnl,
         )
 
 
@@ -97,8 +135,8 @@ class Portfolio:
     unpriced_count: int
 
     @classmethod
-    def of(cls, view: PortfolioView) -> Portfolio:
-        """From the resolver's view."""
+    def of(cls, view: PortfolioView, pnl: HoldingsPnl | None = None) -> Portfolio:
+        """From the resolver's view (`pnl`: where the holdings' cost-basis fields come from)."""
         return cls(
             total_value=view.total_value,
             change_24h=view.change_24h,
@@ -111,7 +149,7 @@ class Portfolio:
                 AssetValue(asset=a.asset, balance=a.balance, value=a.value) for a in view.assets
             ],
             categories=[CategoryValue(category=c.category, value=c.value) for c in view.categories],
-            holdings=[Holding.of(h) for h in view.holdings],
+            holdings=[Holding.of(h, pnl, i) for i, h in enumerate(view.holdings)],
             stale=view.stale,
             updated_at=view.updated_at,
             unpriced_count=view.unpriced_count,

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -41,14 +41,22 @@ def method_of(value: str | None, default: str) -> Method:
         ) from None
 
 
+_WIDE = Context(prec=80)
+
+
+def _tidy(value: Decimal | None) -> Decimal | None:
+    """Without trailing zeros (2000.000000 -> 2000), exactly."""
+    return None if value is None else value.normalize(_WIDE)
+
+
 def _inputs(moves: Sequence[AssetMovement], rates: Rates) -> list[costbasis.Movement]:
     return [
         costbasis.Movement(
             ref=i,
             time=m.time,
             asset=m.asset,
-            quantity=m.quantity,
-            value=rates.convert(m.value_usd, m.time),
+            quantity=m.quantity.normalize(_WIDE),
+            value=_tidy(rates.convert(m.value_usd, m.time)),
             kind=Kind(m.kind),
             tx=None if m.tx_hash is None else f"{m.chain_id}:{m.tx_hash}",
         )
@@ -157,7 +165,7 @@ class PnlView:
 
 
 def _holding_value(stored: StoredHolding, rates: Rates) -> Decimal | None:
-    return rates.convert(stored.holding.value_usd, stored.updated_at)
+    return _tidy(rates.convert(stored.holding.value_usd, stored.updated_at))
 
 
 def holding_pnl(books: Books, holdings: Sequence[StoredHolding]) -> list[HoldingPnl | None]:
@@ -177,16 +185,16 @@ def holding_pnl(books: Books, holdings: Sequence[StoredHolding]) -> list[Holding
         ledger = books.ledgers.get(asset_of(stored, by_token, by_symbol))
         average = None if ledger is None else ledger.average_cost
         value = _holding_value(stored, books.rates)
-        basis = None if average is None else h.balance * average
+        basis = None if average is None else _tidy(h.balance * average)
         unrealized = None if basis is None or value is None else value - basis
         percent = unrealized * 100 / basis if unrealized is not None and basis else None
         out.append(
             HoldingPnl(
                 basis,
-                average,
-                unrealized,
-                percent,
-                realized.get((stored.wallet_id, h.contract.lower()), Decimal(0)),
+                _tidy(average),
+                _tidy(unrealized),
+                _tidy(percent),
+                realized.get((stored.wallet_id, h.contract.lower()), Decimal(0)).normalize(_WIDE),
                 value,
             )
         )
@@ -221,7 +229,7 @@ async def resolve_pnl(
         if h.category is Category.LOAN or h.balance is None:
             continue
         asset = asset_of(stored, by_token, by_symbol)
-        held[asset] += h.balance
+        held[asset] += h.balance.normalize(_WIDE)
         value = _holding_value(stored, books.rates)
         before = values.get(asset, Decimal(0))
         values[asset] = None if value is None or before is None else before + value
@@ -232,7 +240,19 @@ async def resolve_pnl(
         pnl = costbasis.asset_pnl(
             ledger, held=held.get(asset, Decimal(0)), value=values.get(asset), start=start, end=now
         )
-        rows.append(AssetPnlView(**{f: getattr(pnl, f) for f in AssetPnlView.__slots__}))
+        rows.append(
+            AssetPnlView(
+                asset=asset,
+                quantity=pnl.quantity.normalize(_WIDE),
+                value=_tidy(pnl.value),
+                cost_basis=_tidy(pnl.cost_basis),
+                average_cost=_tidy(pnl.average_cost),
+                unrealized=_tidy(pnl.unrealized),
+                unrealized_percent=_tidy(pnl.unrealized_percent),
+                realized=pnl.realized.normalize(_WIDE),
+                unvalued=pnl.unvalued,
+            )
+        )
     realized = sum((r.realized for r in rows), Decimal(0))
     unrealized: Decimal | None = Decimal(0)
     for r in rows:
@@ -249,8 +269,8 @@ async def resolve_pnl(
         end=window.end,
         currency=code,
         method=books.method.value,
-        realized=realized,
-        unrealized=unrealized,
+        realized=realized.normalize(_WIDE),
+        unrealized=_tidy(unrealized),
         by_asset=rows,
         unvalued=unvalued,
         complete=not partial and unvalued == 0 and unrealized is not None,
@@ -285,9 +305,9 @@ async def resolve_lots(
         LotView(
             lot.asset,
             lot.acquired,
-            lot.quantity,
-            lot.cost,
-            None if lot.cost is None or not lot.quantity else lot.cost / lot.quantity,
+            lot.quantity.normalize(_WIDE),
+            _tidy(lot.cost),
+            None if lot.cost is None or not lot.quantity else _tidy(lot.cost / lot.quantity),
         )
         for lot in ledger.lots
     ]
@@ -350,13 +370,13 @@ async def transaction_rows(
                     m.wallet_address or "",
                     m.asset,
                     m.symbol,
-                    plain(m.quantity),
-                    _cell(books.rates.convert(m.value_usd, m.time)),
+                    plain(m.quantity.normalize(_WIDE)),
+                    _cell(_tidy(books.rates.convert(m.value_usd, m.time))),
                     code,
                     _kind(m, disposal),
                     m.counterparty or "",
-                    _cell(None if disposal is None else disposal.cost_basis),
-                    _cell(None if disposal is None else disposal.gain),
+                    _cell(None if disposal is None else _tidy(disposal.cost_basis)),
+                    _cell(None if disposal is None else _tidy(disposal.gain)),
                 ]
             )
         if rows:

@@ -151,9 +151,7 @@ async def stream_movements(
     Needs a transaction (`engine.begin()` or `connect()` then a statement)."""
     await db.execute(text("SELECT 1"))
     conn = await _driver(db)
-    cursor = await conn.cursor(
-        f"{_SELECT} WHERE m.user_id = $1 ORDER BY m.time, m.id", user_id, prefetch=batch
-    )
+    cursor = await conn.cursor(f"{_SELECT} WHERE m.user_id = $1 ORDER BY m.time, m.id", user_id)
     while rows := await cursor.fetch(batch):
         yield [_movement(r) for r in rows]
 

@@ -49,16 +49,22 @@ def _tidy(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.normalize(_WIDE)
 
 
-def _inputs(moves: Sequence[AssetMovement], rates: Rates) -> list[costbasis.Movement]:
+_KINDS = {k.value: k for k in Kind}
+
+
+def _inputs(
+    moves: Sequence[AssetMovement], rates: Rates, first_ref: int = 0
+) -> list[costbasis.Movement]:
+    convert = rates.convert
     return [
         costbasis.Movement(
-            ref=i,
-            time=m.time,
-            asset=m.asset,
-            quantity=m.quantity.normalize(_WIDE),
-            value=_tidy(rates.convert(m.value_usd, m.time)),
-            kind=Kind(m.kind),
-            tx=None if m.tx_hash is None else f"{m.chain_id}:{m.tx_hash}",
+            first_ref + i,
+            m.time,
+            m.asset,
+            Decimal(m.amount).scaleb(-m.decimals),
+            convert(m.value_usd, m.time),
+            _KINDS[m.kind],
+            None if m.tx_hash is None else f"{m.chain_id}:{m.tx_hash}",
         )
         for i, m in enumerate(moves)
     ]
@@ -333,7 +339,7 @@ TRANSACTION_COLUMNS = (
 
 
 def _cell(value: Decimal | None) -> str:
-    return "" if value is None else plain(value)
+    return "" if value is None else plain(value.normalize(_WIDE))
 
 
 async def transaction_rows(
@@ -347,21 +353,27 @@ async def transaction_rows(
     batch: int = 2_000,
 ) -> AsyncIterator[list[list[str]]]:
     """The user's movements as CSV rows (in batches, oldest first), within the period: a
-    disposal carries its cost basis and gain under the user's method (computed first: a gain
-    needs every earlier acquisition). Plain moves have no gain."""
+    disposal carries its cost basis and gain under the user's method. One pass over a
+    server-side cursor: a gain needs only the movements before it, and a swap's legs (one
+    block time) are run together — memory holds a batch and the open lots, not the history."""
     code = parse_currency(currency)
     window = parse_period(period, now=now)
-    books = await load_books(db, user_id=user_id, currency=code)
+    method = method_of(None, await movements_store.cost_basis_method(db, user_id=user_id))
+    basis = costbasis.CostBasis(method, keep=False)
     start = None if window.period == "all" else window.start
-    index = 0
-    async for chunk in movements_store.stream_movements(db, user_id=user_id, batch=batch):
+    refs = 0
+
+    async def rows_of(moves: list[AssetMovement]) -> list[list[str]]:
+        nonlocal refs
+        rates = await load_rates(db, code, {m.time for m in moves})
+        inputs = _inputs(moves, rates, refs)
+        refs += len(moves)
+        made = basis.add(inputs)
         rows = []
-        for m in chunk:
-            i = index
-            index += 1
+        for m, move in zip(moves, inputs, strict=True):
             if (start is not None and m.time <= start) or m.time > window.end:
                 continue
-            disposal = books.disposals.get(i)
+            disposal = made.get(move.ref)
             rows.append(
                 [
                     m.time.isoformat().replace("+00:00", "Z"),
@@ -370,17 +382,28 @@ async def transaction_rows(
                     m.wallet_address or "",
                     m.asset,
                     m.symbol,
-                    plain(m.quantity.normalize(_WIDE)),
-                    _cell(_tidy(books.rates.convert(m.value_usd, m.time))),
+                    _cell(move.quantity),
+                    _cell(move.value),
                     code,
                     _kind(m, disposal),
                     m.counterparty or "",
-                    _cell(None if disposal is None else _tidy(disposal.cost_basis)),
-                    _cell(None if disposal is None else _tidy(disposal.gain)),
+                    "" if disposal is None else _cell(disposal.cost_basis),
+                    "" if disposal is None else _cell(disposal.gain),
                 ]
             )
-        if rows:
+        return rows
+
+    held: list[AssetMovement] = []
+    async for chunk in movements_store.stream_movements(db, user_id=user_id, batch=batch):
+        pending = held + chunk
+        cut = len(pending)
+        while cut and pending[cut - 1].time == pending[-1].time:  # may go on in the next batch
+            cut -= 1
+        held = pending[cut:]
+        if cut and (rows := await rows_of(pending[:cut])):
             yield rows
+    if held and (rows := await rows_of(held)):
+        yield rows
 
 
 def _kind(move: AssetMovement, disposal: Disposal | None) -> str:

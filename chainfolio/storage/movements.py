@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,9 +15,11 @@ METHODS = ("average", "fifo")
 DEFAULT_METHOD = "average"
 
 
-@dataclass(frozen=True, slots=True)
-class AssetMovement:
-    """One wallet's balance of one token changing in one transfer (or its opening balance)."""
+class AssetMovement(NamedTuple):
+    """One wallet's balance of one token changing in one transfer (or its opening balance).
+
+    A NamedTuple: a P&L request reads every movement of the user, and these are built twice as
+    fast as frozen dataclasses."""
 
     user_id: uuid.UUID
     wallet_id: uuid.UUID | None
@@ -101,33 +102,15 @@ async def delete_movements_after(
     return int(result.rowcount or 0)
 
 
-_SELECT = """SELECT m.id, m.user_id, m.wallet_id, m.chain_id, m.block_number, m.time, m.tx_hash,
+_SELECT = """SELECT m.user_id, m.wallet_id, m.chain_id, m.block_number, m.time, m.tx_hash,
         m.log_index, m.contract, m.symbol, m.asset, m.decimals, m.amount, m.price_usd,
-        m.value_usd, m.kind, m.counterparty, w.address
+        m.value_usd, m.kind, m.counterparty, m.id, w.address
     FROM asset_movements m LEFT JOIN wallets w ON w.id = m.wallet_id"""
 
 
 def _movement(r: Any) -> AssetMovement:
-    return AssetMovement(
-        id=r[0],
-        user_id=r[1],
-        wallet_id=r[2],
-        chain_id=r[3],
-        block_number=r[4],
-        time=r[5],
-        tx_hash=r[6],
-        log_index=r[7],
-        contract=r[8],
-        symbol=r[9],
-        asset=r[10],
-        decimals=r[11],
-        amount=int(r[12]),
-        price_usd=r[13],
-        value_usd=r[14],
-        kind=r[15],
-        counterparty=r[16],
-        wallet_address=r[17],
-    )
+    # the columns in field order; the amount from numeric(78, 0) to int
+    return AssetMovement._make((*r[:11], int(r[11]), *r[12:]))
 
 
 async def _driver(db: AsyncConnection) -> Any:

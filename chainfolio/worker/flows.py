@@ -152,7 +152,7 @@ class FlowScanner:
                     move.value_usd is not None and abs(now - at) <= abs(found[0] - at)
                 ):
                     continue
-                scan.movements[i] = replace(move, price_usd=found[1], value_usd=units * found[1])
+                scan.movements[i] = move._replace(price_usd=found[1], value_usd=units * found[1])
 
     async def _chain_flows(  # noqa: PLR0917 - one chain's share of a cycle
         self,

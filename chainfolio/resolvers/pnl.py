@@ -244,7 +244,7 @@ async def resolve_pnl(
     for asset in sorted(set(books.ledgers) | set(held)):
         ledger = books.ledgers.get(asset) or AssetLedger(asset)
         pnl = costbasis.asset_pnl(
-            ledger, held=held.get(asset, Decimal(0)), value=values.get(asset), start=start, end=now
+            ledger, held=held.get(asset, Decimal(0)), value=values.get(asset), start=start, end=None
         )
         rows.append(
             AssetPnlView(

@@ -15,15 +15,24 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chainfolio.bus.broadcast import Bus
 from chainfolio.core.domain import AssetKind, Category, Holding, Price
+from chainfolio.devnet import Devnet, set_price, set_time, transfer_native
+from chainfolio.fetchers.devnet_config import config_from_devnet
+from chainfolio.fetchers.portfolio import open_chains
+from chainfolio.resolvers.pnl import resolve_pnl
 from chainfolio.storage.accounts import Wallet, add_wallet, ensure_user
 from chainfolio.storage.holdings import replace_wallet_holdings
-from chainfolio.storage.movements import AssetMovement, write_movements
+from chainfolio.storage.movements import AssetMovement, user_movements, write_movements
 from chainfolio.storage.timeseries import PricePoint, Snapshot, write_prices, write_snapshots
+from chainfolio.worker.cycle import Worker
 from tests.analytics.costbasis_reference import Trade, reference
 from tests.api.conftest import Auth
+from tests.fixtures.devnet import own_time
+from tests.worker.test_flows import Clock, user_with_wallets
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 WETH = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
@@ -435,3 +444,77 @@ async def test_random_history_matches_the_lot_loop(
     got = {r["asset"]: Fraction(Decimal(r["exact"]["realized"])) for r in data["byAsset"]}
     for asset, book in expected.items():
         assert abs(got[asset] - book.realized) <= Fraction(1, 10**40), asset
+
+
+# --- end to end: the worker records movements on the devnet -----------------------------------
+
+
+async def test_worker_records_movements_and_fx_rates(
+    engine: AsyncEngine, restore_devnet: Devnet
+) -> None:
+    chain = restore_devnet.chain(1)
+    tracked, own, outsider = chain.wallets[13], chain.wallets[14], chain.wallets[15]
+    user_id = await user_with_wallets(engine, 1, tracked, own)
+    start = own_time(chain, days=600)
+    clock = Clock(start)
+    set_price(chain, "ETH", 2_000 * 10**8)
+    async with (
+        open_chains(config_from_devnet([chain])) as chains,
+        Bus("memory://") as bus,
+    ):
+        names = {c.chain_id: c.name for c in chains.config.chains}
+        worker = Worker(engine=engine, bus=bus, chains=chains, clock=clock, chain_names=names)
+        await worker.refresh()  # first sight: opening balances at 2,000
+
+        clock.now = start + timedelta(minutes=10)
+        set_time(chain, int(clock.now.timestamp()))
+        set_price(chain, "ETH", 3_000 * 10**8)
+        transfer_native(chain, sender=outsider, to=tracked, amount=10**18)  # bought at 3,000
+        transfer_native(chain, sender=tracked, to=own, amount=10**18 // 2)  # own: basis kept
+        await worker.refresh()
+
+        clock.now = start + timedelta(minutes=20)
+        set_time(chain, int(clock.now.timestamp()))
+        set_price(chain, "ETH", 4_000 * 10**8)
+        set_price(chain, "EUR", 125_000_000)  # 1.25 USD per EUR
+        transfer_native(chain, sender=tracked, to=outsider, amount=10**18)  # sold at 4,000
+        await worker.refresh()
+
+    async with engine.connect() as db:
+        moves = [m for m in await user_movements(db, user_id=user_id) if m.asset == "ETH"]
+        eur = await db.scalar(
+            text("SELECT price FROM prices WHERE symbol = 'EUR' AND time = :t"), {"t": clock.now}
+        )
+        usd = await resolve_pnl(db, user_id=user_id, period="all", currency="USD", now=clock.now)
+        in_eur = await resolve_pnl(db, user_id=user_id, period="all", currency="EUR", now=clock.now)
+    assert eur == Decimal("1.25")
+    transfers = [(m.kind, m.amount, m.value_usd) for m in moves if m.kind != "opening"]
+    assert sorted(transfers) == sorted(
+        [
+            ("external", 10**18, 3_000),
+            ("own", -(10**18) // 2, 1_500),
+            ("own", 10**18 // 2, 1_500),
+            ("external", -(10**18), 4_000),
+        ]
+    )
+    openings = [m for m in moves if m.kind == "opening"]
+    assert {m.wallet_id for m in openings} == {m.wallet_id for m in moves}
+    assert all(m.price_usd == 2_000 and m.time == start for m in openings)
+
+    def expected(rates: dict[datetime, Fraction]) -> Fraction:
+        trades = [
+            Trade("ETH", Fraction(m.quantity), Fraction(m.value_usd) / rates[m.time])
+            for m in moves
+            if m.kind in {"external", "opening"} and m.value_usd is not None
+        ]
+        return reference(trades, "average")["ETH"].realized
+
+    eth = {a.asset: a for a in usd.by_asset}["ETH"]
+    times = {m.time for m in moves}
+    # 80 significant digits: the average cost of a pool of opening balances divides
+    assert abs(Fraction(eth.realized) - expected(dict.fromkeys(times, Fraction(1)))) < Fraction(
+        1, 10**40
+    )
+    eth_eur = {a.asset: a for a in in_eur.by_asset}["ETH"]
+    rates = {t: Fraction(108, 100) if t < clock.now else Fraction(125, 100) for t in times}
+    assert abs(Fraction(eth_eur.realized) - expected(rates)) < Fraction(1, 10**20)

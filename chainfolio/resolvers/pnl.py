@@ -10,14 +10,14 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Context, Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.analytics import costbasis
-from chainfolio.analytics.costbasis import AssetLedger, Disposal, Kind, Method
+from chainfolio.analytics.costbasis import AssetLedger, AssetPnl, Disposal, Kind, Method
 from chainfolio.core.currencies import USD, parse_currency
 from chainfolio.core.domain import Category, plain
 from chainfolio.core.errors import InvalidInput
@@ -126,21 +126,6 @@ def asset_of(
 
 
 @dataclass(frozen=True, slots=True)
-class AssetPnlView:
-    """One asset's P&L."""
-
-    asset: str
-    quantity: Decimal
-    value: Decimal | None
-    cost_basis: Decimal | None
-    average_cost: Decimal | None
-    unrealized: Decimal | None
-    unrealized_percent: Decimal | None
-    realized: Decimal
-    unvalued: int
-
-
-@dataclass(frozen=True, slots=True)
 class HoldingPnl:
     """P&L of one holding: the asset's average cost of units held times its balance."""
 
@@ -163,7 +148,7 @@ class PnlView:
     method: str
     realized: Decimal
     unrealized: Decimal | None
-    by_asset: list[AssetPnlView]
+    by_asset: list[AssetPnl]
     unvalued: int
     """Movements without a value (or rate) in the whole history."""
     complete: bool
@@ -247,8 +232,8 @@ async def resolve_pnl(
             ledger, held=held.get(asset, Decimal(0)), value=values.get(asset), start=start, end=None
         )
         rows.append(
-            AssetPnlView(
-                asset=asset,
+            replace(
+                pnl,
                 quantity=pnl.quantity.normalize(_WIDE),
                 value=_tidy(pnl.value),
                 cost_basis=_tidy(pnl.cost_basis),

@@ -23,7 +23,7 @@ from chainfolio.core.domain import AssetKind, Category, Holding, Price
 from chainfolio.devnet import Devnet, set_price, set_time, transfer_native
 from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import open_chains
-from chainfolio.resolvers.pnl import resolve_pnl
+from chainfolio.resolvers.pnl import resolve_pnl, transaction_rows
 from chainfolio.storage.accounts import Wallet, add_wallet, ensure_user
 from chainfolio.storage.holdings import replace_wallet_holdings
 from chainfolio.storage.movements import AssetMovement, user_movements, write_movements
@@ -518,3 +518,60 @@ async def test_worker_records_movements_and_fx_rates(
     eth_eur = {a.asset: a for a in in_eur.by_asset}["ETH"]
     rates = {t: Fraction(108, 100) if t < clock.now else Fraction(125, 100) for t in times}
     assert abs(Fraction(eth_eur.realized) - expected(rates)) < Fraction(1, 10**20)
+
+
+async def test_the_csv_stream_keeps_a_swap_whole_across_batches(engine: AsyncEngine) -> None:
+    _, user_id, (w,) = await _user(engine)
+    swap = "0x" + "ef" * 32
+    await _store(
+        engine,
+        [
+            _move(user_id, w, 0, E18, "2000"),
+            _move(user_id, w, 1, -E18, "3000", tx=swap),
+            _move(
+                user_id,
+                w,
+                1,
+                2_990 * 10**6,
+                "1",
+                symbol="USDC",
+                asset="USDC",
+                contract=USDC,
+                decimals=6,
+                tx=swap,
+                log_index=3,
+            ),
+            _move(
+                user_id,
+                w,
+                2,
+                -1_000 * 10**6,
+                "1",
+                symbol="USDC",
+                asset="USDC",
+                contract=USDC,
+                decimals=6,
+            ),
+        ],
+    )
+    async with engine.connect() as db:
+        batches = [
+            rows
+            async for rows in transaction_rows(
+                db, user_id=user_id, currency="USD", chain_names={1: "ethereum"}, now=T0, batch=1
+            )
+        ]
+    rows = [row for batch in batches for row in batch]
+    assert len(batches) > 1  # streamed
+    kinds = [(r[4], r[9], r[11], r[12]) for r in rows]
+    assert kinds[:3] == [
+        ("ETH", "acquisition", "", ""),
+        ("ETH", "swap_out", "2000", "1000"),  # the swap was recognised across batches
+        ("USDC", "acquisition", "", ""),
+    ]
+    # 1,000 of the 2,990 USDC that cost 3,000 (the ETH given up), sold for 1,000
+    asset, kind, cost_text, gain_text = kinds[3]
+    cost = Decimal(cost_text)
+    assert (asset, kind) == ("USDC", "disposal")
+    assert abs(Fraction(cost) - Fraction(3000 * 1000, 2990)) < Fraction(1, 10**60)
+    assert Fraction(Decimal(gain_text)) == 1000 - Fraction(cost)

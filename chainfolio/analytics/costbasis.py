@@ -264,15 +264,16 @@ class CostBasis:
     def add(self, movements: Iterable[Movement]) -> dict[int, Disposal]:
         """Run `movements`; the disposals they made, by movement ref."""
         made: dict[int, Disposal] = {}
+        books, acquire = self._books, Side.ACQUIRE
         with localcontext(_EXACT):
             for event in _classify(movements):
-                book = self._books.get(event.asset)
+                book = books.get(event.asset)
                 if book is None:
                     kind = _Fifo if self.method is Method.FIFO else _Pool
-                    book = self._books[event.asset] = kind(event.asset, keep=self._keep)
+                    book = books[event.asset] = kind(event.asset, keep=self._keep)
                 if event.value is None:
                     book.ledger.unvalued += 1
-                if event.side is Side.ACQUIRE:
+                if event.side is acquire:
                     book.acquire(event)
                 else:
                     disposal = book.dispose(event)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequen
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Context, Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -70,6 +71,27 @@ def _inputs(
     ]
 
 
+def _basis_inputs(records: Sequence[Any], rates: Rates) -> list[costbasis.Movement]:
+    """As `_inputs`, from `basis_rows` records (by position: asyncpg records have no
+    attributes)."""
+    convert = rates.convert
+    return [
+        costbasis.Movement(
+            i,
+            r[0],
+            r[1],
+            r[2].scaleb(-r[3]),
+            convert(r[4], r[0]),
+            _KINDS[r[5]],
+            None if r[7] is None else f"{r[6]}:{r[7]}",
+        )
+        for i, r in enumerate(records)
+    ]
+
+
+AssetKeys = tuple[dict[tuple[int, str, str], str], dict[tuple[int, str], str]]
+
+
 @dataclass(frozen=True, slots=True)
 class Books:
     """A user's movements run through their cost-basis method, in one currency."""
@@ -77,8 +99,10 @@ class Books:
     method: Method
     currency: str
     movements: list[AssetMovement]
+    """Empty unless loaded `detailed`."""
     ledgers: dict[str, AssetLedger]
     rates: Rates
+    keys: AssetKeys
     disposals: dict[int, Disposal] = field(default_factory=dict)
     """By movement index."""
 
@@ -90,24 +114,35 @@ async def load_books(
     currency: str = USD,
     method: str | None = None,
     extra_moments: Collection[datetime] = (),
+    detailed: bool = False,
 ) -> Books:
     """Every movement of the user through the chosen (or their saved) method, in `currency`;
-    `extra_moments` are converted too (the holdings' valuation times)."""
+    `extra_moments` are converted too (the holdings' valuation times). `detailed` keeps the
+    movements themselves (wallet, contract of each disposal), otherwise only what cost basis
+    reads is fetched."""
     chosen = method_of(method, await movements_store.cost_basis_method(db, user_id=user_id))
-    moves = await movements_store.user_movements(db, user_id=user_id)
-    rates = await load_rates(db, currency, {m.time for m in moves} | set(extra_moments))
-    ledgers = costbasis.run(_inputs(moves, rates), chosen)
-    return Books(chosen, currency, moves, ledgers, rates, costbasis.disposals_by_ref(ledgers))
+    moves: list[AssetMovement] = []
+    if detailed:
+        moves = await movements_store.user_movements(db, user_id=user_id)
+        rates = await load_rates(db, currency, {m.time for m in moves} | set(extra_moments))
+        inputs = _inputs(moves, rates)
+        keys = _asset_keys((m.chain_id, m.contract, m.symbol, m.asset) for m in moves)
+    else:
+        records = await movements_store.basis_rows(db, user_id=user_id)
+        rates = await load_rates(db, currency, {r[0] for r in records} | set(extra_moments))
+        inputs = _basis_inputs(records, rates)
+        keys = _asset_keys(await movements_store.asset_keys(db, user_id=user_id))
+    ledgers = costbasis.run(inputs, chosen)
+    disposals = costbasis.disposals_by_ref(ledgers)
+    return Books(chosen, currency, moves, ledgers, rates, keys, disposals)
 
 
-def _asset_keys(
-    moves: Iterable[AssetMovement],
-) -> tuple[dict[tuple[int, str, str], str], dict[tuple[int, str], str]]:
+def _asset_keys(found: Iterable[tuple[int, str, str, str]]) -> AssetKeys:
     by_token: dict[tuple[int, str, str], str] = {}
     by_symbol: dict[tuple[int, str], str] = {}
-    for m in moves:
-        by_token[(m.chain_id, m.contract.lower(), m.symbol)] = m.asset
-        by_symbol[(m.chain_id, m.symbol)] = m.asset
+    for chain_id, contract, symbol, asset in found:
+        by_token[(chain_id, contract.lower(), symbol)] = asset
+        by_symbol[(chain_id, symbol)] = asset
     return by_token, by_symbol
 
 
@@ -161,7 +196,7 @@ def _holding_value(stored: StoredHolding, rates: Rates) -> Decimal | None:
 
 def holding_pnl(books: Books, holdings: Sequence[StoredHolding]) -> list[HoldingPnl | None]:
     """Per holding (None for loans): cost basis at its asset's average cost and P&L."""
-    by_token, by_symbol = _asset_keys(books.movements)
+    by_token, by_symbol = books.keys
     realized: dict[tuple[uuid.UUID | None, str], Decimal] = defaultdict(Decimal)
     for i, disposal in books.disposals.items():
         move = books.movements[i]
@@ -212,7 +247,7 @@ async def resolve_pnl(
         method=method,
         extra_moments={s.updated_at for s in holdings},
     )
-    by_token, by_symbol = _asset_keys(books.movements)
+    by_token, by_symbol = books.keys
     held: dict[str, Decimal] = defaultdict(Decimal)
     values: dict[str, Decimal | None] = {}
     for stored in holdings:

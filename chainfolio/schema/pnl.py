@@ -123,6 +123,7 @@ class HoldingsPnl:
                         user_id=self._user_id,
                         currency=self._currency,
                         extra_moments={s.updated_at for s in self._holdings},
+                        detailed=True,  # realised P&L per wallet and token
                     )
                 self._result = pnl_resolver.holding_pnl(books, self._holdings)
         return self._result[index]

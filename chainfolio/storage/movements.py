@@ -126,6 +126,34 @@ async def user_movements(db: AsyncConnection, *, user_id: uuid.UUID) -> list[Ass
     return [_movement(r) for r in rows]
 
 
+async def basis_rows(db: AsyncConnection, *, user_id: uuid.UUID) -> list[Any]:
+    """What cost basis needs of every movement, oldest first, as records: time, asset, amount
+    (numeric), decimals, value_usd, kind, chain_id, tx_hash. Half the columns of
+    `user_movements` and no join: the P&L of a long history reads only these."""
+    await db.execute(text("SELECT 1"))
+    conn = await _driver(db)
+    return list(
+        await conn.fetch(
+            """SELECT time, asset, amount, decimals, value_usd, kind, chain_id, tx_hash
+               FROM asset_movements WHERE user_id = $1 ORDER BY time, id""",
+            user_id,
+        )
+    )
+
+
+async def asset_keys(db: AsyncConnection, *, user_id: uuid.UUID) -> list[tuple[int, str, str, str]]:
+    """Per (chain, token contract, symbol) the user's movements name: the asset it counts as."""
+    rows = await db.execute(
+        text(
+            """SELECT DISTINCT ON (chain_id, contract, symbol) chain_id, contract, symbol, asset
+               FROM asset_movements WHERE user_id = :u
+               ORDER BY chain_id, contract, symbol, time DESC"""
+        ),
+        {"u": user_id},
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
 async def stream_movements(
     db: AsyncConnection, *, user_id: uuid.UUID, batch: int = 2_000
 ) -> AsyncIterator[list[AssetMovement]]:

@@ -93,6 +93,30 @@ def _move(
     )
 
 
+def _usdc(
+    user_id: uuid.UUID,
+    wallet: Wallet,
+    hour: int,
+    amount: int,
+    *,
+    tx: str | None = None,
+    log_index: int = -1,
+) -> AssetMovement:
+    return _move(
+        user_id,
+        wallet,
+        hour,
+        amount,
+        "1",
+        symbol="USDC",
+        asset="USDC",
+        contract=USDC,
+        decimals=6,
+        tx=tx,
+        log_index=log_index,
+    )
+
+
 async def _hold(
     engine: AsyncEngine, user_id: uuid.UUID, wallet: Wallet, amount: int, usd: str, at: datetime
 ) -> None:
@@ -229,19 +253,7 @@ async def test_own_wallet_moves_wraps_and_swaps(
             _move(user_id, b, 2, -E18, "2600", kind="wrap"),
             # a swaps its last ETH for 3,000 USDC (USDC's own price would say 2,990)
             _move(user_id, a, 3, -E18, "3000", tx=swap),
-            _move(
-                user_id,
-                a,
-                3,
-                2_990 * 10**6,
-                "1",
-                symbol="USDC",
-                asset="USDC",
-                contract=USDC,
-                decimals=6,
-                tx=swap,
-                log_index=7,
-            ),
+            _usdc(user_id, a, 3, 2_990 * 10**6, tx=swap, log_index=7),
         ],
     )
     data = (await client.get("/v1/portfolio/pnl", headers=auth(subject))).json()["data"]
@@ -528,30 +540,8 @@ async def test_the_csv_stream_keeps_a_swap_whole_across_batches(engine: AsyncEng
         [
             _move(user_id, w, 0, E18, "2000"),
             _move(user_id, w, 1, -E18, "3000", tx=swap),
-            _move(
-                user_id,
-                w,
-                1,
-                2_990 * 10**6,
-                "1",
-                symbol="USDC",
-                asset="USDC",
-                contract=USDC,
-                decimals=6,
-                tx=swap,
-                log_index=3,
-            ),
-            _move(
-                user_id,
-                w,
-                2,
-                -1_000 * 10**6,
-                "1",
-                symbol="USDC",
-                asset="USDC",
-                contract=USDC,
-                decimals=6,
-            ),
+            _usdc(user_id, w, 1, 2_990 * 10**6, tx=swap, log_index=3),
+            _usdc(user_id, w, 2, -1_000 * 10**6),
         ],
     )
     async with engine.connect() as db:

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from chainfolio.core.currencies import CURRENCIES
 from chainfolio.core.periods import INTERVALS, PERIOD_ALIASES, PERIODS
 
 Schema = dict[str, Any]
@@ -61,7 +62,23 @@ _LIMIT = _query(
     {"schema": {"type": "integer", "minimum": 1, "maximum": 500}},
 )
 _CURSOR = _query("cursor", "`page.nextCursor` of the previous page", {"schema": {"type": "string"}})
+_CURRENCY = _query(
+    "currency",
+    "display currency (default USD), converted at each figure's own time",
+    {"schema": {"type": "string", "enum": list(CURRENCIES)}},
+)
+_PNL_PERIOD = _query(
+    "period",
+    "window of the realised P&L (default all)",
+    {"schema": {"type": "string", "enum": [*PERIODS, *PERIOD_ALIASES]}},
+)
+_METHOD = _query(
+    "method",
+    "cost-basis method (default: the user's setting, else average)",
+    {"schema": {"type": "string", "enum": ["average", "fifo"]}},
+)
 _OBJECT: Schema = {"type": "object"}
+_CSV: Schema = {"type": "string", "description": "CSV with a header row"}
 _ARRAY: Schema = {"type": "array", "items": {"type": "object"}}
 
 _WALLET_BODY: Schema = {
@@ -101,6 +118,7 @@ class _Op(NamedTuple):
     body: Schema | None  # JSON request body
     data: Schema  # `data` of the success envelope
     status: int = 200
+    csv: bool = False  # a streamed CSV file, not the envelope
 
 
 _OPERATIONS: dict[tuple[str, str], _Op] = {
@@ -110,10 +128,33 @@ _OPERATIONS: dict[tuple[str, str], _Op] = {
     ),
     ("/v1/portfolio/history", "GET"): _Op(
         "Value history as {timestamp, value} points",
-        [_PERIOD, _INTERVAL],
+        [_PERIOD, _INTERVAL, _CURRENCY],
         None,
         _ARRAY,
         200,
+    ),
+    ("/v1/portfolio/pnl", "GET"): _Op(
+        "Realised and unrealised P&L per asset",
+        [_PNL_PERIOD, _CURRENCY, _METHOD],
+        None,
+        _OBJECT,
+        200,
+    ),
+    ("/v1/portfolio/pnl.csv", "GET"): _Op(
+        "The P&L per asset as CSV",
+        [_PNL_PERIOD, _CURRENCY, _METHOD],
+        None,
+        _CSV,
+        200,
+        csv=True,
+    ),
+    ("/v1/portfolio/transactions.csv", "GET"): _Op(
+        "Every asset movement with its value, cost basis and gain, as streamed CSV",
+        [_PNL_PERIOD, _CURRENCY],
+        None,
+        _CSV,
+        200,
+        csv=True,
     ),
     ("/v1/portfolio/performance", "GET"): _Op(
         "Returns (TWR, MWR) and risk over a period",
@@ -166,7 +207,11 @@ def _operation(path: str, op: _Op) -> Schema:
         "responses": {
             str(op.status): {
                 "description": "success",
-                "content": {"application/json": {"schema": _success(op.data)}},
+                "content": (
+                    {"text/csv": {"schema": op.data}}
+                    if op.csv
+                    else {"application/json": {"schema": _success(op.data)}}
+                ),
             },
             "default": {
                 "description": "error (400, 401, 404, 413, 422, 429, 503 …)",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -9,22 +12,26 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from chainfolio.api.answers import cached_route
 from chainfolio.api.web import authenticator_of, number, services_of
+from chainfolio.core.currencies import parse_currency
 from chainfolio.core.domain import plain
 from chainfolio.core.errors import InvalidInput, PayloadTooLarge
+from chainfolio.core.periods import parse_period
 from chainfolio.resolvers import allocation as allocation_resolver
 from chainfolio.resolvers import compare as compare_resolver
 from chainfolio.resolvers import history as history_resolver
 from chainfolio.resolvers import performance as performance_resolver
+from chainfolio.resolvers import pnl as pnl_resolver
 from chainfolio.resolvers import portfolio as portfolio_resolver
 from chainfolio.resolvers import targets as targets_resolver
 from chainfolio.resolvers import wallets as wallets_resolver
 from chainfolio.resolvers.allocation import PolicyView, Slice
 from chainfolio.resolvers.context import Caller
+from chainfolio.resolvers.currency import convert_history
 from chainfolio.resolvers.pages import Page
 from chainfolio.storage import accounts
 from chainfolio.storage.accounts import Wallet
@@ -163,6 +170,8 @@ async def get_history(request: Request) -> Response:
             now=services.clock(),
             retention_days=services.settings.snapshot_retention_days,
         )
+        currency = parse_currency(request.query_params.get("currency"))
+        view = await convert_history(db, view, currency)
     points = [{"timestamp": _iso(p.bucket), "value": number(p.total_value)} for p in view.points]
     return ok(points)
 
@@ -182,6 +191,121 @@ async def get_performance(request: Request) -> Response:
             risk_free_rate=services.settings.risk_free_rate,
         )
     return ok(performance_resolver.performance_fields(view))
+
+
+async def _pnl_view(request: Request) -> pnl_resolver.PnlView:
+    caller = await _caller(request)
+    services = services_of(request)
+    params = request.query_params
+    async with services.engine.connect() as db:
+        return await pnl_resolver.resolve_pnl(
+            db,
+            user_id=caller.user_id,
+            period=params.get("period", "all"),
+            currency=params.get("currency"),
+            now=services.clock(),
+            method=params.get("method") or None,
+        )
+
+
+@cached_route(_caller)
+async def get_pnl(request: Request) -> Response:
+    """GET /v1/portfolio/pnl?period=all&currency=USD&method= — realised and unrealised P&L."""
+    view = await _pnl_view(request)
+    return ok(
+        {
+            "period": view.period,
+            "start": _iso(view.start),
+            "end": _iso(view.end),
+            "currency": view.currency,
+            "method": view.method,
+            "realized": number(view.realized),
+            "realizedExact": plain(view.realized),
+            "unrealized": number(view.unrealized),
+            "unrealizedExact": None if view.unrealized is None else plain(view.unrealized),
+            "unvalued": view.unvalued,
+            "complete": view.complete,
+            "byAsset": [
+                {
+                    "asset": a.asset,
+                    "quantity": plain(a.quantity),
+                    "value": number(a.value),
+                    "costBasis": number(a.cost_basis),
+                    "averageCost": number(a.average_cost),
+                    "realized": number(a.realized),
+                    "unrealized": number(a.unrealized),
+                    "unrealizedPercent": number(a.unrealized_percent),
+                    "unvalued": a.unvalued,
+                    "exact": {
+                        k: None if v is None else plain(v)
+                        for k, v in (
+                            ("value", a.value),
+                            ("costBasis", a.cost_basis),
+                            ("averageCost", a.average_cost),
+                            ("realized", a.realized),
+                            ("unrealized", a.unrealized),
+                        )
+                    },
+                }
+                for a in view.by_asset
+            ],
+        }
+    )
+
+
+def _csv(header: Sequence[str], rows: AsyncIterator[list[list[str]]], name: str) -> Response:
+    async def body() -> AsyncIterator[bytes]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(header)
+        async for batch in rows:
+            writer.writerows(batch)
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+        if buffer.tell():
+            yield buffer.getvalue().encode()
+
+    return StreamingResponse(
+        body(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+async def get_transactions_csv(request: Request) -> Response:
+    """GET /v1/portfolio/transactions.csv?period=all&currency=USD — every movement, streamed."""
+    caller = await _caller(request)
+    services = services_of(request)
+    params = request.query_params
+    currency = parse_currency(params.get("currency"))
+    period = params.get("period", "all")
+    now = services.clock()
+    parse_period(period, now=now)  # a bad period is a 400, not a broken stream
+
+    async def rows() -> AsyncIterator[list[list[str]]]:
+        async with services.engine.connect() as db:
+            async for batch in pnl_resolver.transaction_rows(
+                db,
+                user_id=caller.user_id,
+                currency=currency,
+                chain_names={c: info.name for c, info in services.chains.items()},
+                period=period,
+                now=now,
+            ):
+                yield batch
+
+    return _csv(pnl_resolver.TRANSACTION_COLUMNS, rows(), "transactions.csv")
+
+
+async def get_pnl_csv(request: Request) -> Response:
+    """GET /v1/portfolio/pnl.csv?period=all&currency=USD — the P&L by asset."""
+    view = await _pnl_view(request)
+
+    async def rows() -> AsyncIterator[list[list[str]]]:
+        yield pnl_resolver.pnl_rows(view)
+
+    return _csv(pnl_resolver.PNL_COLUMNS, rows(), "pnl.csv")
 
 
 def _iso(moment: datetime) -> str:
@@ -452,6 +576,9 @@ def rest_routes() -> list[BaseRoute]:
         Route("/v1/portfolio/targets", put_targets, methods=["PUT"]),
         Route("/v1/portfolio/rebalance", get_rebalance, methods=["GET"]),
         Route("/v1/portfolio/compare", get_compare, methods=["GET"]),
+        Route("/v1/portfolio/pnl", get_pnl, methods=["GET"]),
+        Route("/v1/portfolio/pnl.csv", get_pnl_csv, methods=["GET"]),
+        Route("/v1/portfolio/transactions.csv", get_transactions_csv, methods=["GET"]),
         Route("/v1/wallets", list_wallets, methods=["GET"]),
         Route("/v1/wallets", add_wallet, methods=["POST"]),
         Route("/v1/wallets/{wallet_id}", remove_wallet, methods=["DELETE"]),

@@ -21,7 +21,7 @@ Whole devnet (`chainfolio.devnet.network`, `chainfolio.devnet.cli`):
 One chain (`chainfolio.devnet.deploy`):
     deploy(rpc_url, *, wallets=20, extra_tokens=0, position_wallets=20, seed=...)
         -> DevnetDeployment          big fund mode: wallets=1000, extra_tokens=45
-    DevnetDeployment, TokenDeployment, MULTICALL3_ADDRESS, STANDARD_TOKENS, FEEDS,
+    DevnetDeployment, TokenDeployment, MULTICALL3_ADDRESS, STANDARD_TOKENS, FEEDS, FX_FEEDS,
     token_specs(extra_tokens=0), token_amount(...), native_amount(...)  (the funding formulas)
     transfer_native(d, *, sender, to, amount)    transfer_token(d, *, symbol, sender, to, amount)
     mint_token(d, *, symbol, to, amount)         set_price(d, feed, answer, *, updated_at=None)
@@ -48,13 +48,16 @@ Contracts and wallets: `load_artifact(name) -> Artifact`, `compile_contracts(out
 `devnet_wallets(count, *, seed) -> list[Wallet]`.
 
 Feeds: "ETH", "BTC", "USDC", "DAI" answer USD with 8 decimals; "NFT_FLOOR" answers the NFT
-collection's floor in ETH with 18 decimals (like Chainlink's NFT floor feeds).
+collection's floor in ETH with 18 decimals (like Chainlink's NFT floor feeds). "EUR", "GBP",
+"CHF", "JPY" answer USD per unit with 8 decimals (Chainlink's `MockV3Aggregator`, compiled from
+the pinned npm `@chainlink/contracts`).
 """
 
 from chainfolio.devnet.cli import describe, run_devnet_cli
 from chainfolio.devnet.compiled import Artifact, compile_contracts, load_artifact
 from chainfolio.devnet.deploy import (
     FEEDS,
+    FX_FEEDS,
     MULTICALL3_ADDRESS,
     STANDARD_TOKENS,
     DevnetDeployment,
@@ -84,6 +87,7 @@ from chainfolio.devnet.wallets import Wallet, devnet_wallets
 __all__ = [
     "DEFAULT_CHAIN_IDS",
     "FEEDS",
+    "FX_FEEDS",
     "MULTICALL3_ADDRESS",
     "STANDARD_TOKENS",
     "Artifact",

@@ -86,6 +86,15 @@ FEEDS = (
     FeedSpec("NFT_FLOOR", f"{NFT_SYMBOL} Floor Price / ETH", 18, 12_500_000_000_000_000_000),
 )
 
+FX_FEEDS = (
+    FeedSpec("EUR", "EUR / USD", 8, 1_08000000),
+    FeedSpec("GBP", "GBP / USD", 8, 1_27000000),
+    FeedSpec("CHF", "CHF / USD", 8, 1_13000000),
+    FeedSpec("JPY", "JPY / USD", 8, 670_000),
+)
+"""Display-currency rates (USD per unit, as Chainlink's mainnet FX feeds answer), deployed as
+Chainlink's own `MockV3Aggregator` from the pinned npm `@chainlink/contracts`."""
+
 
 @dataclass(frozen=True)
 class TokenDeployment:
@@ -117,7 +126,8 @@ class DevnetDeployment:
     lending: str
     reverting_token: str
     feeds: dict[str, str]
-    """"ETH", "BTC", "USDC", "DAI" (USD, 8 decimals), "NFT_FLOOR" (ETH, 18 decimals)."""
+    """"ETH", "BTC", "USDC", "DAI" (USD, 8 decimals), "NFT_FLOOR" (ETH, 18 decimals), and the
+    FX feeds "EUR", "GBP", "CHF", "JPY" (USD per unit, 8 decimals; Chainlink's MockV3Aggregator)."""
     wallets: list[str]
     private_keys: dict[str, str]
     deployer: str = ""
@@ -434,6 +444,8 @@ def deploy(
     vault = setup.create("MockERC4626Vault", weth, "Chainfolio WETH Vault", "cfWETH")
     lending = setup.create("MockLendingMarket")
     reverting = setup.create("RevertingToken")
+    # Created last: every other contract keeps the address it had before FX feeds existed.
+    feeds.update({f.key: setup.create("MockV3Aggregator", f.decimals, f.answer) for f in FX_FEEDS})
 
     keys = devnet_wallets(wallets, seed=seed)
     addresses = [w.address for w in keys]
@@ -462,8 +474,8 @@ def deploy(
         wallets=addresses,
         private_keys={w.address: w.private_key for w in keys},
         deployer=deployer,
-        feed_decimals={f.key: f.decimals for f in FEEDS},
-        feed_answers={f.key: f.answer for f in FEEDS},
+        feed_decimals={f.key: f.decimals for f in (*FEEDS, *FX_FEEDS)},
+        feed_answers={f.key: f.answer for f in (*FEEDS, *FX_FEEDS)},
         native_balances=native,
         token_balances=balances,
         nft_ids=nft_ids,

@@ -86,6 +86,7 @@ from pydantic import (
     model_validator,
 )
 
+from chainfolio.core.currencies import RATE_SYMBOLS
 from chainfolio.core.domain import AssetKind, Category, ChainId, ChecksumAddress
 from chainfolio.core.errors import InvalidInput
 from chainfolio.fetchers.addresses import parse_address
@@ -318,6 +319,8 @@ class ChainConfig(_Model):
         keys.update(self.token(v.underlying).price_key for v in self.vaults)
         for market in self.lending:
             keys.update(self.token(r).price_key for r in (*market.supplied, *market.borrowed))
+        # Display-currency rates (EUR/USD …): stored with every refresh for conversions.
+        keys.update(RATE_SYMBOLS.intersection(self.price_feeds))
         return keys
 
 

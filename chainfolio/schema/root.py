@@ -8,14 +8,17 @@ from typing import Annotated
 import strawberry
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 
+from chainfolio.core.currencies import USD, parse_currency
 from chainfolio.resolvers import allocation as allocation_resolver
 from chainfolio.resolvers import compare as compare_resolver
 from chainfolio.resolvers import history as history_resolver
 from chainfolio.resolvers import performance as performance_resolver
+from chainfolio.resolvers import pnl as pnl_resolver
 from chainfolio.resolvers import portfolio as portfolio_resolver
 from chainfolio.resolvers import targets as targets_resolver
 from chainfolio.resolvers import tokens as tokens_resolver
 from chainfolio.resolvers import wallets as wallets_resolver
+from chainfolio.resolvers.currency import convert_history
 from chainfolio.resolvers.pages import DEFAULT_PAGE
 from chainfolio.schema.allocation import (
     Allocation,
@@ -25,6 +28,7 @@ from chainfolio.schema.allocation import (
 )
 from chainfolio.schema.comparison import Comparison
 from chainfolio.schema.context import Info
+from chainfolio.schema.pnl import HoldingsPnl, Lot, Pnl
 from chainfolio.schema.tokens import ExcludedToken, TokenVisibility
 from chainfolio.schema.types import (
     AFTER,
@@ -36,6 +40,7 @@ from chainfolio.schema.types import (
     Wallet,
 )
 from chainfolio.storage import accounts
+from chainfolio.storage.movements import set_cost_basis_method
 
 _CHANGE_FIELDS = frozenset({"change24h", "changePercent24h"})
 
@@ -60,9 +65,13 @@ def _asked(info: Info) -> set[str]:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="The caller's portfolio as last refreshed.")
-    async def portfolio(self, info: Info) -> Portfolio:
+    @strawberry.field(
+        description="The caller's portfolio as last refreshed; `currency` is the one of the "
+        "holdings' cost-basis fields (USD, EUR, GBP, CHF, JPY, ETH, BTC)."
+    )
+    async def portfolio(self, info: Info, currency: str = USD) -> Portfolio:
         ctx = info.context
+        code = parse_currency(currency)
         async with ctx.services.engine.connect() as db:
             view = await portfolio_resolver.resolve_portfolio(
                 db,
@@ -70,11 +79,18 @@ class Query:
                 now=ctx.services.clock(),
                 with_change=not _CHANGE_FIELDS.isdisjoint(_asked(info)),
             )
-        return Portfolio.of(view)
+        pnl = HoldingsPnl(ctx.services.engine, ctx.caller.user_id, code, view.holdings)
+        return Portfolio.of(view, pnl)
 
-    @strawberry.field(description="Value over a period, one point per interval bucket.")
-    async def history(self, info: Info, period: str = "30d", interval: str = "1d") -> History:
+    @strawberry.field(
+        description="Value over a period, one point per interval bucket; in `currency`, each "
+        "point is converted at its own time (a point without a rate is a gap)."
+    )
+    async def history(
+        self, info: Info, period: str = "30d", interval: str = "1d", currency: str = USD
+    ) -> History:
         ctx = info.context
+        code = parse_currency(currency)
         async with ctx.services.engine.connect() as db:
             view = await history_resolver.resolve_history(
                 db,
@@ -84,7 +100,38 @@ class Query:
                 now=ctx.services.clock(),
                 retention_days=ctx.services.settings.snapshot_retention_days,
             )
+            view = await convert_history(db, view, code)
         return History.of(view)
+
+    @strawberry.field(
+        description="Realised P&L of the period's disposals and unrealised P&L of what is held, "
+        "per asset, under the user's cost-basis method (or `method`: average, fifo)."
+    )
+    async def pnl(
+        self, info: Info, period: str = "all", currency: str = USD, method: str | None = None
+    ) -> Pnl:
+        ctx = info.context
+        async with ctx.services.engine.connect() as db:
+            view = await pnl_resolver.resolve_pnl(
+                db,
+                user_id=ctx.caller.user_id,
+                period=period,
+                currency=currency,
+                now=ctx.services.clock(),
+                method=method,
+            )
+        return Pnl.of(view)
+
+    @strawberry.field(description="Open lots of an asset (FIFO lots, or the average-cost pool).")
+    async def lots(
+        self, info: Info, asset: str, currency: str = USD, method: str | None = None
+    ) -> list[Lot]:
+        ctx = info.context
+        async with ctx.services.engine.connect() as db:
+            views = await pnl_resolver.resolve_lots(
+                db, user_id=ctx.caller.user_id, asset=asset, currency=currency, method=method
+            )
+        return [Lot.of(v) for v in views]
 
     @strawberry.field(
         description="Flow-neutral performance over a period (rates in percent): deposits and "
@@ -237,6 +284,15 @@ class Mutation:
             )
         await ctx.services.changed(ctx.caller.user_id, wallets=True)
         return TokenVisibility(chain_id=chain_id, contract=checksummed, hidden=hidden)
+
+    @strawberry.mutation(description="Choose the cost-basis method: average (default) or fifo.")
+    async def set_cost_basis_method(self, info: Info, method: str) -> str:
+        ctx = info.context
+        chosen = pnl_resolver.method_of(method, method)
+        async with ctx.services.engine.begin() as db:
+            await set_cost_basis_method(db, user_id=ctx.caller.user_id, method=chosen.value)
+        await ctx.services.changed(ctx.caller.user_id)
+        return chosen.value
 
     @strawberry.mutation(description="Stop tracking a wallet.")
     async def remove_wallet(self, info: Info, id: strawberry.ID) -> bool:

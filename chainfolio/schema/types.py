@@ -13,9 +13,11 @@ import strawberry
 from chainfolio.resolvers import tokens as tokens_resolver
 from chainfolio.resolvers.history import HistoryView
 from chainfolio.resolvers.pages import DEFAULT_PAGE, MAX_PAGE, Page
+from chainfolio.resolvers.pnl import HoldingPnl
 from chainfolio.resolvers.portfolio import PortfolioView, holdings_page
 from chainfolio.resolvers.positions import PositionView, group_positions
 from chainfolio.schema.context import Info
+from chainfolio.schema.pnl import HoldingsPnl
 from chainfolio.schema.series import DateTimeSeries, DecimalSeries
 from chainfolio.schema.tokens import WalletSync
 from chainfolio.storage.accounts import Wallet as WalletRow
@@ -89,10 +91,44 @@ class Holding:
     position_leg: int | None = strawberry.field(
         default=None, description="0 = the pool's token0, 1 = token1."
     )
+    pnl_index: strawberry.Private[int] = -1
+    pnl_source: strawberry.Private[HoldingsPnl | None] = None
+
+    async def _pnl(self) -> HoldingPnl | None:
+        if self.pnl_source is None:
+            return None
+        return await self.pnl_source.of(self.pnl_index)
+
+    @strawberry.field(
+        description="Balance times the asset's average cost of units held (portfolio currency)."
+    )
+    async def cost_basis(self) -> Decimal | None:
+        pnl = await self._pnl()
+        return None if pnl is None else pnl.cost_basis
+
+    @strawberry.field(description="Cost per unit of the asset held, across the user's wallets.")
+    async def average_cost(self) -> Decimal | None:
+        pnl = await self._pnl()
+        return None if pnl is None else pnl.average_cost
+
+    @strawberry.field(description="Value minus cost basis (null when either is unknown).")
+    async def unrealized_pnl(self) -> Decimal | None:
+        pnl = await self._pnl()
+        return None if pnl is None else pnl.unrealized
+
+    @strawberry.field(description="Unrealised P&L in percent of the cost basis.")
+    async def unrealized_pnl_percent(self) -> Decimal | None:
+        pnl = await self._pnl()
+        return None if pnl is None else pnl.unrealized_percent
+
+    @strawberry.field(description="Known gains of this wallet's disposals of this token.")
+    async def realized_pnl(self) -> Decimal | None:
+        pnl = await self._pnl()
+        return None if pnl is None else pnl.realized
 
     @classmethod
-    def of(cls, stored: StoredHolding) -> Holding:
-        """From a stored holding."""
+    def of(cls, stored: StoredHolding, pnl: HoldingsPnl | None = None, index: int = -1) -> Holding:
+        """From a stored holding (with the portfolio's P&L source)."""
         h = stored.holding
         return cls(
             chain_id=h.chain_id,
@@ -115,6 +151,8 @@ class Holding:
             error=h.error,
             position=h.extra.get("position"),
             position_leg=int(h.extra["leg"]) if "leg" in h.extra else None,
+            pnl_index=index,
+            pnl_source=pnl,
         )
 
 
@@ -189,6 +227,7 @@ class Portfolio:
         description="DEX positions, each with its legs (the legs are in holdings too)."
     )
     stored: strawberry.Private[list[StoredHolding]]
+    pnl: strawberry.Private[HoldingsPnl | None] = None
 
     @strawberry.field(
         description="Holdings a page at a time: largest absolute value first, unpriced last, "
@@ -199,11 +238,15 @@ class Portfolio:
         first: Annotated[int | None, strawberry.argument(description=FIRST)] = DEFAULT_PAGE,
         after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
     ) -> Connection[Holding]:
-        return Connection.of(holdings_page(self.stored, first=first, after=after), Holding.of)
+        index = {id(h): i for i, h in enumerate(self.stored)}  # the P&L source's positions
+        return Connection.of(
+            holdings_page(self.stored, first=first, after=after),
+            lambda h: Holding.of(h, self.pnl, index[id(h)]),
+        )
 
     @classmethod
-    def of(cls, view: PortfolioView) -> Portfolio:
-        """From the resolver's view."""
+    def of(cls, view: PortfolioView, pnl: HoldingsPnl | None = None) -> Portfolio:
+        """From the resolver's view (`pnl`: where the holdings' cost-basis fields come from)."""
         return cls(
             total_value=view.total_value,
             change_24h=view.change_24h,
@@ -216,8 +259,9 @@ class Portfolio:
                 AssetValue(asset=a.asset, balance=a.balance, value=a.value) for a in view.assets
             ],
             categories=[CategoryValue(category=c.category, value=c.value) for c in view.categories],
-            holdings=[Holding.of(h) for h in view.holdings],
+            holdings=[Holding.of(h, pnl, i) for i, h in enumerate(view.holdings)],
             stored=view.holdings,
+            pnl=pnl,
             stale=view.stale,
             updated_at=view.updated_at,
             unpriced_count=view.unpriced_count,

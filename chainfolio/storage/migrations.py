@@ -283,6 +283,42 @@ async def _v7_discovered_tokens(
     )
 
 
+async def _v8_asset_movements(
+    conn: AsyncConnection, _timescale: bool, _opts: StorageOptions
+) -> None:
+    # Every change of a wallet's balance the transfer scan sees (own-wallet moves and wraps
+    # too, which are not cash flows): the history cost basis and P&L are computed from.
+    await _exec(
+        conn,
+        """CREATE TABLE asset_movements (
+            id bigserial PRIMARY KEY,
+            user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            wallet_id uuid REFERENCES wallets(id) ON DELETE SET NULL,
+            chain_id integer NOT NULL,
+            block_number bigint NOT NULL,
+            time timestamptz NOT NULL,
+            tx_hash varchar(66),
+            log_index integer NOT NULL DEFAULT -1,
+            contract varchar(42) NOT NULL,
+            symbol varchar(100) NOT NULL,
+            asset varchar(100) NOT NULL,
+            decimals smallint NOT NULL,
+            amount numeric(78, 0) NOT NULL,
+            price_usd numeric,
+            value_usd numeric,
+            kind text NOT NULL
+                CHECK (kind IN ('external', 'opening', 'own', 'wrap', 'position')),
+            counterparty varchar(42))""",
+        """CREATE UNIQUE INDEX idx_asset_movements_unique ON asset_movements
+            (wallet_id, chain_id, coalesce(tx_hash, ''), log_index, contract, kind)""",
+        "CREATE INDEX idx_asset_movements_user_time ON asset_movements(user_id, time, id)",
+        "CREATE INDEX idx_asset_movements_wallet_block ON asset_movements(wallet_id, block_number)",
+        """CREATE TABLE pnl_settings (
+            user_id uuid PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+            method text NOT NULL DEFAULT 'average' CHECK (method IN ('average', 'fifo')))""",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _v1_core),
     Migration(
@@ -297,6 +333,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "discovered tokens, token metadata, discovery progress, visibility",
         _v7_discovered_tokens,
     ),
+    Migration(8, "asset movements and cost-basis settings (P&L)", _v8_asset_movements),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -36,6 +36,7 @@ from chainfolio.resolvers.portfolio import summarize_holdings
 from chainfolio.resolvers.updates import HoldingChange, PortfolioUpdate, percent_change
 from chainfolio.storage import accounts, timeseries
 from chainfolio.storage import holdings as holdings_store
+from chainfolio.storage import movements as movements_store
 from chainfolio.storage.accounts import Wallet
 from chainfolio.storage.holdings import StoredHolding
 from chainfolio.worker.backfill import Backfill
@@ -187,9 +188,13 @@ class Worker:
                     await timeseries.delete_cash_flows_after(
                         db, wallet_ids=wallet_ids, block_number=block
                     )
+                    await movements_store.delete_movements_after(
+                        db, wallet_ids=wallet_ids, block_number=block
+                    )
                 if scan.rescan_from is not None:
                     report.rescanned_chains[chain_id] = scan.rescan_from
                 await timeseries.write_cash_flows(db, scan.flows)
+                await movements_store.write_movements(db, scan.openings + scan.movements)
                 await timeseries.save_transfer_cursors(db, scan.cursors)
                 report.flows += len(scan.flows)
         # Committed: cached answers of these users are stale (values, times, stale flags). Drop

@@ -4,6 +4,11 @@ each wallet's cursor, valued at the price nearest their block's time.
 A transfer with another tracked wallet of the same user, or with a configured vault or lending
 market (positions the portfolio already counts), is not a flow. A flow is dated by its block,
 moved into the snapshot interval whose value first includes it (`flow_time`).
+
+Every transfer of a tracked wallet is also an asset movement (P&L's history), with its kind:
+external, own (another wallet of the user), wrap (native value into a tracked token) or
+position (a vault or lending market); a wallet seen for the first time gets opening movements
+of what it holds, valued at this refresh's prices.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chainfolio.core.domain import NATIVE, Price
+from chainfolio.core.domain import NATIVE, Category, Price
 from chainfolio.fetchers.config import ChainConfig
 from chainfolio.fetchers.portfolio import ChainHoldings, ChainSet, ChainState
 from chainfolio.fetchers.transfers import Transfer, block_hashes, scan_transfers
 from chainfolio.storage import timeseries
 from chainfolio.storage.accounts import Wallet
+from chainfolio.storage.movements import AssetMovement
 from chainfolio.worker.options import WorkerOptions
 
 log = logging.getLogger(__name__)
@@ -40,6 +46,11 @@ class ChainFlows:
     flows: list[timeseries.CashFlow] = field(default_factory=list)
     pricing: list[tuple[str, datetime, Decimal]] = field(default_factory=list)
     """Per flow: its price key, its block's time and its signed amount in units."""
+    movements: list[AssetMovement] = field(default_factory=list)
+    movement_pricing: list[tuple[str, datetime, Decimal]] = field(default_factory=list)
+    """Per movement, as `pricing` (units unsigned: a movement's value is)."""
+    openings: list[AssetMovement] = field(default_factory=list)
+    """What wallets seen for the first time hold, at this refresh's prices."""
     cursors: list[timeseries.TransferCursor] = field(default_factory=list)
     orphaned_after: dict[int, list[uuid.UUID]] = field(default_factory=dict)
     """Block -> wallets whose stored flows above that block a reorg orphaned."""
@@ -116,7 +127,11 @@ class FlowScanner:
         refresh (one per minute) when it is nearer than this refresh's own read, taken at
         `now` — a transfer found after a restart or a long scan is valued at its time, not at
         today's price. Nothing stored within `FLOW_PRICE_WINDOW`: this refresh's price."""
-        wanted = {(key, at) for scan in scans.values() for key, at, _ in scan.pricing}
+        wanted = {
+            (key, at)
+            for scan in scans.values()
+            for key, at, _ in (*scan.pricing, *scan.movement_pricing)
+        }
         if not wanted:
             return
         async with self._engine.connect() as db:
@@ -130,6 +145,14 @@ class FlowScanner:
                 if scan.flows[i].value_usd is not None and abs(now - at) <= abs(stored_at - at):
                     continue
                 scan.flows[i] = replace(scan.flows[i], value_usd=units * usd)
+            for i, (key, at, units) in enumerate(scan.movement_pricing):
+                found = stored.get((key, at))
+                move = scan.movements[i]
+                if found is None or (
+                    move.value_usd is not None and abs(now - at) <= abs(found[0] - at)
+                ):
+                    continue
+                scan.movements[i] = move._replace(price_usd=found[1], value_usd=units * found[1])
 
     async def _chain_flows(  # noqa: PLR0917 - one chain's share of a cycle
         self,
@@ -151,6 +174,7 @@ class FlowScanner:
         for wallet in wallets:
             cursor = cursors.get(wallet.id)
             if cursor is None:  # first sight: what it holds now is its starting value
+                result.openings += opening_movements(wallet, read, head, now)
                 continue
             start = cursor.block_number
             replaced = cursor.block_hash is not None and hashes.get(start) != cursor.block_hash
@@ -185,7 +209,7 @@ class FlowScanner:
             # and the vaults and lending markets whose positions the portfolio already counts.
             internal = {v.address.lower() for v in chain.vaults}
             internal |= {m.address.lower() for m in chain.lending}
-            own: dict[uuid.UUID, set[str]] = defaultdict(lambda: set(internal))
+            own: dict[uuid.UUID, set[str]] = defaultdict(set)
             for wallet in wallets:
                 own[wallet.user_id].add(wallet.address.lower())
             # Native value paid into a tracked token is a wrap (WETH9 emits no Transfer for it).
@@ -201,9 +225,15 @@ class FlowScanner:
                     for wallet in by_address.get(party, []):
                         if transfer.block_number <= starts[wallet.id]:
                             continue
-                        if counterparty in own[wallet.user_id] or (
-                            transfer.contract == NATIVE and counterparty in wrappers
-                        ):
+                        kind = movement_kind(
+                            transfer, counterparty, own[wallet.user_id], internal, wrappers
+                        )
+                        move, move_pricing = valuation.movement(
+                            wallet, transfer, sign, kind, counterparty
+                        )
+                        result.movements.append(move)
+                        result.movement_pricing.append(move_pricing)
+                        if kind != "external":
                             continue
                         moment = flow_time(
                             transfer.block_time,
@@ -220,6 +250,20 @@ class FlowScanner:
         return result
 
 
+def movement_kind(
+    transfer: Transfer, counterparty: str, own: set[str], positions: set[str], wrappers: set[str]
+) -> str:
+    """Whether a transfer is external, between the user's wallets (own), with a vault or lending
+    market (position), or native value paid into a tracked token (wrap)."""
+    if counterparty in own:
+        return "own"
+    if counterparty in positions:
+        return "position"
+    if transfer.contract == NATIVE and counterparty in wrappers:
+        return "wrap"
+    return "external"
+
+
 class FlowValuation:
     """Symbol, decimals and USD value of a transfer, from the refresh's own read."""
 
@@ -234,22 +278,20 @@ class FlowValuation:
                 if h.price is not None:
                     self._prices.setdefault(h.extra.get("price_symbol", h.symbol), h.price)
 
+    def _token(self, contract: str) -> tuple[str, int, str]:
+        """Symbol, decimals and price key of a transferred token (or the native coin)."""
+        chain = self._chain
+        if contract == NATIVE:
+            return chain.native_symbol, chain.native_decimals, chain.native_price_key
+        token = self._tokens[contract]
+        return token.symbol, self._decimals.get(contract, token.decimals or 0), token.price_key
+
     def flow(
         self, wallet: Wallet, transfer: Transfer, sign: int, moment: datetime
     ) -> tuple[timeseries.CashFlow, tuple[str, datetime, Decimal]]:
         """The flow `transfer` is for `wallet` (sign +1 in, -1 out), valued at this refresh's
         price; and what re-valuing it at another price needs (price key, block time, units)."""
-        chain = self._chain
-        if transfer.contract == NATIVE:
-            symbol, decimals, key = (
-                chain.native_symbol,
-                chain.native_decimals,
-                chain.native_price_key,
-            )
-        else:
-            token = self._tokens[transfer.contract]
-            symbol, key = token.symbol, token.price_key
-            decimals = self._decimals.get(transfer.contract, token.decimals or 0)
+        symbol, decimals, key = self._token(transfer.contract)
         price = self._prices.get(key)
         amount = sign * transfer.amount
         units = Decimal(amount).scaleb(-decimals)
@@ -269,3 +311,63 @@ class FlowValuation:
             block_number=transfer.block_number,
         )
         return flow, (key, transfer.block_time, units)
+
+    def movement(
+        self, wallet: Wallet, transfer: Transfer, sign: int, kind: str, counterparty: str
+    ) -> tuple[AssetMovement, tuple[str, datetime, Decimal]]:
+        """The movement `transfer` is for `wallet`, dated by its block and valued at this
+        refresh's price; and what re-valuing it at another price needs."""
+        symbol, decimals, key = self._token(transfer.contract)
+        price = self._prices.get(key)
+        units = Decimal(transfer.amount).scaleb(-decimals)
+        move = AssetMovement(
+            user_id=wallet.user_id,
+            wallet_id=wallet.id,
+            chain_id=transfer.chain_id,
+            block_number=transfer.block_number,
+            time=transfer.block_time,
+            tx_hash=transfer.tx_hash,
+            log_index=transfer.log_index,
+            contract=transfer.contract,
+            symbol=symbol,
+            asset=key,
+            decimals=decimals,
+            amount=sign * transfer.amount,
+            price_usd=None if price is None else price.usd,
+            value_usd=None if price is None else units * price.usd,
+            kind=kind,
+            counterparty=counterparty or None,
+        )
+        return move, (key, transfer.block_time, units)
+
+
+def opening_movements(
+    wallet: Wallet, read: ChainHoldings, block: int, now: datetime
+) -> list[AssetMovement]:
+    """What a wallet seen for the first time holds (loans aside), acquired now at this
+    refresh's prices: the start of its cost-basis history."""
+    movements = []
+    for i, h in enumerate(read.holdings.get(wallet.address, [])):
+        if not h.amount or h.category is Category.LOAN:
+            continue
+        value = None if h.price is None or h.balance is None else h.balance * h.price.usd
+        movements.append(
+            AssetMovement(
+                user_id=wallet.user_id,
+                wallet_id=wallet.id,
+                chain_id=wallet.chain_id,
+                block_number=block,
+                time=now,
+                tx_hash=None,
+                log_index=i,  # one row per holding (a market's supply and loan share a contract)
+                contract=h.contract,
+                symbol=h.symbol,
+                asset=h.extra.get("price_symbol", h.symbol),
+                decimals=h.decimals,
+                amount=h.amount,
+                price_usd=None if h.price is None else h.price.usd,
+                value_usd=value,
+                kind="opening",
+            )
+        )
+    return movements

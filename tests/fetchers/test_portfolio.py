@@ -90,4 +90,10 @@ async def test_holdings_come_priced_and_valued(five_chains: Devnet) -> None:
     nft = holdings[("CFPUNK", Category.NFT)]
     assert nft.value_usd == nft.amount * Decimal(37500)  # type: ignore[operator]
     assert holdings[("BRKN", Category.WALLET)].value_usd is None
-    assert set(result.prices) == {"ETH", "BTC", "USDC", "DAI", "NFT_FLOOR"}
+    # the holdings' prices, and the display-currency rates the chain has feeds for
+    assert set(result.prices) == {"ETH", "BTC", "USDC", "DAI", "NFT_FLOOR"} | {
+        "EUR",
+        "GBP",
+        "CHF",
+        "JPY",
+    }

@@ -23,7 +23,7 @@ async def test_document_lists_the_served_operations(open_client: OpenClient) -> 
     assert document["openapi"].startswith("3.")
     assert {p for p in documented if p[0].startswith("/v1/")} == served
     history = document["paths"]["/v1/portfolio/history"]["get"]
-    assert {p["name"] for p in history["parameters"]} == {"period", "interval"}
+    assert {p["name"] for p in history["parameters"]} == {"period", "interval", "currency"}
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert document["paths"]["/healthz"]["get"]["security"] == []
 

@@ -51,3 +51,16 @@ export function trend(value) {
   const n = Number(value);
   return n > 0 ? "up" : n < 0 ? "down" : "";
 }
+
+const moneyFormats = new Map();
+
+// Money in a display currency: fiat with its symbol, ETH/BTC as a number and the code.
+export function money(value, currency = "USD") {
+  if (value === null || value === undefined || value === "") return "—";
+  const n = Number(value);
+  if (currency === "ETH" || currency === "BTC") return `${n.toFixed(6)} ${currency}`;
+  if (!moneyFormats.has(currency)) {
+    moneyFormats.set(currency, new Intl.NumberFormat("en-US", { style: "currency", currency, maximumFractionDigits: 2 }));
+  }
+  return moneyFormats.get(currency).format(n);
+}

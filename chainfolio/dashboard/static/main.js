@@ -7,11 +7,11 @@ import { POSITIONS_FIELDS, renderPositions } from "./positions.js";
 const TOKEN_KEY = "chainfolio.token";
 const $ = (id) => document.getElementById(id);
 
-const PORTFOLIO = `{
-  portfolio { totalValue change24h changePercent24h stale updatedAt unpricedCount
+const PORTFOLIO = `query($currency: String!) {
+  portfolio(currency: $currency) { totalValue change24h changePercent24h stale updatedAt unpricedCount
     chains { chainId chain value stale } assets { asset balance value } categories { category value }
     holdings { chainId chain wallet asset category amount balance price priceSource valueUsd
-               updatedAt stale error position }
+               updatedAt stale error position costBasis unrealizedPnl unrealizedPnlPercent }
     ${POSITIONS_FIELDS} }
   wallets { id chainId address label createdAt }
 }`;
@@ -104,6 +104,13 @@ function renderHoldings(holdings) {
       [fmt.amount(h.balance), "num", h.balance], [fmt.usd(h.price), "num", h.price], [h.priceSource ?? "—"],
       [fmt.usd(h.valueUsd), "num", h.valueUsd], [fmt.age(h.updatedAt)],
     ];
+    // P&L in the selected currency, after Value (no data-value: the Value columns stay USD)
+    const pnl = document.createElement("td");
+    pnl.className = "num";
+    pnl.dataset.pnl = h.unrealizedPnl ?? "";
+    pnl.textContent = h.unrealizedPnl == null ? "—"
+      : `${fmt.money(h.unrealizedPnl, $("currency").value)} (${fmt.percent(h.unrealizedPnlPercent, 1)})`;
+    pnl.title = h.costBasis == null ? "cost basis unknown" : `cost basis ${fmt.money(h.costBasis, $("currency").value)}`;
     for (const [text, cls, raw] of cells) {
       const td = document.createElement("td");
       td.textContent = text ?? "—";
@@ -111,6 +118,7 @@ function renderHoldings(holdings) {
       if (raw !== undefined) td.dataset.value = raw ?? "";
       tr.append(td);
     }
+    tr.insertBefore(pnl, tr.lastChild); // before Age
     const badge = document.createElement("td");
     if (h.stale || h.error) {
       const span = document.createElement("span");
@@ -190,7 +198,7 @@ async function loadPortfolio() {
   const seq = ++view.loadSeq;
   const allocationLoad = client.gql(ALLOCATION); // in parallel; awaited by the donuts
   allocationLoad.catch(() => {}); // its failure is handled there (or the panel has no wallets)
-  const { portfolio, wallets } = await client.gql(PORTFOLIO);
+  const { portfolio, wallets } = await client.gql(PORTFOLIO, { currency: $("currency").value });
   if (seq !== view.loadSeq) return; // a newer load is under way
   view.portfolio = portfolio;
   view.wallets = wallets;
@@ -567,6 +575,11 @@ async function start(token) {
 }
 
 function boot() {
+  $("currency").value = localStorage.getItem("chainfolio.currency") || "USD";
+  $("currency").addEventListener("change", () => {
+    localStorage.setItem("chainfolio.currency", $("currency").value);
+    loadPortfolio().catch((err) => failed("panel-total", err, refreshPortfolio));
+  });
   $("history-period").addEventListener("change", () => loadHistory());
   $("history-interval").addEventListener("change", () => loadHistory());
   $("performance-period").addEventListener("change", loadPerformance);

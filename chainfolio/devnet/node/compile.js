@@ -41,8 +41,11 @@ function main() {
     }
   }
   const input = { language: "Solidity", sources, settings: SETTINGS };
+  // "@scope/package/…" imports come from the pinned npm packages (e.g. Chainlink's mocks).
   const findImports = (p) => {
-    const full = path.join(args.contracts, p);
+    const full = p.startsWith("@")
+      ? path.join(__dirname, "node_modules", p)
+      : path.join(args.contracts, p);
     return fs.existsSync(full)
       ? { contents: fs.readFileSync(full, "utf8") }
       : { error: `not found: ${p}` };

@@ -1,0 +1,72 @@
+"""Money in the display currency: USD figures divided by the stored Chainlink rate (USD per
+unit of the currency) nearest each figure's own time; a series is converted point by point.
+
+A figure whose time has no rate stored near it is unknown (None), never converted at another
+time's rate; a series point without a rate becomes a gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chainfolio.core.currencies import CURRENCIES, USD
+from chainfolio.resolvers.history import HistoryView
+from chainfolio.storage.timeseries import SeriesPoint, prices_nearest
+
+FIAT_RATE_WINDOW = timedelta(hours=24)
+"""Chainlink FX feeds update on a 24 h heartbeat: a stored rate this near is the feed's own."""
+CRYPTO_RATE_WINDOW = timedelta(minutes=90)
+
+
+class Rates:
+    """USD per unit of one display currency at given moments (the stored rate nearest each)."""
+
+    def __init__(self, currency: str, found: Mapping[datetime, Decimal]) -> None:
+        self.currency = currency
+        self._found = found
+
+    def rate(self, moment: datetime) -> Decimal | None:
+        """USD per unit of the currency at `moment` (None: no rate stored near it)."""
+        if self.currency == USD:
+            return Decimal(1)
+        return self._found.get(moment)
+
+    def convert(self, usd: Decimal | None, moment: datetime) -> Decimal | None:
+        """`usd` in the currency at `moment` (None when either is unknown)."""
+        if usd is None:
+            return None
+        if self.currency == USD:
+            return usd
+        rate = self._found.get(moment)
+        return None if rate is None else usd / rate
+
+
+async def load_rates(db: AsyncConnection, currency: str, moments: Collection[datetime]) -> Rates:
+    """The currency's stored rates nearest each of `moments` (one query)."""
+    if currency == USD or not moments:
+        return Rates(currency, {})
+    window = CRYPTO_RATE_WINDOW if CURRENCIES[currency].crypto else FIAT_RATE_WINDOW
+    symbol = CURRENCIES[currency].price_symbol
+    found = await prices_nearest(db, [(symbol, m) for m in set(moments)], window=window)
+    return Rates(currency, {moment: price for (_, moment), (_, price) in found.items()})
+
+
+async def convert_history(db: AsyncConnection, view: HistoryView, currency: str) -> HistoryView:
+    """`view` in `currency`: each point divided by the rate at its own snapshot time."""
+    if currency == USD:
+        return view
+    rates = await load_rates(db, currency, [p.timestamp for p in view.points])
+    points: list[SeriesPoint] = []
+    gaps = list(view.gaps)
+    for p in view.points:
+        value = rates.convert(p.total_value, p.timestamp)
+        if value is None:
+            gaps.append(p.bucket)
+        else:
+            points.append(p._replace(total_value=value))
+    return replace(view, points=points, gaps=sorted(gaps))

@@ -4,8 +4,9 @@ Returns are linked at full resolution (every stored valuation); charts and risk 
 that series at a regular grid. A bucket `[b, b + step)` is labelled by its start `b` and holds
 the last valuation before its end; the first bucket holds the series' first point instead (the
 value as of the window start). A step between two buckets is *complete* — it counts in risk
-figures — when the buckets are adjacent, the later one has closed by the series' end, and the
-earlier one is not a partial first bucket.
+figures — when the buckets are adjacent and their samples lie one step apart (within
+`STEP_TOLERANCE`): a partial first bucket (the window start mid-bucket), a partial last one
+(a live valuation mid-bucket) and a bucket missing valuations at its end do not count.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import numpy.typing as npt
 from chainfolio.analytics.validation import FloatArray, float_vector
 
 IntArray = npt.NDArray[np.intp]
+
+STEP_TOLERANCE = 0.1
+"""How far (as a fraction of the step) two samples may be from one step apart and count."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -48,9 +52,6 @@ def bucket_samples(*, times: npt.ArrayLike, origin: float, step: float) -> Bucke
     points[0] = 0  # the first bucket stands for the window start, not its own last valuation
     buckets = labels[last]
     adjacent = np.abs(np.diff(buckets) - step) <= 1e-6 * step
-    closed = buckets[1:] + step <= time_array[-1]
-    complete = adjacent & closed
-    if complete.size and last[0] != 0:
-        # A first bucket holding more than the start point is partial: its step is shorter.
-        complete[0] = False
+    regular = np.abs(np.diff(time_array[points]) - step) <= STEP_TOLERANCE * step
+    complete = adjacent & regular
     return BucketSamples(buckets=buckets, points=points, complete=complete)

@@ -323,6 +323,9 @@ async def get_compare(request: Request) -> Response:
             "benchmarkValues": view.benchmark_values,
             **{_camel(k): v for k, v in stats.items()},
             "intervals": view.intervals,
+            "endIsLive": view.live_end,
+            "startedLater": view.started_later,
+            "nullReasons": compare_resolver.comparison_reasons(view),
         }
     )
 

@@ -274,6 +274,12 @@ def percent(rate: float | None) -> float | None:
     return None if rate is None else clean(rate * 100, 4)
 
 
+def _exact(amount: Decimal) -> str:
+    """An exact decimal string without trailing zeros (a live total carries price times balance
+    digits: 22005.5000000000000000000 is 22005.5)."""
+    return plain(amount.normalize())
+
+
 def _iso(seconds: float | None) -> str | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
 
@@ -323,12 +329,12 @@ def performance_fields(view: PerformanceView) -> dict[str, object]:
         "withdrawals": float(m.withdrawals),
         "netFlows": float(m.net_flows),
         "absoluteGain": float(m.absolute_gain),
-        "startValueExact": plain(m.start_value),
-        "endValueExact": plain(m.end_value),
-        "depositsExact": plain(m.deposits),
-        "withdrawalsExact": plain(m.withdrawals),
-        "netFlowsExact": plain(m.net_flows),
-        "absoluteGainExact": plain(m.absolute_gain),
+        "startValueExact": _exact(m.start_value),
+        "endValueExact": _exact(m.end_value),
+        "depositsExact": _exact(m.deposits),
+        "withdrawalsExact": _exact(m.withdrawals),
+        "netFlowsExact": _exact(m.net_flows),
+        "absoluteGainExact": _exact(m.absolute_gain),
         "percentageGain": percent(s.gain_rate),
         "roi": percent(s.roi),
         "twr": percent(s.twr),
@@ -354,7 +360,7 @@ def performance_fields(view: PerformanceView) -> dict[str, object]:
             {
                 "asset": key,
                 "gain": float(gain),
-                "gainExact": plain(gain),
+                "gainExact": _exact(gain),
                 "shareOfGain": percent(gains[key].share_of_gain) if key in gains else None,
             }
             for key, gain in sorted(m.gains.items(), key=lambda item: (-item[1], item[0]))

@@ -422,3 +422,55 @@ async def test_history_older_than_retention_compares_daily(
     )
     assert data["beta"] == pytest.approx(float(np.polyfit(m, r, 1)[0]), abs=2e-6)
     assert data["intervals"] == 3
+
+
+@pytest.mark.parametrize("interval", ["1h", "4h"])
+async def test_benchmark_sampled_at_the_portfolios_instants(
+    client: httpx.AsyncClient, auth: Auth, engine: AsyncEngine, interval: str
+) -> None:
+    """Issue 11: exactly 5 ETH + 8,000 USDC, hourly :00 snapshots, a price every minute. The
+    benchmark used to be its bucket's last price (59 minutes after the snapshot): beta 0.075,
+    correlation 0.17 at 1h. Priced as of each snapshot, the portfolio is its ETH weight."""
+    eth = _symbol("XETH")
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    minutes = [hour - timedelta(minutes=m) for m in range(3 * 24 * 60, -1, -1)]
+    rng = np.random.default_rng(21)
+    path = 3000 * np.exp(np.cumsum(rng.normal(0, 0.002, len(minutes))))
+    price = {t: Decimal(f"{p:.2f}") for t, p in zip(minutes, path, strict=True)}
+    stamps = [t for t in minutes if t.minute == 0]
+    subject = f"cmp-sync-{uuid.uuid4().hex[:6]}"
+    async with engine.begin() as db:
+        user_id = await ensure_user(db, subject=subject)
+        await write_snapshots(
+            db, [Snapshot(user_id, t, 5 * price[t] + 8000, {}, {}, {}) for t in stamps]
+        )
+        await write_prices(db, [PricePoint(t, eth, p, "test") for t, p in price.items()])
+    body = await _compare(
+        client, auth, subject, f'period: "7d", interval: "{interval}", benchmark: "{eth}"'
+    )
+    data = body["data"]["compare"]
+    # Reference, by hand: buckets of `every` hours from midnight UTC hold their last snapshot,
+    # the first one the period's first; steps count between samples `every` hours apart.
+    every = int(interval[0])
+    last_in: dict[datetime, datetime] = {}
+    for t in stamps:
+        last_in[t.replace(hour=t.hour - t.hour % every)] = t
+    grid = sorted(last_in.values())
+    grid[0] = stamps[0]
+    own = [float(5 * price[t] + 8000) for t in grid]
+    bench = [float(price[t]) for t in grid]
+    steps = [
+        (a, b)
+        for a, b in itertools.pairwise(range(len(grid)))
+        if grid[b] - grid[a] == timedelta(hours=every)
+    ]
+    r = [own[b] / own[a] - 1 for a, b in steps]
+    m = [bench[b] / bench[a] - 1 for a, b in steps]
+    assert data["intervals"] == len(steps)
+    assert data["beta"] == pytest.approx(float(np.polyfit(m, r, 1)[0]), abs=2e-6)
+    assert data["correlation"] == pytest.approx(
+        float(scipy_stats.pearsonr(r, m).statistic), abs=2e-6
+    )
+    assert data["correlation"] > 0.999
+    weight = 5 * float(path.mean()) / (5 * float(path.mean()) + 8000)
+    assert data["beta"] == pytest.approx(weight, abs=0.02)

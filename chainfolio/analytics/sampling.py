@@ -3,7 +3,8 @@
 Returns are linked at full resolution (every stored valuation); charts and risk figures read
 that series at a regular grid. A bucket `[b, b + step)` is labelled by its start `b` and holds
 the last valuation before its end; the first bucket holds the series' first point instead (the
-value as of the window start). A step between two buckets is *complete* — it counts in risk
+value as of the window start); a series within one bucket also has its end as a second sample,
+labelled by its own time. A step between two buckets is *complete* — it counts in risk
 figures — when the buckets are adjacent and their samples lie one step apart (within
 `STEP_TOLERANCE`): a partial first bucket (the window start mid-bucket), a partial last one
 (a live valuation mid-bucket) and a bucket missing valuations at its end do not count.
@@ -51,6 +52,10 @@ def bucket_samples(*, times: npt.ArrayLike, origin: float, step: float) -> Bucke
     points = last.astype(np.intp)
     points[0] = 0  # the first bucket stands for the window start, not its own last valuation
     buckets = labels[last]
+    if points.size == 1 and last[0] != 0:
+        # All in one bucket: the end is a second sample, labelled by its own time.
+        points = np.array([0, last[0]], dtype=np.intp)
+        buckets = np.array([buckets[0], time_array[last[0]]])
     adjacent = np.abs(np.diff(buckets) - step) <= 1e-6 * step
     regular = np.abs(np.diff(time_array[points]) - step) <= STEP_TOLERANCE * step
     complete = adjacent & regular

@@ -9,7 +9,7 @@ from decimal import Decimal
 import httpx
 import numpy as np
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chainfolio.core.domain import AssetKind, Category, Holding, Price
 from chainfolio.storage.accounts import add_wallet, ensure_user
@@ -121,6 +121,48 @@ async def test_no_history_is_a_clear_422(client: httpx.AsyncClient, auth: Auth) 
 HOUR = timedelta(hours=1)
 
 
+async def hold(
+    db: AsyncConnection,
+    user_id: uuid.UUID,
+    *,
+    at: datetime,
+    assets: list[tuple[str, Decimal, Decimal]],
+) -> None:
+    """A new wallet of the user holding (symbol, whole units, USD price) as of `at`: the live
+    holdings (ETH native, others as 18-decimal tokens)."""
+    wallet = await add_wallet(
+        db,
+        user_id=user_id,
+        chain_id=1,
+        address="0x" + uuid.uuid4().hex[:20] * 2,
+        label=None,
+        max_wallets=10,
+    )
+    await replace_wallet_holdings(
+        db,
+        user_id=user_id,
+        wallet_id=wallet.id,
+        chain="ethereum",
+        observed_at=at,
+        holdings=[
+            Holding(
+                chain_id=1,
+                wallet=wallet.address,
+                symbol=symbol,
+                contract="native" if symbol == "ETH" else f"0x{symbol.lower():0>40}",
+                kind=AssetKind.NATIVE if symbol == "ETH" else AssetKind.ERC20,
+                category=Category.WALLET,
+                decimals=18,
+                amount=int(units * 10**18),
+                price=Price(symbol, price, "test", at),
+                block_number=1,
+            )
+            for symbol, units, price in assets
+            if units
+        ],
+    )
+
+
 async def _user(
     engine: AsyncEngine,
     *,
@@ -151,34 +193,11 @@ async def _user(
             ],
         )
         if eth_held is not None:
-            wallet = await add_wallet(
+            await hold(
                 db,
-                user_id=user_id,
-                chain_id=1,
-                address="0x" + uuid.uuid4().hex[:20] * 2,
-                label=None,
-                max_wallets=10,
-            )
-            await replace_wallet_holdings(
-                db,
-                user_id=user_id,
-                wallet_id=wallet.id,
-                chain="ethereum",
-                observed_at=observed_at or datetime.now(UTC),
-                holdings=[
-                    Holding(
-                        chain_id=1,
-                        wallet=wallet.address,
-                        symbol="ETH",
-                        contract="native",
-                        kind=AssetKind.NATIVE,
-                        category=Category.WALLET,
-                        decimals=18,
-                        amount=eth_held * 10**18,
-                        price=Price("ETH", Decimal(eth_price), "chainlink", datetime.now(UTC)),
-                        block_number=1,
-                    )
-                ],
+                user_id,
+                at=observed_at or datetime.now(UTC),
+                assets=[("ETH", Decimal(eth_held), Decimal(eth_price))],
             )
     return subject
 

@@ -19,9 +19,7 @@ import pytest
 from scipy import stats as scipy_stats
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chainfolio.core.domain import AssetKind, Category, Holding, Price
-from chainfolio.storage.accounts import add_wallet, ensure_user
-from chainfolio.storage.holdings import replace_wallet_holdings
+from chainfolio.storage.accounts import ensure_user
 from chainfolio.storage.timeseries import (
     CashFlow,
     PricePoint,
@@ -33,6 +31,7 @@ from chainfolio.storage.timeseries import (
 from tests.analytics.production import ProductionData, production_data
 from tests.analytics.reference import irr_bisection
 from tests.api.conftest import Auth
+from tests.api.test_performance import hold
 from tests.worker.test_flows import Clock
 
 YEAR = timedelta(days=365)
@@ -60,37 +59,11 @@ async def _store(engine: AsyncEngine, data: ProductionData, symbol: str) -> str:
             ],
         )
         await write_prices(db, [PricePoint(t, symbol, p, "test") for t, p in data.prices])
-        wallet = await add_wallet(
+        await hold(
             db,
-            user_id=user_id,
-            chain_id=1,
-            address="0x" + uuid.uuid4().hex[:20] * 2,
-            label=None,
-            max_wallets=10,
-        )
-        held = [("ETH", "native", data.eth_now, data.price_now), ("USDC", "0xu", data.usdc_now, 1)]
-        await replace_wallet_holdings(
-            db,
-            user_id=user_id,
-            wallet_id=wallet.id,
-            chain="ethereum",
-            observed_at=data.now,
-            holdings=[
-                Holding(
-                    chain_id=1,
-                    wallet=wallet.address,
-                    symbol=name,
-                    contract=contract,
-                    kind=AssetKind.NATIVE if contract == "native" else AssetKind.ERC20,
-                    category=Category.WALLET,
-                    decimals=18,
-                    amount=int(units * 10**18),
-                    price=Price(name, Decimal(price), "test", data.now),
-                    block_number=1,
-                )
-                for name, contract, units, price in held
-                if units
-            ],
+            user_id,
+            at=data.now,
+            assets=[("ETH", data.eth_now, data.price_now), ("USDC", data.usdc_now, Decimal(1))],
         )
     return subject
 
@@ -186,16 +159,17 @@ async def test_performance_on_production_shaped_data(
         flows = _flow_sum(data, points[0][0], points[-1][0])
         gain = float(points[-1][1] - points[0][1]) - flows
         assert answer["absoluteGain"] == pytest.approx(gain, abs=1e-6), period
-        years = (points[-1][0] - points[0][0]) / YEAR
+        span = points[-1][0] - points[0][0]
         if answer["mwr"] is not None:
-            cash = [(0.0, -float(points[0][1])), (years, float(points[-1][1]))]
+            # IRR over the period: times as fractions of it, so the root is the period rate
+            cash = [(0.0, -float(points[0][1])), (1.0, float(points[-1][1]))]
             cash += [
-                ((f.time - points[0][0]) / YEAR, -float(f.usd))
+                ((f.time - points[0][0]) / span, -float(f.usd))
                 for f in data.flows
                 if points[0][0] < f.time <= points[-1][0]
             ]
-            annual = irr_bisection(cash, low=-0.999, high=1e6)
-            assert answer["mwr"] == pytest.approx(100 * ((1 + annual) ** years - 1), abs=1e-3)
+            rate = irr_bisection(cash, low=-0.9999, high=100.0)
+            assert answer["mwr"] == pytest.approx(100 * rate, abs=1e-3), period
         step = STEPS[answer["interval"]]
         samples = _samples(points, step)
         pairs = _steps(points, samples, step)

@@ -194,15 +194,15 @@ async def resolve_comparison(
         # hold no complete step there, and one grid serves the whole period.
         interval_name, step = "1d", _DAY
     series = await period_series(db, user_id=user_id, window=window, raw_since=raw_since)
-    if len(series.valuations) < 2:
+    if series.count < 2:
         raise InsufficientData(
             f"not enough data to compare with {parsed.name} over {window.period}: "
-            f"{len(series.valuations)} valuation(s) in the period; a return needs two"
+            f"{series.count} valuation(s) in the period; a return needs two"
         )
-    values = series.values()
+    values = series.values
     growth = analytics.rebased_index(
         returns=analytics.interval_returns(
-            times=series.times(),
+            times=series.times,
             values=values,
             flow_times=series.flow_times(),
             flow_amounts=series.flow_amounts(),
@@ -210,9 +210,9 @@ async def resolve_comparison(
         base=1.0,
     )
     samples = analytics.bucket_samples(
-        times=series.times(), origin=BUCKET_ORIGIN.timestamp(), step=step.total_seconds()
+        times=series.times, origin=BUCKET_ORIGIN.timestamp(), step=step.total_seconds()
     )
-    moments = [series.valuations[p].timestamp for p in samples.points]
+    moments = [series.moment(int(p)) for p in samples.points]
     prices = {
         symbol: await prices_as_of(db, symbol=symbol, moments=moments, lookback=step + _DAY)
         for symbol, _ in parsed.components
@@ -250,8 +250,8 @@ async def resolve_comparison(
         benchmark=parsed.name,
         period=window.period,
         interval=interval_name,
-        start=series.valuations[0].timestamp,
-        end=series.valuations[-1].timestamp,
+        start=series.moment(0),
+        end=series.moment(series.count - 1),
         timestamps=[datetime.fromtimestamp(float(samples.buckets[k]), UTC) for k in axis],
         portfolio=[_rebased(own[k] / own_base if own_base > 0 else None) for k in axis],
         benchmark_values=[

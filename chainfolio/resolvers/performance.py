@@ -30,6 +30,7 @@ from chainfolio.storage.timeseries import (
     CashFlow,
     Valuation,
     cash_flows_between,
+    from_micros,
     snapshot_at_or_before,
     valuations_between,
 )
@@ -38,12 +39,16 @@ SNAPSHOT_INTERVAL = "1h"
 """The worker's snapshot cadence: a risk grid finer than this would hold no complete step."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class PeriodSeries:
-    """A period's valuations at full resolution, its flows, and the breakdowns at both ends."""
+    """A period's valuations at full resolution (floats for the analytics), the exact first
+    and last of them, its flows, and the asset breakdowns at both ends."""
 
     window: Window
-    valuations: list[Valuation]
+    times: np.ndarray
+    values: np.ndarray
+    first: Valuation | None
+    last: Valuation | None
     flows: list[CashFlow]
     unvalued_flows: int
     start_assets: Mapping[str, Decimal]
@@ -51,13 +56,14 @@ class PeriodSeries:
     started_later: bool
     live_end: bool
 
-    def times(self) -> np.ndarray:
-        """Valuation times as POSIX seconds."""
-        return np.array([v.timestamp.timestamp() for v in self.valuations])
+    @property
+    def count(self) -> int:
+        """How many valuations the series holds."""
+        return int(self.times.size)
 
-    def values(self) -> np.ndarray:
-        """Valuations as floats (for the analytics; money figures use `exact_money`)."""
-        return np.array([float(v.total_value) for v in self.valuations])
+    def moment(self, point: int) -> datetime:
+        """The time of one valuation (exact: times are whole microseconds)."""
+        return from_micros(round(float(self.times[point]) * 1_000_000))
 
     def flow_times(self) -> np.ndarray:
         """Flow times as POSIX seconds."""
@@ -77,32 +83,45 @@ async def period_series(
     stored = await valuations_between(
         db, user_id=user_id, start=window.start, end=window.end, raw_since=raw_since
     )
-    valuations = ([Valuation(start.timestamp, start.total_value)] if start else []) + stored
-    start_assets: Mapping[str, Decimal] = start.asset_breakdown if start else {}
-    if start is None and stored:
-        first = await snapshot_at_or_before(db, user_id=user_id, moment=stored[0].timestamp)
-        start_assets = first.asset_breakdown if first else {}
+    micros = [int(m) for m in stored.micros]
+    values = [float(v) for v in stored.values]
+    opening = start
+    if start is not None:
+        micros.insert(0, _micros(start.timestamp))
+        values.insert(0, float(start.total_value))
+    elif micros:
+        opening = await snapshot_at_or_before(db, user_id=user_id, moment=from_micros(micros[0]))
+    first = Valuation(opening.timestamp, opening.total_value) if opening else None
+    start_assets: Mapping[str, Decimal] = opening.asset_breakdown if opening else {}
+    last = None
     holdings = await current_holdings(db, user_id=user_id)
     live = any(h.holding.value_usd is not None for h in holdings) and (
-        not valuations or valuations[-1].timestamp < window.end
+        not micros or micros[-1] < _micros(window.end)
     )
     end_assets: Mapping[str, Decimal] = {}
     if live:
         total, _, by_asset, _ = summarize_holdings(holdings)
-        valuations.append(Valuation(window.end, total))
+        last = Valuation(window.end, total)
+        micros.append(_micros(window.end))
+        values.append(float(total))
         end_assets = by_asset
-    elif valuations:
-        last = await snapshot_at_or_before(db, user_id=user_id, moment=valuations[-1].timestamp)
-        end_assets = last.asset_breakdown if last else {}
+    elif micros:
+        found = await snapshot_at_or_before(db, user_id=user_id, moment=from_micros(micros[-1]))
+        if found is not None:
+            last = Valuation(found.timestamp, found.total_value)
+            end_assets = found.asset_breakdown
     flows: list[CashFlow] = []
-    if len(valuations) > 1:
+    if first is not None and last is not None and len(micros) > 1:
         flows = await cash_flows_between(
-            db, user_id=user_id, start=valuations[0].timestamp, end=valuations[-1].timestamp
+            db, user_id=user_id, start=first.timestamp, end=last.timestamp
         )
     valued = [f for f in flows if f.value_usd is not None]
     return PeriodSeries(
         window=window,
-        valuations=valuations,
+        times=np.array(micros, dtype=np.float64) / 1_000_000,
+        values=np.array(values, dtype=np.float64),
+        first=first,
+        last=last,
         flows=valued,
         unvalued_flows=len(flows) - len(valued),
         start_assets=start_assets,
@@ -110,6 +129,10 @@ async def period_series(
         started_later=start is None,
         live_end=live,
     )
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - from_micros(0)) // timedelta(microseconds=1)
 
 
 def no_valuation(window: Window) -> InsufficientData:
@@ -134,13 +157,12 @@ class Money:
     gains: Mapping[str, Decimal]
 
 
-def exact_money(series: PeriodSeries) -> Money:
+def exact_money(first: Valuation, last: Valuation, series: PeriodSeries) -> Money:
     """Start, end, flows and gain of the series, and the gain per asset, in exact decimals."""
     amounts = [f.value_usd for f in series.flows if f.value_usd is not None]
     deposits = sum((a for a in amounts if a > 0), Decimal(0))
     withdrawals = sum((a for a in amounts if a < 0), Decimal(0))
-    start = series.valuations[0].total_value
-    end = series.valuations[-1].total_value
+    start, end = first.total_value, last.total_value
     by_asset: dict[str, Decimal] = defaultdict(Decimal)
     for flow in series.flows:
         by_asset[flow.symbol] += flow.value_usd or 0
@@ -230,13 +252,13 @@ async def resolve_performance(
     series = await period_series(
         db, user_id=user_id, window=window, raw_since=now - timedelta(days=retention_days)
     )
-    if not series.valuations:
+    if series.first is None or series.last is None:
         raise no_valuation(window)
-    money = exact_money(series)
+    money = exact_money(series.first, series.last, series)
     try:
         summary = summarize(
-            times=series.times(),
-            values=series.values(),
+            times=series.times,
+            values=series.values,
             flow_times=series.flow_times(),
             flow_amounts=series.flow_amounts(),
             risk_free_rate=risk_free_rate,
@@ -249,7 +271,7 @@ async def resolve_performance(
         )
     except NotEnoughData as exc:
         raise InsufficientData(f"not enough history for {window.period}: {exc}") from exc
-    first, last = series.valuations[0].timestamp, series.valuations[-1].timestamp
+    first, last = series.first.timestamp, series.last.timestamp
     return PerformanceView(
         window.period,
         interval,

@@ -11,12 +11,15 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 import asyncpg
+import numpy as np
+import numpy.typing as npt
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.storage.migrations import ensure_snapshot_partitions, partition_name
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BUCKET_ORIGIN = datetime(2001, 1, 1, tzinfo=UTC)
 """Buckets align to this Monday midnight UTC, so weeks start on Monday and days at 00:00 UTC."""
 
@@ -408,6 +411,15 @@ class Valuation(NamedTuple):
     total_value: Decimal
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class ValuationArrays:
+    """Stored valuations as arrays for the analytics: times in microseconds since the epoch
+    (exact) and values as floats (the exact decimals are read where money is shown)."""
+
+    micros: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+
 async def valuations_between(
     db: AsyncConnection,
     *,
@@ -415,34 +427,48 @@ async def valuations_between(
     start: datetime,
     end: datetime,
     raw_since: datetime,
-) -> list[Valuation]:
+) -> ValuationArrays:
     """Every stored valuation with start < time <= end, oldest first, at full resolution.
 
     From `raw_since` on that is every raw snapshot; before it, each day's last snapshot (the
     daily rollup, or the raw rows of days it has not folded in yet) — the same seam as
-    `bucketed_history`, so no instant appears twice.
+    `bucketed_history`, so no instant appears twice. An int8 and a float8 per row: a year of
+    hourly rows decodes several times faster than timestamptz and numeric.
     """
+    micros = 'CAST(extract(epoch FROM "timestamp") * 1000000 AS bigint)'
     query = f"""
-        SELECT "timestamp", total_value FROM portfolio_snapshots
-        WHERE user_id = $1 AND "timestamp" > $2 AND "timestamp" <= $3 AND "timestamp" >= $4
-        UNION ALL
-        SELECT last_timestamp, total_value FROM portfolio_snapshots_daily
-        WHERE user_id = $1 AND bucket < {_EDGE} AND bucket >= date_bin('1 day', $2, {_ORIGIN})
-          AND last_timestamp > $2 AND last_timestamp <= $3 AND last_timestamp < $4
-        UNION ALL
-        SELECT * FROM (
-            SELECT DISTINCT ON (date_bin('1 day', "timestamp", {_ORIGIN}))
-                   "timestamp", total_value
-            FROM portfolio_snapshots
-            WHERE user_id = $1 AND "timestamp" >= {_EDGE}
-              AND "timestamp" >= date_bin('1 day', $2, {_ORIGIN})
-              AND "timestamp" < date_bin('1 day', least($3, $4), {_ORIGIN}) + {_DAY}
-            ORDER BY date_bin('1 day', "timestamp", {_ORIGIN}), "timestamp" DESC) AS unrolled
-        WHERE "timestamp" > $2 AND "timestamp" <= $3 AND "timestamp" < $4
+        SELECT {micros}, CAST(total_value AS float8) FROM (
+            SELECT "timestamp", total_value FROM portfolio_snapshots
+            WHERE user_id = $1 AND "timestamp" > $2 AND "timestamp" <= $3 AND "timestamp" >= $4
+            UNION ALL
+            SELECT last_timestamp, total_value FROM portfolio_snapshots_daily
+            WHERE user_id = $1 AND bucket < {_EDGE}
+              AND bucket >= date_bin('1 day', $2, {_ORIGIN})
+              AND last_timestamp > $2 AND last_timestamp <= $3 AND last_timestamp < $4
+            UNION ALL
+            SELECT * FROM (
+                SELECT DISTINCT ON (date_bin('1 day', "timestamp", {_ORIGIN}))
+                       "timestamp", total_value
+                FROM portfolio_snapshots
+                WHERE user_id = $1 AND "timestamp" >= {_EDGE}
+                  AND "timestamp" >= date_bin('1 day', $2, {_ORIGIN})
+                  AND "timestamp" < date_bin('1 day', least($3, $4), {_ORIGIN}) + {_DAY}
+                ORDER BY date_bin('1 day', "timestamp", {_ORIGIN}), "timestamp" DESC) AS unrolled
+            WHERE "timestamp" > $2 AND "timestamp" <= $3 AND "timestamp" < $4
+        ) AS stored ("timestamp", total_value)
         ORDER BY 1"""
     conn = await _driver(db)
     records = await conn.fetch(query, user_id, start, end, raw_since)
-    return [Valuation(moment, value) for moment, value in records]
+    count = len(records)
+    return ValuationArrays(
+        micros=np.fromiter((r[0] for r in records), dtype=np.int64, count=count),
+        values=np.fromiter((r[1] for r in records), dtype=np.float64, count=count),
+    )
+
+
+def from_micros(micros: int) -> datetime:
+    """A UTC datetime from microseconds since the epoch (exact)."""
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 async def prices_as_of(

@@ -23,6 +23,7 @@ from chainfolio.storage.timeseries import (
     Snapshot,
     bucketed_history,
     first_snapshot_time,
+    from_micros,
     roll_up_days,
     snapshot_at_or_before,
     valuations_between,
@@ -323,11 +324,12 @@ async def test_valuations_at_full_resolution_split_at_the_retention_edge(
             db, user_id=user_id, start=START + shift, end=END + shift, raw_since=RAW_SINCE + shift
         )
         await db.rollback()
-    assert [(v.timestamp - shift, str(v.total_value)) for v in found] == [
-        (_at(0, 23), "3"),
-        (_at(1, 1), "4.10"),
-        (_at(3) - timedelta(seconds=1), "5"),
-        (_at(3), "6"),
-        (_at(3, 0, 20), "7.000"),
-        (_at(3, 2, 5), "8"),
+    pairs = zip(found.micros, found.values, strict=True)
+    assert [(from_micros(int(m)) - shift, v) for m, v in pairs] == [
+        (_at(0, 23), 3.0),
+        (_at(1, 1), 4.1),
+        (_at(3) - timedelta(seconds=1), 5.0),
+        (_at(3), 6.0),
+        (_at(3, 0, 20), 7.0),
+        (_at(3, 2, 5), 8.0),
     ]

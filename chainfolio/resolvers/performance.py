@@ -30,7 +30,7 @@ from chainfolio.storage.timeseries import (
     CashFlow,
     Valuation,
     cash_flows_between,
-    from_micros,
+    from_seconds,
     snapshot_at_or_before,
     valuations_between,
 )
@@ -62,8 +62,8 @@ class PeriodSeries:
         return int(self.times.size)
 
     def moment(self, point: int) -> datetime:
-        """The time of one valuation (exact: times are whole microseconds)."""
-        return from_micros(round(float(self.times[point]) * 1_000_000))
+        """The time of one valuation (exact: stored times are whole microseconds)."""
+        return from_seconds(float(self.times[point]))
 
     def flow_times(self) -> np.ndarray:
         """Flow times as POSIX seconds."""
@@ -83,42 +83,42 @@ async def period_series(
     stored = await valuations_between(
         db, user_id=user_id, start=window.start, end=window.end, raw_since=raw_since
     )
-    micros = [int(m) for m in stored.micros]
-    values = [float(v) for v in stored.values]
+    times = stored.times.tolist()
+    values = stored.values.tolist()
     opening = start
     if start is not None:
-        micros.insert(0, _micros(start.timestamp))
+        times.insert(0, start.timestamp.timestamp())
         values.insert(0, float(start.total_value))
-    elif micros:
-        opening = await snapshot_at_or_before(db, user_id=user_id, moment=from_micros(micros[0]))
+    elif times:
+        opening = await snapshot_at_or_before(db, user_id=user_id, moment=from_seconds(times[0]))
     first = Valuation(opening.timestamp, opening.total_value) if opening else None
     start_assets: Mapping[str, Decimal] = opening.asset_breakdown if opening else {}
     last = None
     holdings = await current_holdings(db, user_id=user_id)
     live = any(h.holding.value_usd is not None for h in holdings) and (
-        not micros or micros[-1] < _micros(window.end)
+        not times or from_seconds(times[-1]) < window.end
     )
     end_assets: Mapping[str, Decimal] = {}
     if live:
         total, _, by_asset, _ = summarize_holdings(holdings)
         last = Valuation(window.end, total)
-        micros.append(_micros(window.end))
+        times.append(window.end.timestamp())
         values.append(float(total))
         end_assets = by_asset
-    elif micros:
-        found = await snapshot_at_or_before(db, user_id=user_id, moment=from_micros(micros[-1]))
+    elif times:
+        found = await snapshot_at_or_before(db, user_id=user_id, moment=from_seconds(times[-1]))
         if found is not None:
             last = Valuation(found.timestamp, found.total_value)
             end_assets = found.asset_breakdown
     flows: list[CashFlow] = []
-    if first is not None and last is not None and len(micros) > 1:
+    if first is not None and last is not None and len(times) > 1:
         flows = await cash_flows_between(
             db, user_id=user_id, start=first.timestamp, end=last.timestamp
         )
     valued = [f for f in flows if f.value_usd is not None]
     return PeriodSeries(
         window=window,
-        times=np.array(micros, dtype=np.float64) / 1_000_000,
+        times=np.array(times, dtype=np.float64),
         values=np.array(values, dtype=np.float64),
         first=first,
         last=last,
@@ -129,10 +129,6 @@ async def period_series(
         started_later=start is None,
         live_end=live,
     )
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - from_micros(0)) // timedelta(microseconds=1)
 
 
 def no_valuation(window: Window) -> InsufficientData:

@@ -23,7 +23,7 @@ from chainfolio.storage.timeseries import (
     Snapshot,
     bucketed_history,
     first_snapshot_time,
-    from_micros,
+    from_seconds,
     roll_up_days,
     snapshot_at_or_before,
     valuations_between,
@@ -324,8 +324,8 @@ async def test_valuations_at_full_resolution_split_at_the_retention_edge(
             db, user_id=user_id, start=START + shift, end=END + shift, raw_since=RAW_SINCE + shift
         )
         await db.rollback()
-    pairs = zip(found.micros, found.values, strict=True)
-    assert [(from_micros(int(m)) - shift, v) for m, v in pairs] == [
+    pairs = zip(found.times, found.values, strict=True)
+    assert [(from_seconds(t) - shift, v) for t, v in pairs] == [
         (_at(0, 23), 3.0),
         (_at(1, 1), 4.1),
         (_at(3) - timedelta(seconds=1), 5.0),

@@ -110,6 +110,8 @@ async def period_series(
         if found is not None:
             last = Valuation(found.timestamp, found.total_value)
             end_assets = found.asset_breakdown
+    if first is None and live:  # nothing stored yet: the live valuation is all there is
+        first, start_assets = last, end_assets
     flows: list[CashFlow] = []
     if first is not None and last is not None and len(times) > 1:
         flows = await cash_flows_between(

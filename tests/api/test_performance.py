@@ -312,6 +312,10 @@ async def test_one_valuation_gives_what_exists_none_is_a_422_counting_valuations
     assert data["valuations"] == 1
     assert data["twr"] is None
     assert data["nullReasons"]["twr"] == "one valuation in the period: a return needs two"
+    # a new user: holdings, no snapshot yet — the live valuation alone
+    new = await _user(engine, snapshots=[], eth_held=2, observed_at=api_clock.now)
+    live = (await _performance(client, auth, new, period="24h")).json()["data"]
+    assert (live["valuations"], live["endIsLive"], live["endValueExact"]) == (1, True, "4000")
     nothing = await _performance(client, auth, await _user(engine, snapshots=[]), period="24h")
     assert nothing.status_code == 422
     error = nothing.json()["error"]

@@ -51,7 +51,8 @@ from chainfolio.storage.database import create_engine, to_asyncpg_dsn
 from chainfolio.storage.migrations import StorageOptions, migrate
 from chainfolio.storage.timeseries import BUCKET_ORIGIN
 
-DB_NAME = "chainfolio_bench_history"
+DB_NAME = os.environ.get("CHAINFOLIO_BENCH_HISTORY_DB", "chainfolio_bench_history")
+"""Name of the scratch database (set it when another run may use the default)."""
 RETENTION_DAYS = 400
 SECRET = "bench-secret-that-is-long-enough-for-hs256!"
 HEAVY = uuid.UUID("00000000-0000-4000-8000-00000000beef")

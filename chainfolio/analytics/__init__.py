@@ -46,12 +46,14 @@ from chainfolio.analytics.risk import (
     sortino_ratio,
     volatility,
 )
+from chainfolio.analytics.sampling import BucketSamples, bucket_samples
 
 __all__ = [
     "SECONDS_PER_YEAR",
     "Allocation",
     "Attribution",
     "BenchmarkComparison",
+    "BucketSamples",
     "Contribution",
     "Drawdown",
     "IntervalExtremes",
@@ -68,6 +70,7 @@ __all__ = [
     "annualise",
     "attribution",
     "benchmark_comparison",
+    "bucket_samples",
     "group_values",
     "interval_extremes",
     "interval_returns",

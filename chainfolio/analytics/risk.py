@@ -2,7 +2,9 @@
 
 Every function takes per-interval returns (fractions) and, where it annualises, an explicit
 `periods_per_year` (see `annualisation_factor`). Too few returns, or a zero spread, give None:
-a ratio is never NaN or infinite.
+a ratio is never NaN or infinite. A spread is zero when it is below `SPREAD_TOLERANCE` of the
+mean absolute return: a riskless series computed in floating point has a spread of rounding
+noise, and a ratio divided by it is noise too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import numpy.typing as npt
 from chainfolio.analytics.errors import NotEnoughData
 from chainfolio.analytics.returns import SECONDS_PER_YEAR, log_growth
 from chainfolio.analytics.validation import FloatArray, finite_or_none, float_vector
+
+SPREAD_TOLERANCE = 1e-9
+"""A standard deviation at most this fraction of the mean absolute value counts as zero."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +66,27 @@ def annualisation_factor(*, times: npt.ArrayLike) -> float:
     return SECONDS_PER_YEAR * (time_array.size - 1) / span
 
 
+def spread(values: npt.ArrayLike, *, scale: float | None = None) -> float:
+    """Sample standard deviation (ddof=1); 0 when at most `SPREAD_TOLERANCE` of `scale`.
+
+    `scale` is the size of the numbers the values were computed from (default: their mean
+    absolute value); a difference of two equal series is rounding noise against its inputs.
+    """
+    array = float_vector(name="values", data=values)
+    if array.size < 2:
+        return 0.0
+    deviation = float(np.std(array, ddof=1))
+    size = float(np.mean(np.abs(array))) if scale is None else scale
+    return 0.0 if deviation <= SPREAD_TOLERANCE * size else deviation
+
+
 def volatility(*, returns: npt.ArrayLike, periods_per_year: float) -> float | None:
     """Annualised standard deviation (sample, ddof=1) of the interval returns."""
     rates = float_vector(name="returns", data=returns)
     _check_periods(periods_per_year)
     if rates.size < 2:
         return None
-    return finite_or_none(float(np.std(rates, ddof=1)) * math.sqrt(periods_per_year))
+    return finite_or_none(spread(rates) * math.sqrt(periods_per_year))
 
 
 def sharpe_ratio(
@@ -79,16 +98,19 @@ def sharpe_ratio(
     if rates.size < 2:
         return None
     excess = rates - _per_period(risk_free_rate, periods_per_year, name="risk_free_rate")
-    spread = float(np.std(excess, ddof=1))
-    if spread == 0:
+    excess_spread = spread(excess, scale=float(np.mean(np.abs(rates))) + abs(risk_free_rate))
+    if excess_spread == 0:
         return None
-    return finite_or_none(float(np.mean(excess)) / spread * math.sqrt(periods_per_year))
+    return finite_or_none(float(np.mean(excess)) / excess_spread * math.sqrt(periods_per_year))
 
 
 def sortino_ratio(
     *, returns: npt.ArrayLike, periods_per_year: float, target_return: float = 0.0
 ) -> float | None:
-    """Annualised Sortino ratio against an annual minimum acceptable return."""
+    """Annualised Sortino ratio against an annual minimum acceptable return.
+
+    The API passes the risk-free rate as the target unless the caller names one (`mar`).
+    """
     rates = float_vector(name="returns", data=returns)
     _check_periods(periods_per_year)
     if rates.size < 2:
@@ -97,7 +119,7 @@ def sortino_ratio(
     shortfall = np.minimum(rates - target, 0.0)
     # Downside deviation divides by all intervals, not only the losing ones (Sortino & Price).
     downside = math.sqrt(float(np.mean(shortfall**2)))
-    if downside == 0:
+    if downside <= SPREAD_TOLERANCE * float(np.mean(np.abs(rates))):
         return None
     return finite_or_none((float(np.mean(rates)) - target) / downside * math.sqrt(periods_per_year))
 
@@ -152,7 +174,10 @@ def benchmark_comparison(
     periods_per_year: float,
     risk_free_rate: float = 0.0,
 ) -> BenchmarkComparison:
-    """Beta, Jensen's alpha, correlation, tracking error, information ratio, excess return."""
+    """Beta, Jensen's alpha, correlation, tracking error, information ratio, excess return.
+
+    Alpha is annualised geometrically: (1 + alpha per period) ** periods_per_year - 1.
+    """
     rates = float_vector(name="returns", data=returns)
     bench = float_vector(name="benchmark_returns", data=benchmark_returns)
     if rates.size != bench.size:
@@ -165,20 +190,25 @@ def benchmark_comparison(
     risk_free = _per_period(risk_free_rate, periods_per_year, name="risk_free_rate")
     covariance = np.cov(rates, bench, ddof=1)
     bench_variance, own_variance = float(covariance[1, 1]), float(covariance[0, 0])
-    beta = float(covariance[0, 1]) / bench_variance if bench_variance > 0 else None
+    bench_moves, own_moves = spread(bench) > 0, spread(rates) > 0
+    beta = float(covariance[0, 1]) / bench_variance if bench_moves else None
     alpha = None
     if beta is not None:
         alpha_per_period = float(np.mean(rates - risk_free)) - beta * float(
             np.mean(bench - risk_free)
         )
-        alpha = finite_or_none(alpha_per_period * periods_per_year)
+        if alpha_per_period > -1:
+            with np.errstate(over="ignore"):
+                alpha = finite_or_none(np.expm1(periods_per_year * math.log1p(alpha_per_period)))
     correlation = None
-    if bench_variance > 0 and own_variance > 0:
+    if bench_moves and own_moves:
         correlation = float(
             np.clip(covariance[0, 1] / math.sqrt(bench_variance * own_variance), -1.0, 1.0)
         )
     active = rates - bench
-    active_spread = float(np.std(active, ddof=1))
+    active_spread = spread(
+        active, scale=float(np.mean(np.abs(rates))) + float(np.mean(np.abs(bench)))
+    )
     tracking_error = finite_or_none(active_spread * math.sqrt(periods_per_year))
     information_ratio = None
     if active_spread > 0:

@@ -178,17 +178,23 @@ async def get_history(request: Request) -> Response:
 
 @cached_route(_caller)
 async def get_performance(request: Request) -> Response:
-    """GET /v1/portfolio/performance?period=30d — the seed's fields, plus TWR, MWR, risk."""
+    """GET /v1/portfolio/performance?period=30d&mar=0.05&annualise=true — the seed's fields,
+    plus TWR, MWR, risk."""
     caller = await _caller(request)
     services = services_of(request)
+    params = request.query_params
+    mar = performance_resolver.parse_mar(params.get("mar"))
+    annualise = performance_resolver.parse_flag(params.get("annualise"), name="annualise")
     async with services.engine.connect() as db:
         view = await performance_resolver.resolve_performance(
             db,
             user_id=caller.user_id,
-            period=request.query_params.get("period", "30d"),
+            period=params.get("period", "30d"),
             now=services.clock(),
             retention_days=services.settings.snapshot_retention_days,
             risk_free_rate=services.settings.risk_free_rate,
+            mar=mar,
+            annualise=annualise,
         )
     return ok(performance_resolver.performance_fields(view))
 
@@ -480,6 +486,9 @@ async def get_compare(request: Request) -> Response:
             "benchmarkValues": view.benchmark_values,
             **{_camel(k): v for k, v in stats.items()},
             "intervals": view.intervals,
+            "endIsLive": view.live_end,
+            "startedLater": view.started_later,
+            "nullReasons": compare_resolver.comparison_reasons(view),
         }
     )
 

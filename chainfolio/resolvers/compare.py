@@ -1,10 +1,11 @@
 """The portfolio against a benchmark (a symbol or a basket): indices rebased to 100 and risk.
 
-Both sides are bucketed alike: the portfolio's last snapshot and the benchmark's last price in
-each bucket. The portfolio index chains flow-neutral interval returns over its own points
-(deposits and withdrawals are never performance); a basket's index is rebalanced back to its
-weights at every one of its points. Statistics compare the two indices over the buckets where
-both have a value. docs/METRICS.md gives the conventions.
+The portfolio's growth is linked over every stored valuation, flows at their own time, from
+the value as of the window start to the live valuation (the TWR of `performance`, whatever the
+interval). Each bucket's sample (`analytics.bucket_samples`) is read from it, and the
+benchmark is priced as of that sample's own time: both sides at the same instant. A basket is
+rebalanced back to its weights at every sample. Statistics use the complete steps of the grid.
+docs/METRICS.md gives the conventions.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import math
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 import numpy as np
@@ -30,21 +31,15 @@ from chainfolio.core.periods import (
     parse_interval,
     parse_period,
 )
-from chainfolio.resolvers.performance import percent
+from chainfolio.resolvers.performance import clean, percent, period_series
 from chainfolio.storage import market
-from chainfolio.storage.market import BucketPrice
-from chainfolio.storage.timeseries import (
-    SeriesPoint,
-    bucketed_history,
-    cash_flows_between,
-    first_snapshot_time,
-)
+from chainfolio.storage.timeseries import BUCKET_ORIGIN, first_snapshot_time, prices_as_of
 
 MAX_BASKET = 20
 _SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _INDEX_DIGITS = 6
+_DAY = timedelta(days=1)
 _RATIO_DIGITS = 6
-_TRACKING_NOISE = 1e-10
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +104,7 @@ def parse_benchmark(value: str) -> Benchmark:
 
 @dataclass(frozen=True, slots=True)
 class ComparisonView:
-    """Both indices on one time axis (None: no value in that bucket) and the statistics."""
+    """Both indices on one time axis (None: no benchmark price there) and the statistics."""
 
     benchmark: str
     period: str
@@ -123,6 +118,8 @@ class ComparisonView:
     benchmark_return: float | None
     intervals: int
     stats: BenchmarkComparison
+    live_end: bool
+    started_later: bool
 
 
 async def _resolve_symbols(db: AsyncConnection, benchmark: Benchmark) -> Benchmark:
@@ -144,51 +141,27 @@ async def _resolve_symbols(db: AsyncConnection, benchmark: Benchmark) -> Benchma
 
 
 def benchmark_index(
-    benchmark: Benchmark, prices: Mapping[str, Sequence[BucketPrice]]
-) -> dict[datetime, float]:
-    """Benchmark growth (1 at its first point) at each bucket where every component is priced.
+    benchmark: Benchmark, prices: Mapping[str, Sequence[Decimal | None]]
+) -> list[float | None]:
+    """Benchmark growth (1 at its first priced sample) at each sample where every component
+    has a price; None elsewhere.
 
     A basket's return over a step is the weighted sum of its components' returns over that
-    step: it is rebalanced back to its weights at every point.
+    step: it is rebalanced back to its weights at every sample.
     """
-    by_symbol = {
-        s: {p.bucket: float(p.price) for p in prices.get(s, ())} for s, _ in benchmark.components
-    }
-    common = sorted(set.intersection(*(set(series) for series in by_symbol.values())))
-    if not common:
-        return {}
+    symbols = [s for s, _ in benchmark.components]
+    count = len(prices[symbols[0]])
+    priced = [k for k in range(count) if all(prices[s][k] is not None for s in symbols)]
+    index: list[float | None] = [None] * count
+    if not priced:
+        return index
     weights = np.array([float(w) / 100 for _, w in benchmark.components])
-    matrix = np.array([[by_symbol[s][b] for s, _ in benchmark.components] for b in common])
+    matrix = np.array([[float(prices[s][k] or 0) for s in symbols] for k in priced])
     step_returns = (matrix[1:] / matrix[:-1] - 1.0) @ weights
-    index = analytics.rebased_index(returns=step_returns, base=1.0)
-    return dict(zip(common, (float(v) for v in index), strict=True))
-
-
-async def portfolio_index(
-    db: AsyncConnection, *, user_id: uuid.UUID, points: Sequence[SeriesPoint]
-) -> dict[datetime, float]:
-    """Flow-neutral growth of the portfolio (1 at the first point) at each of its buckets."""
-    if len(points) < 2:
-        return {p.bucket: 1.0 for p in points}
-    flows = await cash_flows_between(
-        db, user_id=user_id, start=points[0].timestamp, end=points[-1].timestamp
-    )
-    valued = [f for f in flows if f.value_usd is not None]
-    returns = analytics.interval_returns(
-        times=np.array([p.timestamp.timestamp() for p in points]),
-        values=np.array([float(p.total_value) for p in points]),
-        flow_times=np.array([f.time.timestamp() for f in valued]),
-        flow_amounts=np.array([float(f.value_usd or 0) for f in valued]),
-    ).returns
-    index = analytics.rebased_index(returns=returns, base=1.0)
-    return dict(zip((p.bucket for p in points), (float(v) for v in index), strict=True))
-
-
-def _step_returns(index: Sequence[float]) -> np.ndarray:
-    """Returns between consecutive index values; a step from 0 (nothing at risk) is 0."""
-    values = np.asarray(index, dtype=np.float64)
-    previous, current = values[:-1], values[1:]
-    return np.divide(current, previous, out=np.ones_like(current), where=previous > 0) - 1.0
+    growth = analytics.rebased_index(returns=step_returns, base=1.0)
+    for k, value in zip(priced, growth, strict=True):
+        index[k] = float(value)
+    return index
 
 
 async def resolve_comparison(
@@ -202,7 +175,12 @@ async def resolve_comparison(
     retention_days: int,
     risk_free_rate: float,
 ) -> ComparisonView:
-    """The portfolio against `benchmark` over `period`, bucketed at `interval`."""
+    """The portfolio against `benchmark` over `period`, sampled at `interval`.
+
+    The portfolio's growth is linked over every valuation, from the one as of the window start
+    to the live one (as `performance`); the chart reads it at each bucket's sample and the
+    benchmark at that sample's own time (its last price at or before it).
+    """
     window = parse_period(period, now=now)
     interval_name = default_interval(window) if interval is None else parse_interval(interval)[0]
     step = INTERVALS[interval_name]
@@ -211,66 +189,87 @@ async def resolve_comparison(
     check_points(window, step, first_data=first)
     parsed = await _resolve_symbols(db, parsed)
     raw_since = now - timedelta(days=retention_days)
-    points = await bucketed_history(
-        db, user_id=user_id, start=window.start, end=window.end, interval=step, raw_since=raw_since
+    if window.start < raw_since and step < _DAY:
+        # Before the raw retention only each day's last valuation is kept: a finer grid would
+        # hold no complete step there, and one grid serves the whole period.
+        interval_name, step = "1d", _DAY
+    series = await period_series(db, user_id=user_id, window=window, raw_since=raw_since)
+    if series.count < 2:
+        raise InsufficientData(
+            f"not enough data to compare with {parsed.name} over {window.period}: "
+            f"{series.count} valuation(s) in the period; a return needs two"
+        )
+    values = series.values
+    growth = analytics.rebased_index(
+        returns=analytics.interval_returns(
+            times=series.times,
+            values=values,
+            flow_times=series.flow_times(),
+            flow_amounts=series.flow_amounts(),
+        ).returns,
+        base=1.0,
     )
-    prices = await market.bucketed_prices(
-        db,
-        symbols=[s for s, _ in parsed.components],
-        start=window.start,
-        end=window.end,
-        interval=step,
-        raw_since=raw_since,
+    samples = analytics.bucket_samples(
+        times=series.times, origin=BUCKET_ORIGIN.timestamp(), step=step.total_seconds()
     )
+    moments = [series.moment(int(p)) for p in samples.points]
+    prices = {
+        symbol: await prices_as_of(db, symbol=symbol, moments=moments, lookback=step + _DAY)
+        for symbol, _ in parsed.components
+    }
     bench = benchmark_index(parsed, prices)
-    common = sorted({p.bucket for p in points} & bench.keys())
+    own = [float(growth[p]) for p in samples.points]
+    common = [k for k, b in enumerate(bench) if b is not None]
     if len(common) < 2:
         raise InsufficientData(
             f"not enough data to compare with {parsed.name} over {window.period}: "
-            f"{len(common)} bucket(s) hold both a portfolio value and a benchmark price"
+            f"{len(common)} of {len(moments)} sample(s) have a benchmark price at or before them"
         )
-    first_bucket, last_bucket = common[0], common[-1]
-    own = await portfolio_index(
-        db,
-        user_id=user_id,
-        points=[p for p in points if first_bucket <= p.bucket <= last_bucket],
-    )
-    bench = {
-        b: v / bench[first_bucket] for b, v in bench.items() if first_bucket <= b <= last_bucket
-    }
-    own_steps = _step_returns([own[b] for b in common])
-    bench_steps = _step_returns([bench[b] for b in common])
-    times = [b.timestamp() for b in common]
+    first_k, last_k = common[0], common[-1]
+    # Steps that count: complete on the grid, priced at both ends, capital at risk at the start.
+    steps = [
+        k
+        for k in range(first_k, last_k)
+        if samples.complete[k]
+        and bench[k] is not None
+        and bench[k + 1] is not None
+        and values[samples.points[k]] > 0
+        and own[k] > 0
+    ]
+    own_steps = np.array([own[k + 1] / own[k] - 1.0 for k in steps])
+    bench_steps = np.array([(bench[k + 1] or 0) / (bench[k] or 1) - 1.0 for k in steps])
     stats = analytics.benchmark_comparison(
         returns=own_steps,
         benchmark_returns=bench_steps,
-        periods_per_year=analytics.annualisation_factor(times=times),
+        periods_per_year=analytics.SECONDS_PER_YEAR / step.total_seconds(),
         risk_free_rate=risk_free_rate,
     )
-    if stats.tracking_error is not None and stats.tracking_error < _TRACKING_NOISE:
-        # Identical indices differ only by float rounding: no active risk, no ratio of noise.
-        stats = replace(stats, tracking_error=0.0, information_ratio=None)
-    axis = sorted(own.keys() | bench.keys())
+    own_base, bench_base = own[first_k], bench[first_k] or 1.0
+    axis = range(first_k, last_k + 1)
     return ComparisonView(
         benchmark=parsed.name,
         period=window.period,
         interval=interval_name,
-        start=window.start,
-        end=window.end,
-        timestamps=axis,
-        portfolio=[_rebased(own.get(b)) for b in axis],
-        benchmark_values=[_rebased(bench.get(b)) for b in axis],
-        portfolio_return=_growth(own[last_bucket]),
-        benchmark_return=_growth(bench[last_bucket]),
-        intervals=len(common) - 1,
+        start=series.moment(0),
+        end=series.moment(series.count - 1),
+        timestamps=[datetime.fromtimestamp(float(samples.buckets[k]), UTC) for k in axis],
+        portfolio=[_rebased(own[k] / own_base if own_base > 0 else None) for k in axis],
+        benchmark_values=[
+            _rebased(None if bench[k] is None else (bench[k] or 0) / bench_base) for k in axis
+        ],
+        portfolio_return=_growth(own[last_k] / own_base) if own_base > 0 else None,
+        benchmark_return=_growth((bench[last_k] or 0) / bench_base),
+        intervals=len(steps),
         stats=stats,
+        live_end=series.live_end,
+        started_later=series.started_later,
     )
 
 
 def _rebased(growth: float | None) -> float | None:
     if growth is None or not math.isfinite(growth):
         return None
-    return round(100 * growth, _INDEX_DIGITS)
+    return clean(100 * growth, _INDEX_DIGITS)
 
 
 def _growth(growth: float) -> float | None:
@@ -278,7 +277,7 @@ def _growth(growth: float) -> float | None:
 
 
 def _ratio(value: float | None) -> float | None:
-    return None if value is None else round(value, _RATIO_DIGITS)
+    return clean(value, _RATIO_DIGITS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,13 +294,38 @@ class ComparisonStats:
     information_ratio: float | None
 
 
+def comparison_reasons(view: ComparisonView) -> dict[str, str]:
+    """Why each null statistic is null, keyed by the API's field name."""
+    s = view.stats
+    if view.intervals < 2:
+        few = f"{view.intervals} complete {view.interval} step(s); at least 2 are needed"
+        values = {
+            "beta": s.beta,
+            "alpha": s.alpha,
+            "correlation": s.correlation,
+            "trackingError": s.tracking_error,
+            "informationRatio": s.information_ratio,
+        }
+        return {name: few for name, value in values.items() if value is None}
+    reasons: dict[str, str] = {}
+    if s.beta is None:
+        reasons["beta"] = "the benchmark's returns do not vary"
+        reasons["alpha"] = "no beta"
+    if s.correlation is None:
+        reasons["correlation"] = "the portfolio's or the benchmark's returns do not vary"
+    if s.information_ratio is None:
+        reasons["informationRatio"] = "the portfolio tracks the benchmark exactly"
+    return reasons
+
+
 def comparison_stats(view: ComparisonView) -> ComparisonStats:
     """The statistics in the API's units, shared by REST and GraphQL."""
     s = view.stats
+    own, other = view.portfolio_return, view.benchmark_return
     return ComparisonStats(
-        portfolio_return=percent(view.portfolio_return),
-        benchmark_return=percent(view.benchmark_return),
-        excess_return=percent(s.excess_return),
+        portfolio_return=percent(own),
+        benchmark_return=percent(other),
+        excess_return=None if own is None or other is None else percent(own - other),
         beta=_ratio(s.beta),
         alpha=percent(s.alpha),
         correlation=_ratio(s.correlation),

@@ -6,14 +6,16 @@ from datetime import datetime
 
 import strawberry
 
-from chainfolio.resolvers.compare import ComparisonView, comparison_stats
+from chainfolio.resolvers.compare import ComparisonView, comparison_reasons, comparison_stats
 from chainfolio.schema.series import DateTimeSeries, NullableFloatSeries
+from chainfolio.schema.types import NullReason
 
 
 @strawberry.type(
     description="The portfolio's flow-neutral growth against a benchmark, both rebased to 100 "
-    "at the first bucket where both have a value; null marks a bucket without one. Rates "
-    "are percent; alpha and tracking error are annualised."
+    "at the first bucket where both have a value; null marks a bucket without a benchmark "
+    "price. Rates are percent; alpha and tracking error are annualised. The portfolio side "
+    "runs from the value as of the period's start to the live valuation."
 )
 class Comparison:
     benchmark: str
@@ -35,6 +37,13 @@ class Comparison:
     tracking_error: float | None
     information_ratio: float | None
     intervals: int = strawberry.field(description="Intervals the statistics were computed on.")
+    end_is_live: bool = strawberry.field(
+        description="The last point is the live holdings' total at request time."
+    )
+    started_later: bool = strawberry.field(
+        description="No valuation at or before the period's start: it starts at the first one."
+    )
+    null_reasons: list[NullReason]
 
     @classmethod
     def of(cls, view: ComparisonView) -> Comparison:
@@ -58,4 +67,9 @@ class Comparison:
             tracking_error=stats.tracking_error,
             information_ratio=stats.information_ratio,
             intervals=view.intervals,
+            end_is_live=view.live_end,
+            started_later=view.started_later,
+            null_reasons=[
+                NullReason(metric=k, reason=v) for k, v in comparison_reasons(view).items()
+            ],
         )

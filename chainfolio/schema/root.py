@@ -135,9 +135,17 @@ class Query:
 
     @strawberry.field(
         description="Flow-neutral performance over a period (rates in percent): deposits and "
-        "withdrawals are never gains."
+        "withdrawals are never gains. It ends at the live valuation. `mar`: Sortino's annual "
+        "target as a fraction (default the risk-free rate); `annualise`: give annualised "
+        "rates for periods under a year too."
     )
-    async def performance(self, info: Info, period: str = "30d") -> Performance:
+    async def performance(
+        self,
+        info: Info,
+        period: str = "30d",
+        mar: float | None = None,
+        annualise: bool = False,
+    ) -> Performance:
         ctx = info.context
         async with ctx.services.engine.connect() as db:
             view = await performance_resolver.resolve_performance(
@@ -147,6 +155,8 @@ class Query:
                 now=ctx.services.clock(),
                 retention_days=ctx.services.settings.snapshot_retention_days,
                 risk_free_rate=ctx.services.settings.risk_free_rate,
+                mar=mar,
+                annualise=annualise,
             )
         return Performance.of(performance_resolver.performance_fields(view))
 

@@ -11,12 +11,15 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 import asyncpg
+import numpy as np
+import numpy.typing as npt
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.storage.migrations import ensure_snapshot_partitions, partition_name
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BUCKET_ORIGIN = datetime(2001, 1, 1, tzinfo=UTC)
 """Buckets align to this Monday midnight UTC, so weeks start on Monday and days at 00:00 UTC."""
 
@@ -333,11 +336,15 @@ async def bucketed_history(
     raw_since: datetime,
     breakdowns: bool = False,
 ) -> list[SeriesPoint]:
-    """Last value per `interval` bucket in [start, end].
+    """Last value per `interval` bucket, for the buckets from the one holding `start` to `end`.
 
-    Raw snapshots serve buckets from `raw_since` on (the retention edge); older buckets come
-    from the daily rollup, so long periods keep working after raw rows are dropped (days the
-    rollup has not folded in yet come from their raw rows, the same last snapshot per day).
+    A bucket is labelled by its start and holds its last snapshot at or before `end`; the first
+    bucket counts from its own start, so it holds the value as of the window start when one
+    was taken in it. Raw snapshots serve buckets from `raw_since` on (the retention edge);
+    older buckets come from the daily rollup, so long periods keep working after raw rows are
+    dropped (days the rollup has not folded in yet come from their raw rows, the same last
+    snapshot per day). A bucket both sides reach (the one holding `raw_since`, at 1d or more)
+    appears once, with the later snapshot.
     """
     bucket_fn = "time_bucket" if await uses_timescale(db) else "date_bin"
     extra = ", chain_breakdown, asset_breakdown" if breakdowns else ""
@@ -353,12 +360,13 @@ async def bucketed_history(
     # The value stays a binary numeric: asyncpg's Decimal keeps its form (10000 comes back as
     # Decimal('1E+4'), which `str` renders so); text would print 10000 and change the output.
     query = f"""
+        SELECT DISTINCT ON (b) * FROM (
         (SELECT DISTINCT ON (b) {raw_bucket} AS b,
-                CAST(extract(epoch FROM "timestamp" - {raw_bucket}) * 1000000 AS bigint),
+                CAST(extract(epoch FROM "timestamp" - {raw_bucket}) * 1000000 AS bigint) AS o,
                 total_value{extra}
          FROM portfolio_snapshots
-         WHERE user_id = $1 AND "timestamp" >= greatest(CAST($2 AS timestamptz), $6)
-           AND "timestamp" <= $3
+         WHERE user_id = $1 AND "timestamp" <= $3 AND "timestamp" >= greatest(
+               {bucket_fn}(CAST($4 AS interval), CAST($2 AS timestamptz), {origin}), $6)
          ORDER BY b, "timestamp" DESC)
         UNION ALL
         (SELECT DISTINCT ON (b) {rollup_bucket} AS b,
@@ -368,7 +376,7 @@ async def bucketed_history(
                FROM portfolio_snapshots_daily
                WHERE user_id = $1 AND bucket < {_EDGE}
                  AND bucket >= {bucket_fn}(CAST($5 AS interval), CAST($2 AS timestamptz), {origin})
-                 AND last_timestamp < $6 AND last_timestamp >= $2 AND last_timestamp <= $3
+                 AND last_timestamp < $6 AND last_timestamp <= $3
                UNION ALL
                SELECT * FROM (
                    SELECT DISTINCT ON (1) date_bin('1 day', "timestamp", {origin}),
@@ -379,10 +387,10 @@ async def bucketed_history(
                      AND "timestamp" < date_bin('1 day', least($3, $6), {origin}) + {_DAY}
                    ORDER BY 1, "timestamp" DESC) AS unrolled (bucket, last_timestamp)
                WHERE bucket >= {bucket_fn}(CAST($5 AS interval), CAST($2 AS timestamptz), {origin})
-                 AND last_timestamp < $6 AND last_timestamp >= $2 AND last_timestamp <= $3
+                 AND last_timestamp < $6 AND last_timestamp <= $3
               ) AS daily
-         ORDER BY b, last_timestamp DESC)
-        ORDER BY 1"""
+         ORDER BY b, last_timestamp DESC)) AS sides
+        ORDER BY b, o DESC"""
     # Straight on the asyncpg connection (as `write_snapshots` does): no SQLAlchemy Row per
     # point. `uses_timescale` above went through SQLAlchemy, which begins the caller's
     # transaction (lazily, on its first statement), so this runs inside it.
@@ -394,6 +402,98 @@ async def bucketed_history(
         SeriesPoint(b, _at_offset(b, offset), value, _breakdown(by_chain), _breakdown(by_asset))
         for b, offset, value, by_chain, by_asset in records
     ]
+
+
+class Valuation(NamedTuple):
+    """The portfolio's total at one stored instant."""
+
+    timestamp: datetime
+    total_value: Decimal
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ValuationArrays:
+    """Stored valuations as arrays for the analytics: POSIX seconds (whole microseconds once
+    rounded, `from_seconds`) and values as floats (exact decimals are read where money is
+    shown)."""
+
+    times: npt.NDArray[np.float64]
+    values: npt.NDArray[np.float64]
+
+
+async def valuations_between(
+    db: AsyncConnection,
+    *,
+    user_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    raw_since: datetime,
+) -> ValuationArrays:
+    """Every stored valuation with start < time <= end, oldest first, at full resolution.
+
+    From `raw_since` on that is every raw snapshot; before it, each day's last snapshot (the
+    daily rollup, or the raw rows of days it has not folded in yet) — the same seam as
+    `bucketed_history`, so no instant appears twice. Two float8 per row: a year of hourly
+    rows decodes several times faster as timestamptz and numeric, and `date_part` (a double)
+    costs far less than `extract` (a numeric) in the server.
+    """
+    query = f"""
+        SELECT date_part('epoch', "timestamp"), CAST(total_value AS float8) FROM (
+            SELECT "timestamp", total_value FROM portfolio_snapshots
+            WHERE user_id = $1 AND "timestamp" > $2 AND "timestamp" <= $3 AND "timestamp" >= $4
+            UNION ALL
+            SELECT last_timestamp, total_value FROM portfolio_snapshots_daily
+            WHERE user_id = $1 AND bucket < {_EDGE}
+              AND bucket >= date_bin('1 day', $2, {_ORIGIN})
+              AND last_timestamp > $2 AND last_timestamp <= $3 AND last_timestamp < $4
+            UNION ALL
+            SELECT * FROM (
+                SELECT DISTINCT ON (date_bin('1 day', "timestamp", {_ORIGIN}))
+                       "timestamp", total_value
+                FROM portfolio_snapshots
+                WHERE user_id = $1 AND "timestamp" >= {_EDGE}
+                  AND "timestamp" >= date_bin('1 day', $2, {_ORIGIN})
+                  AND "timestamp" < date_bin('1 day', least($3, $4), {_ORIGIN}) + {_DAY}
+                ORDER BY date_bin('1 day', "timestamp", {_ORIGIN}), "timestamp" DESC) AS unrolled
+            WHERE "timestamp" > $2 AND "timestamp" <= $3 AND "timestamp" < $4
+        ) AS stored ("timestamp", total_value)
+        ORDER BY "timestamp"
+        """
+    conn = await _driver(db)
+    records = await conn.fetch(query, user_id, start, end, raw_since)
+    count = len(records)
+    return ValuationArrays(
+        times=np.fromiter((r[0] for r in records), dtype=np.float64, count=count),
+        values=np.fromiter((r[1] for r in records), dtype=np.float64, count=count),
+    )
+
+
+def from_seconds(seconds: float) -> datetime:
+    """A UTC datetime from POSIX seconds, at the whole microsecond a stored time is on."""
+    return _EPOCH + timedelta(microseconds=round(seconds * 1_000_000))
+
+
+async def prices_as_of(
+    db: AsyncConnection, *, symbol: str, moments: Sequence[datetime], lookback: timedelta
+) -> list[Decimal | None]:
+    """For each moment, the last positive price of `symbol` at or before it, within `lookback`
+    (None: none that recent). Ties at one time resolve by source name."""
+    if not moments:
+        return []
+    conn = await _driver(db)
+    records = await conn.fetch(
+        """SELECT p.price FROM unnest(CAST($1 AS timestamptz[])) WITH ORDINALITY AS w(m, i)
+           LEFT JOIN LATERAL (
+               SELECT price FROM prices
+               WHERE symbol = $2 AND time <= w.m AND time > w.m - CAST($3 AS interval)
+                 AND price > 0
+               ORDER BY time DESC, source LIMIT 1) AS p ON true
+           ORDER BY w.i""",
+        list(moments),
+        symbol,
+        lookback,
+    )
+    return [None if r[0] is None else Decimal(r[0]) for r in records]
 
 
 def _at_offset(bucket: datetime, microseconds: int) -> datetime:

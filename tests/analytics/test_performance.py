@@ -104,9 +104,16 @@ def test_nothing_at_risk_gives_none_not_nan() -> None:
     assert_no_nan_or_infinity(summary)
 
 
-def test_single_point_raises_not_enough_data() -> None:
-    with pytest.raises(NotEnoughData):
-        summarize(times=[0.0], values=[1.0], flow_times=[], flow_amounts=[])
+def test_one_valuation_gives_what_exists_and_none_raises() -> None:
+    one = summarize(times=[0.0], values=[250.0], flow_times=[], flow_amounts=[])
+    assert (one.start_value, one.end_value, one.absolute_gain) == (250.0, 250.0, 0.0)
+    assert one.valuations == 1
+    assert one.twr is None
+    assert one.volatility is None
+    assert one.reasons["twr"] == "one valuation in the period: a return needs two"
+    assert_no_nan_or_infinity(one)
+    with pytest.raises(NotEnoughData, match="got 0"):
+        summarize(times=[], values=[], flow_times=[], flow_amounts=[])
 
 
 def test_benchmark_is_compared_on_intervals_with_capital_at_risk() -> None:

@@ -144,38 +144,50 @@ def _expected(
     flows: list[tuple[datetime, float]],
     bench: dict[int, float],
 ) -> dict[str, Any]:
-    """The comparison worked out independently: flows binned by a loop, returns chained by
-    hand, beta by least squares (numpy.polyfit), correlation by scipy.stats.pearsonr."""
+    """The comparison worked out independently from textbook definitions: flows dated at the
+    next valuation by a loop, unit values chained by hand, the benchmark priced as of each
+    valuation (its last price within the lookback of one step plus a day), statistics over
+    the one-day steps between valuations a day apart, beta by least squares (numpy.polyfit),
+    correlation by scipy.stats.pearsonr, alpha compounded over 365 daily periods."""
     own_days = sorted(values)
-    own_returns = []
+    unit = {own_days[0]: 1.0}
     for a, b in itertools.pairwise(own_days):
         flow = sum(usd for t, usd in flows if TIMES[a] < t <= TIMES[b])
-        own_returns.append((values[b] - flow) / values[a] - 1)
-    own_index = dict(zip(own_days, _index(own_returns), strict=True))
-    common = [k for k in own_days if k in bench]
-    r = [own_index[b] / own_index[a] - 1 for a, b in itertools.pairwise(common)]
-    m = [bench[b] / bench[a] - 1 for a, b in itertools.pairwise(common)]
-    span = (TIMES[common[-1]] - TIMES[common[0]]).total_seconds()
-    per_year = YEAR_S * (len(common) - 1) / span
+        unit[b] = unit[a] * (values[b] - flow) / values[a]
+
+    def priced(day: int) -> float | None:
+        for back in (day, day - 1):  # lookback: one day step + one day, end exclusive
+            if back in bench:
+                return bench[back]
+        return None
+
+    as_of = {k: priced(k) for k in own_days}
+    axis = [k for k in own_days if as_of[k] is not None]
+    axis = [k for k in own_days if axis[0] <= k <= axis[-1]]
+    first, last = axis[0], axis[-1]
+    steps = [(a, b) for a, b in itertools.pairwise(axis) if b - a == 1]
+    r = [unit[b] / unit[a] - 1 for a, b in steps]
+    m = [(as_of[b] or 0) / (as_of[a] or 1) - 1 for a, b in steps]
+    per_year = 365.0
     beta = float(np.polyfit(m, r, 1)[0])
+    alpha_daily = statistics.fmean(r) - beta * statistics.fmean(m)
     active = [x - y for x, y in zip(r, m, strict=True)]
     spread = statistics.stdev(active)
-    own_total = math.prod(1 + x for x in r) - 1
-    bench_total = math.prod(1 + x for x in m) - 1
-    base = common[0]
+    own_total = unit[last] / unit[first] - 1
+    bench_total = (as_of[last] or 0) / (as_of[first] or 1) - 1
     return {
-        "days": sorted(set(own_days) | set(bench)),
-        "portfolio": {k: 100 * own_index[k] / own_index[base] for k in own_days},
-        "benchmark": {k: 100 * bench[k] / bench[base] for k in bench},
+        "days": axis,
+        "portfolio": {k: 100 * unit[k] / unit[first] for k in axis},
+        "benchmark": {k: 100 * (as_of[k] or 0) / (as_of[first] or 1) for k in axis},
         "portfolioReturn": 100 * own_total,
         "benchmarkReturn": 100 * bench_total,
         "excessReturn": 100 * (own_total - bench_total),
         "beta": beta,
-        "alpha": 100 * (statistics.fmean(r) - beta * statistics.fmean(m)) * per_year,
+        "alpha": 100 * ((1 + alpha_daily) ** per_year - 1),
         "correlation": float(scipy_stats.pearsonr(r, m).statistic),
         "trackingError": 100 * spread * math.sqrt(per_year),
         "informationRatio": statistics.fmean(active) / spread * math.sqrt(per_year),
-        "intervals": len(common) - 1,
+        "intervals": len(steps),
     }
 
 
@@ -241,12 +253,15 @@ async def test_statistics_with_flows_and_gaps(
     assert envelope["success"] is True
     _check(envelope["data"], expected)
 
-    # Without an interval the period's default (4h for 30 days) applies; daily data gives the
-    # same common points, hence the same statistics.
+    # Without an interval the period's default (4h for 30 days) applies. The returns are linked
+    # over every valuation whatever the interval, so they do not change; daily valuations hold
+    # no complete 4-hour step, so there are no statistics, and the answer says why.
     default = (await _compare(client, auth, subject, f'benchmark: "{eth}"'))["data"]["compare"]
     assert default["interval"] == "4h"
-    assert default["beta"] == data["beta"]
     assert default["portfolioReturn"] == data["portfolioReturn"]
+    assert default["benchmarkReturn"] == data["benchmarkReturn"]
+    assert default["intervals"] == 0
+    assert default["beta"] is None
 
 
 async def test_basket_benchmark_rebalanced_each_interval(
@@ -262,15 +277,16 @@ async def test_basket_benchmark_rebalanced_each_interval(
         flows=[],
         prices={eth: dict(enumerate(eth_price)), btc: btc_series},
     )
-    # The basket is priced where both legs are; each step is 60 % ETH's return + 40 % BTC's.
-    basket_days = sorted(btc_series)
+    # Each leg is priced as of each valuation (BTC on day 2: day 1's price); each step is
+    # 60 % ETH's return + 40 % BTC's.
+    btc_as_of = [btc_series.get(k, btc_series.get(k - 1, 0.0)) for k in range(DAYS)]
     index = _index(
         [
-            0.6 * (eth_price[b] / eth_price[a] - 1) + 0.4 * (btc_price[b] / btc_price[a] - 1)
-            for a, b in itertools.pairwise(basket_days)
+            0.6 * (eth_price[b] / eth_price[a] - 1) + 0.4 * (btc_as_of[b] / btc_as_of[a] - 1)
+            for a, b in itertools.pairwise(range(DAYS))
         ]
     )
-    basket = dict(zip(basket_days, index, strict=True))
+    basket = dict(enumerate(index))
     expected = _expected(values=values, flows=[], bench=basket)
 
     body = await _compare(
@@ -361,7 +377,8 @@ async def test_history_older_than_retention_compares_daily(
     client: httpx.AsyncClient, auth: Auth, engine: AsyncEngine
 ) -> None:
     """Hourly snapshots and prices 100 days ago: the portfolio side comes from the daily rollup
-    (last snapshot of each day), so the benchmark side takes each day's last price too."""
+    (last snapshot of each day), so the comparison is daily, and the benchmark is priced as of
+    each of those snapshots (each day's last price)."""
     eth = _symbol("XETH")
     start = (datetime.now(UTC) - timedelta(days=100)).replace(
         hour=0, minute=0, second=0, microsecond=0
@@ -391,7 +408,7 @@ async def test_history_older_than_retention_compares_daily(
         client, auth, subject, f'period: "1y", interval: "1h", benchmark: "{eth}"'
     )
     data = body["data"]["compare"]
-    assert data["interval"] == "1h"
+    assert data["interval"] == "1d"
     days = [start + timedelta(days=d) for d in range(4)]
     assert [datetime.fromisoformat(t) for t in data["timestamps"]] == days
     last = [24 * d + 23 for d in range(4)]  # each day's last hour
@@ -405,3 +422,55 @@ async def test_history_older_than_retention_compares_daily(
     )
     assert data["beta"] == pytest.approx(float(np.polyfit(m, r, 1)[0]), abs=2e-6)
     assert data["intervals"] == 3
+
+
+@pytest.mark.parametrize("interval", ["1h", "4h"])
+async def test_benchmark_sampled_at_the_portfolios_instants(
+    client: httpx.AsyncClient, auth: Auth, engine: AsyncEngine, interval: str
+) -> None:
+    """Issue 11: exactly 5 ETH + 8,000 USDC, hourly :00 snapshots, a price every minute. The
+    benchmark used to be its bucket's last price (59 minutes after the snapshot): beta 0.075,
+    correlation 0.17 at 1h. Priced as of each snapshot, the portfolio is its ETH weight."""
+    eth = _symbol("XETH")
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    minutes = [hour - timedelta(minutes=m) for m in range(3 * 24 * 60, -1, -1)]
+    rng = np.random.default_rng(21)
+    path = 3000 * np.exp(np.cumsum(rng.normal(0, 0.002, len(minutes))))
+    price = {t: Decimal(f"{p:.2f}") for t, p in zip(minutes, path, strict=True)}
+    stamps = [t for t in minutes if t.minute == 0]
+    subject = f"cmp-sync-{uuid.uuid4().hex[:6]}"
+    async with engine.begin() as db:
+        user_id = await ensure_user(db, subject=subject)
+        await write_snapshots(
+            db, [Snapshot(user_id, t, 5 * price[t] + 8000, {}, {}, {}) for t in stamps]
+        )
+        await write_prices(db, [PricePoint(t, eth, p, "test") for t, p in price.items()])
+    body = await _compare(
+        client, auth, subject, f'period: "7d", interval: "{interval}", benchmark: "{eth}"'
+    )
+    data = body["data"]["compare"]
+    # Reference, by hand: buckets of `every` hours from midnight UTC hold their last snapshot,
+    # the first one the period's first; steps count between samples `every` hours apart.
+    every = int(interval[0])
+    last_in: dict[datetime, datetime] = {}
+    for t in stamps:
+        last_in[t.replace(hour=t.hour - t.hour % every)] = t
+    grid = sorted(last_in.values())
+    grid[0] = stamps[0]
+    own = [float(5 * price[t] + 8000) for t in grid]
+    bench = [float(price[t]) for t in grid]
+    steps = [
+        (a, b)
+        for a, b in itertools.pairwise(range(len(grid)))
+        if grid[b] - grid[a] == timedelta(hours=every)
+    ]
+    r = [own[b] / own[a] - 1 for a, b in steps]
+    m = [bench[b] / bench[a] - 1 for a, b in steps]
+    assert data["intervals"] == len(steps)
+    assert data["beta"] == pytest.approx(float(np.polyfit(m, r, 1)[0]), abs=2e-6)
+    assert data["correlation"] == pytest.approx(
+        float(scipy_stats.pearsonr(r, m).statistic), abs=2e-6
+    )
+    assert data["correlation"] > 0.999
+    weight = 5 * float(path.mean()) / (5 * float(path.mean()) + 8000)
+    assert data["beta"] == pytest.approx(weight, abs=0.02)

@@ -23,8 +23,10 @@ from chainfolio.storage.timeseries import (
     Snapshot,
     bucketed_history,
     first_snapshot_time,
+    from_seconds,
     roll_up_days,
     snapshot_at_or_before,
+    valuations_between,
     write_snapshots,
 )
 
@@ -277,3 +279,57 @@ async def test_history_reads_inside_the_callers_transaction(engine: AsyncEngine)
         assert driver.is_in_transaction()
         await db.rollback()
     assert points == []
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+async def test_the_bucket_holding_the_retention_edge_appears_once(
+    engine: AsyncEngine, variant: str
+) -> None:
+    """Issue 11: the week holding the edge (03-02 .. 03-08) came twice, once from the rollup
+    (03-05 .. 03-07) and once from the raw rows (03-08); it is one point, the later snapshot."""
+    async with engine.connect() as db:
+        user_id, shift = await _seed(db, variant)
+        weekly = await _history(db, user_id, shift, interval=timedelta(weeks=1))
+        await db.rollback()
+    assert [(p.bucket, p.timestamp, str(p.total_value)) for p in weekly] == [
+        (_at(-3), _at(3, 2, 5), "8"),
+    ]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+async def test_the_first_bucket_holds_the_value_as_of_the_window_start(
+    engine: AsyncEngine, variant: str
+) -> None:
+    """A window starting at 10:45 in raw data: its hour's bucket (10:00) holds the 10:30
+    snapshot, the value as of 10:45, rather than dropping that hour."""
+    async with engine.connect() as db:
+        user_id, shift = await _seed(db, variant)
+        points = await _history(db, user_id, shift, interval=timedelta(hours=1), raw_since=_at(-1))
+        await db.rollback()
+    assert [(p.bucket, str(p.total_value)) for p in points][:2] == [
+        (_at(0, 10), "2.250000"),
+        (_at(0, 23), "3"),
+    ]
+    assert len({p.bucket for p in points}) == len(points)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+async def test_valuations_at_full_resolution_split_at_the_retention_edge(
+    engine: AsyncEngine, variant: str
+) -> None:
+    """Every raw snapshot from the edge on, each day's last before it; none twice."""
+    async with engine.connect() as db:
+        user_id, shift = await _seed(db, variant)
+        found = await valuations_between(
+            db, user_id=user_id, start=START + shift, end=END + shift, raw_since=RAW_SINCE + shift
+        )
+        await db.rollback()
+    pairs = zip(found.times, found.values, strict=True)
+    assert [(from_seconds(t) - shift, v) for t, v in pairs] == [
+        (_at(0, 23), 3.0),
+        (_at(1, 1), 4.1),
+        (_at(3) - timedelta(seconds=1), 5.0),
+        (_at(3), 6.0),
+        (_at(3, 0, 20), 7.0),
+        (_at(3, 2, 5), 8.0),
+    ]

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     jwt_algorithm: str = "HS256"
     jwt_jwks_url: str | None = Field(default=None, description="RS256 via JWKS when set")
     jwt_audience: str | None = None
+    jwt_issuer: str | None = Field(
+        default=None, description="when set, tokens must carry this `iss` claim"
+    )
     chains_file: Path | None = Field(default=None, description="chain config TOML")
     refresh_interval_s: float = Field(default=30.0, gt=0, le=60)
     block_poll_s: float = Field(

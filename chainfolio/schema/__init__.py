@@ -12,9 +12,10 @@ import strawberry
 from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 from strawberry.extensions.disable_introspection import DisableIntrospection
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.types.base_scalars import DecimalDefinition
+from strawberry.schema.types.base_scalars import DecimalDefinition, wrap_parser
 
 from chainfolio.core.domain import plain
+from chainfolio.core.inputs import finite_decimal
 from chainfolio.core.metrics import GraphQLMetrics
 from chainfolio.schema.document_limits import (
     LimitedValidation,
@@ -58,8 +59,13 @@ def build_schema(
         config=StrawberryConfig(
             scalar_map={
                 **SERIES_SCALARS,
-                # exact strings without exponents ("10000", not asyncpg's "1E+4")
-                Decimal: dataclasses.replace(DecimalDefinition, serialize=plain),
+                # exact strings without exponents ("10000", not asyncpg's "1E+4"); NaN,
+                # Infinity and exponents past Decimal's range are input errors
+                Decimal: dataclasses.replace(
+                    DecimalDefinition,
+                    serialize=plain,
+                    parse_value=wrap_parser(finite_decimal, "Decimal", accept_non_string=True),
+                ),
             }
         ),
     )

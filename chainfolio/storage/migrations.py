@@ -230,6 +230,21 @@ async def _v5_rollup_edge(conn: AsyncConnection, timescale: bool, _opts: Storage
     )
 
 
+async def _v6_user_issuer(conn: AsyncConnection, _timescale: bool, _opts: StorageOptions) -> None:
+    # Users are keyed by the exact (issuer, subject) of their tokens. Existing users keep
+    # their ids, under the empty issuer, marked `unclaimed`: the issuer was never read so far,
+    # and the first token with that exact subject and an `iss` claims the row for its issuer
+    # (`accounts.ensure_user`).
+    await _exec(
+        conn,
+        "ALTER TABLE users ADD COLUMN issuer text NOT NULL DEFAULT ''",
+        "ALTER TABLE users ADD COLUMN unclaimed boolean NOT NULL DEFAULT false",
+        "UPDATE users SET unclaimed = true",
+        "ALTER TABLE users DROP CONSTRAINT users_subject_key",
+        "ALTER TABLE users ADD CONSTRAINT users_issuer_subject_key UNIQUE (issuer, subject)",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _v1_core),
     Migration(
@@ -238,6 +253,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "storage metadata", _v3_meta),
     Migration(4, "transfer scan cursors; cash flow block numbers", _v4_transfer_cursors),
     Migration(5, "daily rollup edge: days before it are folded in", _v5_rollup_edge),
+    Migration(6, "users keyed by the exact (issuer, subject)", _v6_user_issuer),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -36,7 +36,8 @@ from chainfolio.api.web import (
 )
 from chainfolio.bus.broadcast import Bus
 from chainfolio.core.cache import open_cache
-from chainfolio.core.errors import ChainfolioError, SourceUnavailable
+from chainfolio.core.errors import ChainfolioError, InternalError, SourceUnavailable
+from chainfolio.core.inputs import decode_json
 from chainfolio.core.logs import RequestIds
 from chainfolio.core.metrics import HttpMetrics, metrics_endpoint
 from chainfolio.core.settings import Settings
@@ -129,8 +130,8 @@ async def _database_error(request: Request, exc: Exception) -> Response:
 async def _unexpected_error(_request: Request, exc: Exception) -> Response:
     if is_database_unavailable(exc):
         return error_response(SourceUnavailable("database unavailable, try again shortly"))
-    log.exception("unhandled error", exc_info=exc)
-    return error_response(ChainfolioError("internal error: the incident was logged"))
+    log.error("unhandled error", exc_info=exc)
+    return error_response(InternalError())
 
 
 class _WebSocketAdapter(ASGIWebSocketAdapter):
@@ -176,6 +177,11 @@ class GraphQLApp(GraphQL[Context, None]):
 
     def encode_json(self, data: object) -> str:
         return orjson.dumps(data).decode()
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Bodies, variables and websocket messages: JSON nested deeper than
+        `inputs.MAX_JSON_DEPTH` is malformed (HTTP 400, websocket close 4400)."""
+        return decode_json(data)
 
 
 class AuthenticatedGraphQL:

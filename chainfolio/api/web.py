@@ -11,7 +11,8 @@ from starlette.responses import JSONResponse
 
 from chainfolio.api.auth import Identity, TokenVerifier
 from chainfolio.api.ratelimit import RateLimiter
-from chainfolio.core.errors import ChainfolioError, SourceUnavailable
+from chainfolio.core.errors import ChainfolioError, InternalError, SourceUnavailable
+from chainfolio.core.logs import request_id
 from chainfolio.resolvers.context import Caller, Services
 from chainfolio.storage.accounts import ensure_user
 from chainfolio.storage.database import is_database_unavailable
@@ -94,10 +95,19 @@ def _error_headers(exc: ChainfolioError) -> dict[str, str] | None:
     return headers
 
 
+def error_fields(exc: ChainfolioError) -> dict[str, object]:
+    """`code` and `message` of an error (and the request id of an internal one): the same
+    fields in REST envelopes, GraphQL `extensions` and `/v1/ws` error messages."""
+    fields: dict[str, object] = {"code": exc.code, "message": exc.message}
+    if exc.code == InternalError.code:
+        fields["requestId"] = request_id.get()
+    return fields
+
+
 def error_response(exc: ChainfolioError) -> JSONResponse:
     """The REST envelope for an error, with its HTTP status."""
     return JSONResponse(
-        {"success": False, "error": {"code": exc.code, "message": exc.message}},
+        {"success": False, "error": error_fields(exc)},
         status_code=exc.status,
         headers=_error_headers(exc),
     )
@@ -105,8 +115,10 @@ def error_response(exc: ChainfolioError) -> JSONResponse:
 
 def graphql_error_response(exc: ChainfolioError) -> JSONResponse:
     """A GraphQL-shaped error (`errors[].extensions.code`) refused before execution."""
+    fields = error_fields(exc)
+    message = fields.pop("message")
     return JSONResponse(
-        {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
+        {"errors": [{"message": message, "extensions": fields}]},
         status_code=exc.status,
         headers=_error_headers(exc),
     )

@@ -12,6 +12,8 @@ import logging
 import re
 import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -162,3 +164,36 @@ class RequestIds:
         # Reset only on success: an exception goes on to Starlette's outermost error handler,
         # whose "unhandled error" record should still name the request.
         request_id.reset(token)
+
+
+class ClientErrorLog:
+    """Logs client errors (bad input, refused documents) once each at INFO, without traceback,
+    at most `per_minute` a minute per client; the rest are counted and summed up in the next
+    logged line. A fuzzing or broken client cannot flood the log; server faults are logged
+    elsewhere, at ERROR."""
+
+    def __init__(
+        self, per_minute: int = 10, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._per_minute = per_minute
+        self._clock = clock
+        self._windows: OrderedDict[str, tuple[float, int, int]] = OrderedDict()
+
+    def note(self, logger: logging.Logger, client: str, message: str) -> None:
+        """Log `message` for `client` unless it already used its minute's lines."""
+        now = self._clock()
+        start, logged, dropped = self._windows.pop(client, (now, 0, 0))
+        if now - start >= 60:
+            start, logged = now, 0
+        if logged < self._per_minute:
+            suffix = f" ({dropped} more from this client not logged)" if dropped else ""
+            logger.info("client error from %s: %s%s", client, message[:500], suffix)
+            logged, dropped = logged + 1, 0
+        else:
+            dropped += 1
+        self._windows[client] = (start, logged, dropped)
+        if len(self._windows) > _CLIENTS_TRACKED:
+            self._windows.popitem(last=False)
+
+
+_CLIENTS_TRACKED = 10_000

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chainfolio.core.errors import Unprocessable
 from chainfolio.storage import migrations
 from chainfolio.storage.accounts import add_wallet, ensure_user, get_policy, list_wallets
-from chainfolio.storage.database import create_engine, to_asyncpg_dsn
-from tests.conftest import _replace_db
+from chainfolio.storage.database import create_engine
+from tests.hardening.conftest import scratch_database
 
 
 async def test_every_spelling_of_a_subject_is_its_own_user(engine: AsyncEngine) -> None:
@@ -44,19 +43,13 @@ async def test_every_spelling_of_a_subject_is_its_own_user(engine: AsyncEngine) 
 
 @pytest.fixture
 async def legacy_engine(pg_server_url: str) -> AsyncIterator[AsyncEngine]:
-    """A database of its own, migrated only to version 5 (users keyed by subject alone)."""
-    name = f"chainfolio_legacy_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(to_asyncpg_dsn(pg_server_url))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    engine = create_engine(_replace_db(pg_server_url, name), pool_size=2)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-        admin = await asyncpg.connect(to_asyncpg_dsn(pg_server_url))
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    """A database of its own, to be migrated only to version 5 (users keyed by subject)."""
+    async with scratch_database(pg_server_url) as url:
+        engine = create_engine(url, pool_size=2)
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
 
 
 async def test_migration_keeps_existing_users(

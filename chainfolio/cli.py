@@ -129,7 +129,9 @@ def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
                 # now (both reach other processes when they share Redis; otherwise the cache
                 # of a running API ends with its TTL and the worker's next cycle reads them)
                 async with (
-                    open_cache(settings.redis_url, ttl_s=settings.cache_ttl_s) as cache,
+                    open_cache(
+                        settings.redis_url, ttl_s=settings.cache_ttl_s, bounds=settings.cache_bounds
+                    ) as cache,
                     Bus(settings.redis_url) as bus,
                 ):
                     services = Services(
@@ -157,7 +159,9 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
         async with (
             open_engine(await _database_url(settings)) as engine,
             Bus(settings.redis_url) as bus,
-            open_cache(settings.redis_url, ttl_s=settings.cache_ttl_s) as cache,
+            open_cache(
+                settings.redis_url, ttl_s=settings.cache_ttl_s, bounds=settings.cache_bounds
+            ) as cache,
         ):
             await migrate(engine)
             services = Services(settings=settings, engine=engine, chains={}, bus=bus, cache=cache)

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
@@ -187,7 +187,9 @@ class GraphQLApp(GraphQL[Context, None]):
 class AuthenticatedGraphQL:
     """Authenticates HTTP GraphQL requests (401 + GraphQL-shaped errors) before Strawberry.
 
-    The GraphiQL page (a browser GET) is served without a token: it sends one itself.
+    The GraphiQL page is answered here as a static page (a browser GET without a query; it
+    sends the token itself): no document is executed without a token, on any route or method
+    — before, `GET /graphql?query=…` with `Accept: text/html` ran the query anonymously.
     """
 
     def __init__(self, graphql: GraphQLApp, persisted: PersistedQueries) -> None:
@@ -195,31 +197,26 @@ class AuthenticatedGraphQL:
         self._persisted = persisted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            request = Request(scope, receive)
-            wants_page = request.method == "GET" and "text/html" in request.headers.get(
-                "accept", ""
-            )
-            if not wants_page:
-                try:
-                    caller = await authenticator_of(request).caller(
-                        request.headers.get("authorization")
-                    )
-                except ChainfolioError as exc:  # 401 (or 429: the user's rate limit)
-                    await graphql_error_response(exc)(scope, receive, send)
-                    return
-                scope.setdefault("state", {})["caller"] = caller
-                await graphql_with_cache(
-                    self._graphql,
-                    scope,
-                    receive,
-                    send,
-                    services_of(request),
-                    caller,
-                    self._persisted,
-                )
-                return
-        await self._graphql(scope, receive, send)
+        if scope["type"] != "http":
+            await self._graphql(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        if (
+            request.method == "GET"
+            and "text/html" in request.headers.get("accept", "")
+            and not request.query_params
+        ):
+            await HTMLResponse(self._graphql.graphql_ide_html)(scope, receive, send)
+            return
+        try:
+            caller = await authenticator_of(request).caller(request.headers.get("authorization"))
+        except ChainfolioError as exc:  # 401 (or 429: the user's rate limit)
+            await graphql_error_response(exc)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["caller"] = caller
+        await graphql_with_cache(
+            self._graphql, scope, receive, send, services_of(request), caller, self._persisted
+        )
 
 
 async def healthz(_request: Request) -> Response:
@@ -270,7 +267,7 @@ def create_app(
             )
             bus = await stack.enter_async_context(Bus(cfg.redis_url))
             cache = await stack.enter_async_context(
-                open_cache(cfg.redis_url, ttl_s=cfg.cache_ttl_s, max_users=cfg.cache_max_users)
+                open_cache(cfg.redis_url, ttl_s=cfg.cache_ttl_s, bounds=cfg.cache_bounds)
             )
             services = Services(
                 settings=cfg,

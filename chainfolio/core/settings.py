@@ -9,6 +9,8 @@ import platformdirs
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chainfolio.core.cache import CacheBounds
+
 
 def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("chainfolio"))
@@ -73,7 +75,16 @@ class Settings(BaseSettings):
         description="per-user answer cache: seconds an answer may be served (0 turns it off); "
         "dropped earlier by every refresh and mutation of the user",
     )
-    cache_max_users: int = Field(default=10_000, ge=1, description="memory:// cache bound")
+    cache_max_users: int = Field(
+        default=4_000, ge=1, description="users holding cached answers (least recent out)"
+    )
+    cache_max_entries_per_user: int = Field(default=16, ge=1, description="answers per user")
+    cache_max_bytes_per_user: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="bytes of answers per user (the cache holds "
+        "at most cache_max_users times this)",
+    )
     metrics_enabled: bool = Field(default=True, description="serve /metrics (unauthenticated)")
     shutdown_timeout_s: int = Field(
         default=30,
@@ -90,3 +101,12 @@ class Settings(BaseSettings):
     def embedded_pgdata(self) -> Path:
         """Where the embedded PostgreSQL keeps its data (survives restarts)."""
         return self.data_dir / "pgdata"
+
+    @property
+    def cache_bounds(self) -> CacheBounds:
+        """The answer cache's bounds."""
+        return CacheBounds(
+            entries=self.cache_max_entries_per_user,
+            bytes=self.cache_max_bytes_per_user,
+            users=self.cache_max_users,
+        )

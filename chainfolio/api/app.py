@@ -26,6 +26,7 @@ from chainfolio.api.openapi import openapi_endpoint
 from chainfolio.api.ratelimit import open_rate_limiter
 from chainfolio.api.realtime import portfolio_socket
 from chainfolio.api.rest import rest_routes
+from chainfolio.api.sockets import SLOT, LegacyWSHandler, TransportWSHandler
 from chainfolio.api.web import (
     Authenticator,
     authenticator_of,
@@ -157,6 +158,8 @@ class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI app with our context and bearer authentication."""
 
     websocket_adapter_class = _WebSocketAdapter
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     async def get_context(self, request: Any, response: Any) -> Context:
         caller = request.scope.get("state", {}).get("caller")
@@ -167,8 +170,11 @@ class GraphQLApp(GraphQL[Context, None]):
         header = _token_from_params(context.connection_params) or context.request.headers.get(
             "authorization"
         )
+        authenticator = authenticator_of(context.request)
         try:
-            context.caller_ = await authenticator_of(context.request).caller(header)
+            context.caller_ = await authenticator.caller(header)
+            authenticator.sockets.acquire(context.caller_)
+            context.request.scope.setdefault("state", {})[SLOT] = True
         except ChainfolioError as exc:
             context.request.scope.setdefault("state", {})["auth_error"] = exc
             raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from exc
@@ -298,7 +304,13 @@ def create_app(
         allowlist=allowlist,
     )
     graphql = AuthenticatedGraphQL(
-        GraphQLApp(schema, keep_alive=True, keep_alive_interval=15), PersistedQueries(allowlist)
+        GraphQLApp(
+            schema,
+            keep_alive=True,
+            keep_alive_interval=15,
+            max_subscriptions_per_connection=cfg.ws_max_subscriptions_per_socket,
+        ),
+        PersistedQueries(allowlist),
     )
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),

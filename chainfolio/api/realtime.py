@@ -159,10 +159,22 @@ async def portfolio_socket(ws: WebSocket) -> None:
     caller = await _authenticate(ws)
     if caller is None:
         return
+    auth = authenticator_of(ws)
+    try:
+        auth.sockets.acquire(caller)
+    except ChainfolioError as exc:
+        await _refused(ws, exc)
+        await ws.close(*close_code(exc))
+        return
     session = _Session(ws, caller)
     try:
         while True:
             raw = await ws.receive_text()
+            try:
+                await auth.count(caller)  # every message, like an HTTP request
+            except ChainfolioError as exc:
+                await _refused(ws, exc)
+                continue
             if len(raw) > MAX_MESSAGE:
                 await _error(ws, "MESSAGE_TOO_LARGE", f"messages are limited to {MAX_MESSAGE} B")
                 continue
@@ -184,4 +196,5 @@ async def portfolio_socket(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        auth.sockets.release(caller)
         await session.stop()

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from chainfolio.api.auth import Identity, TokenVerifier
 from chainfolio.api.ratelimit import RateLimiter
+from chainfolio.api.sockets import SocketSlots
 from chainfolio.core.errors import ChainfolioError, InternalError, SourceUnavailable
 from chainfolio.core.logs import request_id
 from chainfolio.resolvers.context import Caller, Services
@@ -28,6 +29,7 @@ class Authenticator:
         self._services = services
         self._verifier = TokenVerifier(services.settings)
         self._limiter = limiter
+        self.sockets = SocketSlots(services.settings.ws_max_sockets_per_user)
         self._known: OrderedDict[Identity, Caller] = OrderedDict()  # users whose row exists
 
     async def caller(self, authorization: str | None) -> Caller:

@@ -21,6 +21,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
 from chainfolio.api.answers import graphql_with_cache
+from chainfolio.api.browser import SecurityHeaders, cors_middleware
 from chainfolio.api.limits import RequestLimits
 from chainfolio.api.openapi import openapi_endpoint
 from chainfolio.api.ratelimit import open_rate_limiter
@@ -330,6 +331,9 @@ def create_app(
         # outermost first: request id and access log, timing, then the abuse limits
         middleware=[
             Middleware(RequestIds),
+            # CORS headers on every answer, refusals of the limits included
+            *cors_middleware(cfg),
+            Middleware(SecurityHeaders),
             Middleware(HttpMetrics),
             Middleware(RequestLimits, max_body_bytes=cfg.max_body_bytes),
         ],

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
         description="on SIGTERM, how long in-flight requests may take before they are cut",
     )
     log_format: Literal["text", "json"] = "text"
+    cors_origins: str = Field(
+        default="",
+        description="origins (comma-separated, e.g. https://app.example) allowed to call the "
+        "API from a browser; empty: none; '*': any (never with credentials)",
+    )
 
     def configured_database_url(self) -> str | None:
         """The database URL from the environment, or None for the embedded server."""
@@ -107,6 +112,11 @@ class Settings(BaseSettings):
     def embedded_pgdata(self) -> Path:
         """Where the embedded PostgreSQL keeps its data (survives restarts)."""
         return self.data_dir / "pgdata"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """`cors_origins` as a list, without trailing slashes (browsers send none)."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def cache_bounds(self) -> CacheBounds:

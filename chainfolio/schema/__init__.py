@@ -71,7 +71,7 @@ def build_schema(
         lambda: MaxTokensLimiter(max_token_count=2_000),
         lambda: ParserCache(maxsize=256),
         # not strawberry's QueryDepthLimiter/MaxAliasesLimiter: exponential on nested fragments
-        lambda: LimitedValidation(limits, maxsize=256),
+        lambda: LimitedValidation(limits, max_work=max_cost, maxsize=256),
     ]
     if not introspection:
         extensions.append(DisableIntrospection)

@@ -30,6 +30,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Run the API with uvicorn."""
     import uvicorn  # noqa: PLC0415
 
+    from chainfolio.api.timeouts import TimedHttpProtocol  # noqa: PLC0415
+
     if args.with_worker:  # the factory reads settings from the environment
         os.environ["CHAINFOLIO_RUN_WORKER"] = "true"
     # uvicorn shuts down gracefully on SIGTERM (requests finish, websockets get a 1012 close
@@ -52,6 +54,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,  # chainfolio.core.logs writes the access lines, with request ids
         ws_max_size=settings.ws_max_message_bytes,
         ws_per_message_deflate=False,
+        http=TimedHttpProtocol,  # header and body read deadlines for slow clients
         # a client that never finishes its request must not keep the process alive
         timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         "at most cache_max_users times this)",
     )
     metrics_enabled: bool = Field(default=True, description="serve /metrics (unauthenticated)")
+    header_timeout_s: float = Field(
+        default=10.0, ge=0, description="a request's headers must arrive within this (0: off)"
+    )
+    body_timeout_s: float = Field(
+        default=30.0, ge=0, description="a request's body must arrive within this of its headers"
+    )
     shutdown_timeout_s: int = Field(
         default=30,
         gt=0,

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import unquote_plus
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,7 +46,33 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-_SECRET_PARAM = re.compile(r"((?:^|[?&\s\"'])(?:token|access_token|api_?key)=)[^&\s\"']+", re.I)
+_QUERY_PARAM = re.compile(r"((?:^|[?&;\s\"'])([^=&;?\s\"']{1,64})=)([^&;\s\"']+)")
+_SECRET_NAMES = frozenset(
+    {
+        "token",
+        "access_token",
+        "apikey",
+        "api_key",
+        "authtoken",
+        "auth_token",
+        "authorization",
+        "jwt",
+    }
+)
+
+
+def _secret_name(name: str) -> bool:
+    # the name as the server would read it: `%74oken` and `%2574oken` are `token` too
+    for _ in range(3):
+        decoded = unquote_plus(name)
+        if decoded == name:
+            break
+        name = decoded
+    return name.strip().lower() in _SECRET_NAMES
+
+
+def _redact(match: re.Match[str]) -> str:
+    return f"{match.group(1)}[redacted]" if _secret_name(match.group(2)) else match.group(0)
 
 
 class RedactSecrets(logging.Filter):
@@ -55,7 +82,7 @@ class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Never drops a record; rewrites its message when it carries a secret."""
         message = record.getMessage()
-        redacted = _SECRET_PARAM.sub(r"\1[redacted]", message)
+        redacted = _QUERY_PARAM.sub(_redact, message) if "=" in message else message
         if redacted != message:
             record.msg, record.args = redacted, ()
             if hasattr(record, "color_message"):

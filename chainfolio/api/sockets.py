@@ -60,11 +60,6 @@ class SocketSlots:
             del self._open[caller.user_id]
 
 
-def _limits(context: Any) -> tuple[Any, Caller | None]:
-    request = context.request
-    return request.app.state.authenticator, context.caller_
-
-
 def _refusal(exc: ChainfolioError) -> GraphQLFormattedError:
     extensions: dict[str, object] = {"code": exc.code}
     retry_after = getattr(exc, "retry_after", None)
@@ -73,56 +68,54 @@ def _refusal(exc: ChainfolioError) -> GraphQLFormattedError:
     return {"message": exc.message, "extensions": extensions}
 
 
-async def _release(context: Any) -> None:
-    authenticator, caller = _limits(context)
-    if caller is not None and context.request.scope.get("state", {}).pop(SLOT, False):
-        authenticator.sockets.release(caller)
+async def _counted(context: Any) -> GraphQLFormattedError | None:
+    """Count one more operation of the socket's user: None to run it, else its refusal."""
+    caller: Caller | None = context.caller_
+    if caller is None:
+        return None  # not acknowledged: strawberry closes the socket
+    try:
+        await context.request.app.state.authenticator.count(caller)
+    except ChainfolioError as exc:
+        return _refusal(exc)
+    return None
 
 
-class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
+class _ReleasesSlot:
+    """Gives the socket's slot back when strawberry's handler ends."""
+
+    context: Any
+
+    async def handle(self) -> None:
+        """Serve the socket; give its slot back at the end."""
+        try:
+            await super().handle()  # type: ignore[misc]
+        finally:
+            caller: Caller | None = self.context.caller_
+            request = self.context.request
+            if caller is not None and request.scope.get("state", {}).pop(SLOT, False):
+                request.app.state.authenticator.sockets.release(caller)
+
+
+class TransportWSHandler(_ReleasesSlot, BaseGraphQLTransportWSHandler[Any, None]):
     """graphql-transport-ws: each `subscribe` (queries and mutations too) counts against the
     user's rate limit; past it the operation gets an `error` with RATE_LIMITED."""
 
-    async def handle(self) -> None:
-        """Serve the socket; give its slot back at the end."""
-        try:
-            await super().handle()
-        finally:
-            await _release(self.context)
-
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         """Count the operation, then run it as strawberry does."""
-        authenticator, caller = _limits(self.context)
-        if self.connection_acknowledged and caller is not None:
-            try:
-                await authenticator.count(caller)
-            except ChainfolioError as exc:
-                await self.send_message(
-                    ErrorMessage(id=message["id"], type="error", payload=[_refusal(exc)])
-                )
-                return
+        refusal = await _counted(self.context) if self.connection_acknowledged else None
+        if refusal is not None:
+            await self.send_message(ErrorMessage(id=message["id"], type="error", payload=[refusal]))
+            return
         await super().handle_subscribe(message)
 
 
-class LegacyWSHandler(BaseGraphQLWSHandler[Any, None]):
+class LegacyWSHandler(_ReleasesSlot, BaseGraphQLWSHandler[Any, None]):
     """graphql-ws (legacy): each `start` counts against the user's rate limit."""
-
-    async def handle(self) -> None:
-        """Serve the socket; give its slot back at the end."""
-        try:
-            await super().handle()
-        finally:
-            await _release(self.context)
 
     async def handle_start(self, message: StartMessage) -> None:
         """Count the operation, then run it as strawberry does."""
-        authenticator, caller = _limits(self.context)
-        if self.connection_acknowledged and caller is not None:
-            try:
-                await authenticator.count(caller)
-            except ChainfolioError as exc:
-                await self.send_message(
-                    LegacyError(type="error", id=message["id"], payload=_refusal(exc))
-                )
-                return
+        refusal = await _counted(self.context) if self.connection_acknowledged else None
+        if refusal is not None:
+            await self.send_message(LegacyError(type="error", id=message["id"], payload=refusal))
+            return
         await super().handle_start(message)

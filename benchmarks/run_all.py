@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "subscriptions": ([], ["--clients", "300", "--rounds", "1"]),
     "graphql": ([], ["--duration", "2", "--rest-connections", "20"]),
     "dashboard": ([], ["--runs", "2"]),
+    "healthz_under_load": ([], ["--rounds", "1"]),
 }
 
 

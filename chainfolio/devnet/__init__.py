@@ -3,7 +3,8 @@
 May import: nothing of chainfolio outside `devnet` (it stands alone).
 
 Needs Node.js 18+ and npm; Hardhat itself is installed on first use from the lock file shipped
-here (`npm ci` into `CHAINFOLIO_DEVNET_DIR`, default `user_cache_dir("chainfolio")/devnet-node`).
+here (`npm ci` into `CHAINFOLIO_DEVNET_DIR`, default
+`user_cache_dir("chainfolio")/devnet-node-<lock digest>`).
 Contracts are precompiled (`artifacts/`); `python -m chainfolio.devnet.compiled` rebuilds them.
 
 Public API

@@ -35,6 +35,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Run the API with uvicorn."""
     import uvicorn  # noqa: PLC0415
 
+    from chainfolio.api.timeouts import TimedHttpProtocol  # noqa: PLC0415
+
     if args.with_worker:  # the factory reads settings from the environment
         os.environ["CHAINFOLIO_RUN_WORKER"] = "true"
     # uvicorn shuts down gracefully on SIGTERM (requests finish, websockets get a 1012 close
@@ -57,6 +59,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,  # chainfolio.core.logs writes the access lines, with request ids
         ws_max_size=settings.ws_max_message_bytes,
         ws_per_message_deflate=False,
+        http=TimedHttpProtocol,  # header and body read deadlines for slow clients
         # a client that never finishes its request must not keep the process alive
         timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
@@ -134,7 +137,9 @@ def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
                 # now (both reach other processes when they share Redis; otherwise the cache
                 # of a running API ends with its TTL and the worker's next cycle reads them)
                 async with (
-                    open_cache(settings.redis_url, ttl_s=settings.cache_ttl_s) as cache,
+                    open_cache(
+                        settings.redis_url, ttl_s=settings.cache_ttl_s, bounds=settings.cache_bounds
+                    ) as cache,
                     Bus(settings.redis_url) as bus,
                 ):
                     services = Services(
@@ -167,7 +172,9 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
         async with (
             open_engine(await _database_url(settings)) as engine,
             Bus(settings.redis_url) as bus,
-            open_cache(settings.redis_url, ttl_s=settings.cache_ttl_s) as cache,
+            open_cache(
+                settings.redis_url, ttl_s=settings.cache_ttl_s, bounds=settings.cache_bounds
+            ) as cache,
         ):
             await migrate(engine)
             services = Services(settings=settings, engine=engine, chains={}, bus=bus, cache=cache)

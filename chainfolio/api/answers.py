@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chainfolio.api.web import graphql_error_response
 from chainfolio.core.cache import CACHE_REQUESTS, expiry
-from chainfolio.core.errors import ChainfolioError
+from chainfolio.core.errors import ChainfolioError, InvalidInput
+from chainfolio.core.inputs import decode_json
 from chainfolio.resolvers.context import Caller, Services
 from chainfolio.schema.persisted import PersistedQueries
 
@@ -159,9 +161,11 @@ async def graphql_with_cache(  # noqa: PLR0917 - an ASGI call plus its context
         return
     body = await _read_body(receive)
     try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        payload = None
+        payload = decode_json(body)
+    except json.JSONDecodeError as exc:  # in the GraphQL shape, not strawberry's plain text
+        refused = InvalidInput(f"request body is not valid JSON: {exc.msg}", code="INVALID_JSON")
+        await graphql_error_response(refused)(scope, receive, send)
+        return
     if isinstance(payload, dict):
         try:
             resolved = persisted.resolve(payload)

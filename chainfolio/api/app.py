@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
@@ -21,11 +21,13 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
 from chainfolio.api.answers import graphql_with_cache
+from chainfolio.api.browser import SecurityHeaders, cors_middleware
 from chainfolio.api.limits import RequestLimits
 from chainfolio.api.openapi import openapi_endpoint
 from chainfolio.api.ratelimit import open_rate_limiter
 from chainfolio.api.realtime import portfolio_socket
 from chainfolio.api.rest import rest_routes
+from chainfolio.api.sockets import SLOT, LegacyWSHandler, TransportWSHandler
 from chainfolio.api.web import (
     Authenticator,
     authenticator_of,
@@ -36,7 +38,8 @@ from chainfolio.api.web import (
 )
 from chainfolio.bus.broadcast import Bus
 from chainfolio.core.cache import open_cache
-from chainfolio.core.errors import ChainfolioError, SourceUnavailable
+from chainfolio.core.errors import ChainfolioError, InternalError, SourceUnavailable
+from chainfolio.core.inputs import decode_json
 from chainfolio.core.logs import RequestIds
 from chainfolio.core.metrics import HttpMetrics, metrics_endpoint
 from chainfolio.core.settings import Settings
@@ -129,8 +132,8 @@ async def _database_error(request: Request, exc: Exception) -> Response:
 async def _unexpected_error(_request: Request, exc: Exception) -> Response:
     if is_database_unavailable(exc):
         return error_response(SourceUnavailable("database unavailable, try again shortly"))
-    log.exception("unhandled error", exc_info=exc)
-    return error_response(ChainfolioError("internal error: the incident was logged"))
+    log.error("unhandled error", exc_info=exc)
+    return error_response(InternalError())
 
 
 class _WebSocketAdapter(ASGIWebSocketAdapter):
@@ -156,6 +159,8 @@ class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI app with our context and bearer authentication."""
 
     websocket_adapter_class = _WebSocketAdapter
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     async def get_context(self, request: Any, response: Any) -> Context:
         caller = request.scope.get("state", {}).get("caller")
@@ -166,8 +171,11 @@ class GraphQLApp(GraphQL[Context, None]):
         header = _token_from_params(context.connection_params) or context.request.headers.get(
             "authorization"
         )
+        authenticator = authenticator_of(context.request)
         try:
-            context.caller_ = await authenticator_of(context.request).caller(header)
+            context.caller_ = await authenticator.caller(header)
+            authenticator.sockets.acquire(context.caller_)
+            context.request.scope.setdefault("state", {})[SLOT] = True
         except ChainfolioError as exc:
             context.request.scope.setdefault("state", {})["auth_error"] = exc
             raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from exc
@@ -177,11 +185,18 @@ class GraphQLApp(GraphQL[Context, None]):
     def encode_json(self, data: object) -> str:
         return orjson.dumps(data).decode()
 
+    def decode_json(self, data: str | bytes) -> object:
+        """Bodies, variables and websocket messages: JSON nested deeper than
+        `inputs.MAX_JSON_DEPTH` is malformed (HTTP 400, websocket close 4400)."""
+        return decode_json(data)
+
 
 class AuthenticatedGraphQL:
     """Authenticates HTTP GraphQL requests (401 + GraphQL-shaped errors) before Strawberry.
 
-    The GraphiQL page (a browser GET) is served without a token: it sends one itself.
+    The GraphiQL page is answered here as a static page (a browser GET without a query; it
+    sends the token itself): no document is executed without a token, on any route or method
+    — before, `GET /graphql?query=…` with `Accept: text/html` ran the query anonymously.
     """
 
     def __init__(self, graphql: GraphQLApp, persisted: PersistedQueries) -> None:
@@ -189,31 +204,26 @@ class AuthenticatedGraphQL:
         self._persisted = persisted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            request = Request(scope, receive)
-            wants_page = request.method == "GET" and "text/html" in request.headers.get(
-                "accept", ""
-            )
-            if not wants_page:
-                try:
-                    caller = await authenticator_of(request).caller(
-                        request.headers.get("authorization")
-                    )
-                except ChainfolioError as exc:  # 401 (or 429: the user's rate limit)
-                    await graphql_error_response(exc)(scope, receive, send)
-                    return
-                scope.setdefault("state", {})["caller"] = caller
-                await graphql_with_cache(
-                    self._graphql,
-                    scope,
-                    receive,
-                    send,
-                    services_of(request),
-                    caller,
-                    self._persisted,
-                )
-                return
-        await self._graphql(scope, receive, send)
+        if scope["type"] != "http":
+            await self._graphql(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        if (
+            request.method == "GET"
+            and "text/html" in request.headers.get("accept", "")
+            and not request.query_params
+        ):
+            await HTMLResponse(self._graphql.graphql_ide_html)(scope, receive, send)
+            return
+        try:
+            caller = await authenticator_of(request).caller(request.headers.get("authorization"))
+        except ChainfolioError as exc:  # 401 (or 429: the user's rate limit)
+            await graphql_error_response(exc)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["caller"] = caller
+        await graphql_with_cache(
+            self._graphql, scope, receive, send, services_of(request), caller, self._persisted
+        )
 
 
 async def healthz(_request: Request) -> Response:
@@ -264,7 +274,7 @@ def create_app(
             )
             bus = await stack.enter_async_context(Bus(cfg.redis_url))
             cache = await stack.enter_async_context(
-                open_cache(cfg.redis_url, ttl_s=cfg.cache_ttl_s, max_users=cfg.cache_max_users)
+                open_cache(cfg.redis_url, ttl_s=cfg.cache_ttl_s, bounds=cfg.cache_bounds)
             )
             services = Services(
                 settings=cfg,
@@ -295,7 +305,13 @@ def create_app(
         allowlist=allowlist,
     )
     graphql = AuthenticatedGraphQL(
-        GraphQLApp(schema, keep_alive=True, keep_alive_interval=15), PersistedQueries(allowlist)
+        GraphQLApp(
+            schema,
+            keep_alive=True,
+            keep_alive_interval=15,
+            max_subscriptions_per_connection=cfg.ws_max_subscriptions_per_socket,
+        ),
+        PersistedQueries(allowlist),
     )
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
@@ -315,6 +331,9 @@ def create_app(
         # outermost first: request id and access log, timing, then the abuse limits
         middleware=[
             Middleware(RequestIds),
+            # CORS headers on every answer, refusals of the limits included
+            *cors_middleware(cfg),
+            Middleware(SecurityHeaders),
             Middleware(HttpMetrics),
             Middleware(RequestLimits, max_body_bytes=cfg.max_body_bytes),
         ],

@@ -6,12 +6,14 @@ import asyncio
 import time
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import jwt
 
 from chainfolio.core.errors import SourceUnavailable, Unauthorized
+from chainfolio.core.inputs import has_control_chars
 from chainfolio.core.settings import Settings
+from chainfolio.storage.accounts import MAX_IDENTITY_CHARS, NO_ISSUER
 
 _ASYMMETRIC = {"RS256", "RS384", "RS512", "ES256", "ES384"}
 # A token verified once is taken as verified again for this long (never past its `exp`): a
@@ -20,8 +22,29 @@ VERIFIED_FOR_S = 300.0
 VERIFIED_TOKENS = 10_000
 
 
+class Identity(NamedTuple):
+    """Who a token names: its exact `iss` (empty without one) and `sub` claims."""
+
+    issuer: str
+    subject: str
+
+
+def _claim(claims: dict[str, Any], name: str, *, required: bool) -> str:
+    value = claims.get(name)
+    if value is None and not required:
+        return NO_ISSUER
+    if not isinstance(value, str) or not value:
+        raise Unauthorized(f"invalid token: '{name}' must be a non-empty string")
+    if len(value) > MAX_IDENTITY_CHARS or has_control_chars(value):
+        raise Unauthorized(
+            f"invalid token: '{name}' must be at most {MAX_IDENTITY_CHARS} characters "
+            "without control characters"
+        )
+    return value
+
+
 class TokenVerifier:
-    """Verifies bearer tokens; the `sub` claim names the user.
+    """Verifies bearer tokens; the exact (`iss`, `sub`) pair names the user.
 
     Verified tokens are remembered (at most `VERIFIED_TOKENS`, each until its `exp` and for at
     most `VERIFIED_FOR_S`): a client sends the same token with every request, and verifying
@@ -32,32 +55,33 @@ class TokenVerifier:
         self._secret = settings.jwt_secret.get_secret_value()
         self._algorithm = settings.jwt_algorithm
         self._audience = settings.jwt_audience
+        self._issuer = settings.jwt_issuer
         self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
-        self._verified: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._verified: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
 
-    async def subject(self, authorization: str | None) -> str:
-        """The user subject from an `Authorization: Bearer …` value, or Unauthorized."""
+    async def identity(self, authorization: str | None) -> Identity:
+        """The identity from an `Authorization: Bearer …` value, or Unauthorized."""
         if not authorization:
             raise Unauthorized("missing bearer token: send 'Authorization: Bearer <JWT>'")
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("malformed Authorization header: expected 'Bearer <JWT>'")
-        return await self.subject_of_token(token.strip())
+        return await self.identity_of_token(token.strip())
 
-    async def subject_of_token(self, token: str) -> str:
-        """The `sub` of a raw JWT, or Unauthorized with the reason."""
+    async def identity_of_token(self, token: str) -> Identity:
+        """The identity of a raw JWT, or Unauthorized with the reason."""
         remembered = self._verified.get(token)
         if remembered is not None:
             if remembered[1] > time.time():
                 return remembered[0]
             del self._verified[token]
-        subject, expires = await self._verify(token)
-        self._verified[token] = (subject, min(expires, time.time() + VERIFIED_FOR_S))
+        identity, expires = await self._verify(token)
+        self._verified[token] = (identity, min(expires, time.time() + VERIFIED_FOR_S))
         if len(self._verified) > VERIFIED_TOKENS:
             self._verified.popitem(last=False)
-        return subject
+        return identity
 
-    async def _verify(self, token: str) -> tuple[str, float]:
+    async def _verify(self, token: str) -> tuple[Identity, float]:
         key: Any = self._secret
         algorithms = [self._algorithm]
         if self._jwks is not None:
@@ -77,16 +101,18 @@ class TokenVerifier:
                 key,
                 algorithms=algorithms,
                 audience=self._audience,
+                issuer=self._issuer,
                 options={"require": ["sub", "exp"], "verify_aud": self._audience is not None},
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("token expired") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}") from exc
-        subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject:
-            raise Unauthorized("invalid token: 'sub' must be a non-empty string")
-        return subject, float(claims["exp"])
+        identity = Identity(
+            _claim(claims, "iss", required=self._issuer is not None),
+            _claim(claims, "sub", required=True),
+        )
+        return identity, float(claims["exp"])
 
 
 def issue_token(settings: Settings, *, subject: str, ttl: timedelta = timedelta(days=30)) -> str:

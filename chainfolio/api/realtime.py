@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from datetime import datetime
 from typing import Any
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from chainfolio.api.web import authenticator_of, close_code, services_of
+from chainfolio.api.web import authenticator_of, close_code, error_fields, services_of
 from chainfolio.bus.broadcast import portfolio_channel
-from chainfolio.core.errors import ChainfolioError
+from chainfolio.core.errors import ChainfolioError, InternalError
 from chainfolio.resolvers.context import Caller
+
+log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 4096
 CLOSE_FORBIDDEN = 4403
@@ -58,7 +61,11 @@ async def _send(ws: WebSocket, message: dict[str, Any]) -> None:
 
 
 async def _error(ws: WebSocket, code: str, message: str) -> None:
-    await _send(ws, {"type": "error", "error": {"code": code, "message": message}})
+    await _refused(ws, ChainfolioError(message, code=code))
+
+
+async def _refused(ws: WebSocket, exc: ChainfolioError) -> None:
+    await _send(ws, {"type": "error", "error": error_fields(exc)})
 
 
 async def _forward(ws: WebSocket, caller: Caller, subscribed: asyncio.Event) -> None:
@@ -152,10 +159,22 @@ async def portfolio_socket(ws: WebSocket) -> None:
     caller = await _authenticate(ws)
     if caller is None:
         return
+    auth = authenticator_of(ws)
+    try:
+        auth.sockets.acquire(caller)
+    except ChainfolioError as exc:
+        await _refused(ws, exc)
+        await ws.close(*close_code(exc))
+        return
     session = _Session(ws, caller)
     try:
         while True:
             raw = await ws.receive_text()
+            try:
+                await auth.count(caller)  # every message, like an HTTP request
+            except ChainfolioError as exc:
+                await _refused(ws, exc)
+                continue
             if len(raw) > MAX_MESSAGE:
                 await _error(ws, "MESSAGE_TOO_LARGE", f"messages are limited to {MAX_MESSAGE} B")
                 continue
@@ -164,9 +183,18 @@ async def portfolio_socket(ws: WebSocket) -> None:
             except orjson.JSONDecodeError:
                 await _error(ws, "INVALID_JSON", "message is not valid JSON")
                 continue
-            if not await session.handle(message):
-                return
+            try:
+                if not await session.handle(message):
+                    return
+            except ChainfolioError as exc:
+                await _refused(ws, exc)
+            except WebSocketDisconnect:
+                raise
+            except Exception:
+                log.error("unexpected error on /v1/ws", exc_info=True)
+                await _refused(ws, InternalError())
     except WebSocketDisconnect:
         pass
     finally:
+        auth.sockets.release(caller)
         await session.stop()

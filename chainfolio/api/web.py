@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from decimal import Decimal
 
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
-from chainfolio.api.auth import TokenVerifier
+from chainfolio.api.auth import Identity, TokenVerifier
 from chainfolio.api.ratelimit import RateLimiter
-from chainfolio.core.errors import ChainfolioError, SourceUnavailable
+from chainfolio.api.sockets import SocketSlots
+from chainfolio.core.errors import ChainfolioError, InternalError, SourceUnavailable
+from chainfolio.core.logs import request_id
 from chainfolio.resolvers.context import Caller, Services
-from chainfolio.storage.accounts import ensure_user, user_id_for
+from chainfolio.storage.accounts import ensure_user
 from chainfolio.storage.database import is_database_unavailable
 
 
@@ -25,33 +29,52 @@ class Authenticator:
         self._services = services
         self._verifier = TokenVerifier(services.settings)
         self._limiter = limiter
-        self._known: dict[str, Caller] = {}  # subjects whose user row exists
+        self.sockets = SocketSlots(services.settings.ws_max_sockets_per_user)
+        self._known: OrderedDict[Identity, Caller] = OrderedDict()  # users whose row exists
 
     async def caller(self, authorization: str | None) -> Caller:
         """The authenticated caller, or Unauthorized."""
-        subject = await self._verifier.subject(authorization)
-        return await self._ensure(subject)
+        return await self._ensure(await self._verifier.identity(authorization))
 
     async def caller_of_token(self, token: str) -> Caller:
         """Same, from a raw token (websocket query parameter or connection_init payload)."""
-        return await self._ensure(await self._verifier.subject_of_token(token))
+        return await self._ensure(await self._verifier.identity_of_token(token))
 
-    async def _ensure(self, subject: str) -> Caller:
+    async def count(self, caller: Caller) -> None:
+        """One more operation of `caller` against the per-user rate limit (websocket
+        messages count like HTTP requests)."""
         if self._limiter is not None:
-            await self._limiter.check_user(subject)
-        known = self._known.get(subject)
+            await self._limiter.check_user(caller.rate_key)
+
+    async def _ensure(self, identity: Identity) -> Caller:
+        rate_key = _rate_key(identity)
+        if self._limiter is not None:
+            await self._limiter.check_user(rate_key)
+        known = self._known.get(identity)
         if known is not None:
+            self._known.move_to_end(identity)
             return known
         try:
             async with self._services.engine.begin() as db:
-                await ensure_user(db, subject=subject)
+                user_id = await ensure_user(db, subject=identity.subject, issuer=identity.issuer)
         except Exception as exc:
             # before any route runs: GraphQL must still answer in its own error shape
             if is_database_unavailable(exc):
                 raise SourceUnavailable("database unavailable, try again shortly") from exc
             raise
-        caller = self._known[subject] = Caller(user_id_for(subject), subject)
+        caller = self._known[identity] = Caller(user_id, identity.subject, rate_key)
+        if len(self._known) > KNOWN_USERS:
+            self._known.popitem(last=False)
         return caller
+
+
+KNOWN_USERS = 10_000
+
+
+def _rate_key(identity: Identity) -> str:
+    # a fixed-length key per exact (issuer, subject): subjects may be 255 characters
+    exact = f"{len(identity.issuer)}:{identity.issuer}{identity.subject}".encode()
+    return hashlib.blake2b(exact, digest_size=16).hexdigest()
 
 
 def services_of(conn: HTTPConnection) -> Services:
@@ -74,10 +97,19 @@ def _error_headers(exc: ChainfolioError) -> dict[str, str] | None:
     return headers
 
 
+def error_fields(exc: ChainfolioError) -> dict[str, object]:
+    """`code` and `message` of an error (and the request id of an internal one): the same
+    fields in REST envelopes, GraphQL `extensions` and `/v1/ws` error messages."""
+    fields: dict[str, object] = {"code": exc.code, "message": exc.message}
+    if exc.code == InternalError.code:
+        fields["requestId"] = request_id.get()
+    return fields
+
+
 def error_response(exc: ChainfolioError) -> JSONResponse:
     """The REST envelope for an error, with its HTTP status."""
     return JSONResponse(
-        {"success": False, "error": {"code": exc.code, "message": exc.message}},
+        {"success": False, "error": error_fields(exc)},
         status_code=exc.status,
         headers=_error_headers(exc),
     )
@@ -85,8 +117,10 @@ def error_response(exc: ChainfolioError) -> JSONResponse:
 
 def graphql_error_response(exc: ChainfolioError) -> JSONResponse:
     """A GraphQL-shaped error (`errors[].extensions.code`) refused before execution."""
+    fields = error_fields(exc)
+    message = fields.pop("message")
     return JSONResponse(
-        {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
+        {"errors": [{"message": message, "extensions": fields}]},
         status_code=exc.status,
         headers=_error_headers(exc),
     )

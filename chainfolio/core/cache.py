@@ -18,9 +18,15 @@ from storing an answer computed before an invalidation:
 - an *expiry*: at most `ttl_s` later (a safety net for writers outside chainfolio), and never
   past the next hour boundary, where `change24h` moves to the next snapshot.
 
-Backend by URL, like the bus: `memory://` keeps answers in this process (bounded, least
-recently used users first out), `redis://` in Redis, shared by every API process and by
-separate worker processes that invalidate it.
+Backend by URL, like the bus: `memory://` keeps answers in this process, `redis://` in Redis,
+shared by every API process and by separate worker processes that invalidate it.
+
+Both are bounded (`CacheBounds`): each user keeps at most `entries` answers of at most `bytes`
+in all (least recently used answers out first), and at most `users` users keep answers (least
+recently stored users out first), so the cache never holds more than `users x bytes` of
+answers however many distinct query texts or variables a client sends. Each distinct document
+or variable set is an entry of its own: without the bounds, 60 variants left 38 MB in one
+user's Redis hash.
 """
 
 from __future__ import annotations
@@ -29,10 +35,12 @@ import asyncio
 import itertools
 import logging
 import struct
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -46,10 +54,26 @@ CACHE_REQUESTS = Counter(
     ["surface", "result"],
 )
 
+
+@dataclass(frozen=True, slots=True)
+class CacheBounds:
+    """How much the answer cache may hold: per user (answers, bytes) and users in all."""
+
+    entries: int = 16
+    bytes: int = 256 * 1024
+    users: int = 4_000
+
+
 _EXPIRY = struct.Struct(">d")  # POSIX seconds, by the app's clock, before each Redis value
 _REDIS_PREFIX = "chainfolio:cache:"
 _GENERATION_TTL_S = 86_400
 _INVALIDATE_CHUNK = 1_000
+_USERS_KEY = f"{_REDIS_PREFIX}users"
+
+
+def _now_ms() -> int:
+    # an order for LRU, not a time anything is compared with
+    return time.time_ns() // 1_000_000
 
 
 def expiry(now: datetime, ttl_s: float) -> datetime:
@@ -97,16 +121,16 @@ class NoCache:
 
 
 class MemoryCache:
-    """In this process: at most `max_users` users (least recently used out), `max_keys` each.
+    """In this process, within `bounds` (least recently used answers and users out first).
 
     Generations come from one process-wide counter: `store` succeeds only if the user was not
     invalidated after the `lookup` that returned the generation.
     """
 
-    def __init__(self, *, max_users: int = 10_000, max_keys: int = 32) -> None:
-        self._max_users = max_users
-        self._max_keys = max_keys
+    def __init__(self, bounds: CacheBounds | None = None) -> None:
+        self._bounds = bounds or CacheBounds()
         self._users: OrderedDict[uuid.UUID, OrderedDict[str, tuple[bytes, float]]] = OrderedDict()
+        self._bytes: dict[uuid.UUID, int] = {}
         self._ticks = itertools.count(1)
         self._dropped: dict[uuid.UUID, int] = {}  # user → tick of the last invalidation
 
@@ -119,62 +143,100 @@ class MemoryCache:
             found = entries.get(key)
             if found is not None:
                 if found[1] > now.timestamp():
+                    entries.move_to_end(key)
                     return found[0], tick
-                del entries[key]
+                self._drop(user_id, entries, key)
         return None, tick
 
     async def store(
         self, user_id: uuid.UUID, key: str, value: bytes, generation: Any, expires: datetime
     ) -> bool:
         """Keep the answer unless the user was invalidated after `generation` was handed out."""
-        if self._dropped.get(user_id, 0) >= generation:
+        bounds = self._bounds
+        if self._dropped.get(user_id, 0) >= generation or len(value) > bounds.bytes:
             return False
         entries = self._users.get(user_id)
         if entries is None:
             entries = self._users[user_id] = OrderedDict()
-            if len(self._users) > self._max_users:
-                self._users.popitem(last=False)
+            self._bytes[user_id] = 0
+            while len(self._users) > bounds.users:
+                dropped, _ = self._users.popitem(last=False)
+                del self._bytes[dropped]
         else:
             self._users.move_to_end(user_id)
+        if key in entries:
+            self._drop(user_id, entries, key)
         entries[key] = (value, expires.timestamp())
-        entries.move_to_end(key)
-        if len(entries) > self._max_keys:
-            entries.popitem(last=False)
+        self._bytes[user_id] += len(value)
+        while len(entries) > bounds.entries or self._bytes[user_id] > bounds.bytes:
+            self._drop(user_id, entries, next(iter(entries)))
         return True
+
+    def _drop(
+        self, user_id: uuid.UUID, entries: OrderedDict[str, tuple[bytes, float]], key: str
+    ) -> None:
+        self._bytes[user_id] -= len(entries.pop(key)[0])
 
     async def invalidate(self, user_ids: Iterable[uuid.UUID]) -> None:
         """Drop the users' answers; stores from lookups before now fail."""
         tick = next(self._ticks)
         for user_id in user_ids:
             self._users.pop(user_id, None)
+            self._bytes.pop(user_id, None)
             self._dropped[user_id] = tick
 
 
-# KEYS: generation key, answers hash. ARGV: generation seen by lookup, field, value, ttl (ms).
+# KEYS: generation, answers hash, LRU order of the answers (zset), their bytes, the users
+# holding answers (zset by last store). ARGV: generation seen by lookup, field, value, ttl
+# (ms), now (ms, the LRU score), max entries, max bytes, max users, user id, key prefix.
+# Users pushed out by the global bound lose their keys, named from the prefix (so the cache
+# needs one Redis, not a Redis Cluster).
 _STORE_SCRIPT = """
 local current = redis.call('GET', KEYS[1]) or '0'
 if current ~= ARGV[1] then return 0 end
+local size = string.len(ARGV[3])
+if size > tonumber(ARGV[7]) then return 0 end
+local total = redis.call('INCRBY', KEYS[4], size - redis.call('HSTRLEN', KEYS[2], ARGV[2]))
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[2])
+while redis.call('ZCARD', KEYS[3]) > tonumber(ARGV[6]) or total > tonumber(ARGV[7]) do
+  local oldest = redis.call('ZPOPMIN', KEYS[3])[1]
+  total = redis.call('INCRBY', KEYS[4], -redis.call('HSTRLEN', KEYS[2], oldest))
+  redis.call('HDEL', KEYS[2], oldest)
+end
+for i = 2, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+redis.call('ZADD', KEYS[5], ARGV[5], ARGV[9])
+local over = redis.call('ZCARD', KEYS[5]) - tonumber(ARGV[8])
+if over > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[5], over)
+  for i = 1, #popped, 2 do
+    local user = popped[i]
+    redis.call('DEL', ARGV[10] .. 'answers:' .. user, ARGV[10] .. 'lru:' .. user,
+      ARGV[10] .. 'bytes:' .. user)
+  end
+end
 return 1
 """
 
 
 class RedisCache:
-    """In Redis: one hash of answers per user and one generation counter per user.
+    """In Redis: per user a hash of answers, their LRU order and byte count, and a generation
+    counter; one sorted set of the users holding answers, for the global bound.
 
-    A lookup is one round trip (HGET and GET pipelined); a store one script call; invalidating
+    A lookup is one round trip (HGET, GET and the LRU touch pipelined); a store one script
+    call (bounds enforced inside it, atomically); invalidating
     a worker cycle's users one pipeline per thousand users (INCR the generation, DEL the hash).
     Redis unavailable: lookups miss and stores are skipped (the API answers from PostgreSQL);
     a failed invalidation is logged, and answers kept from before it live until their expiry.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, bounds: CacheBounds | None = None) -> None:
         import redis.asyncio as aioredis  # noqa: PLC0415
         import redis.exceptions  # noqa: PLC0415
 
         self._client = aioredis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
         self._store = self._client.register_script(_STORE_SCRIPT)
+        self._bounds = bounds or CacheBounds()
         self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
     async def aclose(self) -> None:
@@ -182,17 +244,23 @@ class RedisCache:
         await self._client.aclose()
 
     @staticmethod
-    def _keys(user_id: uuid.UUID) -> tuple[str, str]:
-        return f"{_REDIS_PREFIX}gen:{user_id}", f"{_REDIS_PREFIX}answers:{user_id}"
+    def _keys(user_id: uuid.UUID) -> tuple[str, str, str, str]:
+        return (
+            f"{_REDIS_PREFIX}gen:{user_id}",
+            f"{_REDIS_PREFIX}answers:{user_id}",
+            f"{_REDIS_PREFIX}lru:{user_id}",
+            f"{_REDIS_PREFIX}bytes:{user_id}",
+        )
 
     async def lookup(self, user_id: uuid.UUID, key: str, now: datetime) -> tuple[bytes | None, Any]:
         """The answer if present and not expired, and the user's generation."""
-        generation_key, answers_key = self._keys(user_id)
+        generation_key, answers_key, lru_key, _ = self._keys(user_id)
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.hget(answers_key, key)
                 pipe.get(generation_key)
-                raw, generation = await pipe.execute()
+                pipe.zadd(lru_key, {key: _now_ms()}, xx=True)  # used: last out
+                raw, generation, _ = await pipe.execute()
         except self._errors:
             return None, None  # a miss, and nothing will be stored
         seen = generation.decode() if generation is not None else "0"
@@ -204,14 +272,25 @@ class RedisCache:
         self, user_id: uuid.UUID, key: str, value: bytes, generation: Any, expires: datetime
     ) -> bool:
         """Keep the answer (atomically) if the generation is still the one `lookup` saw."""
-        if generation is None:
+        bounds = self._bounds
+        if generation is None or len(value) > bounds.bytes:
             return False
-        generation_key, answers_key = self._keys(user_id)
         try:
             # The hash outlives its entries by at most an hour: they carry their own expiry.
             stored = await self._store(
-                keys=[generation_key, answers_key],
-                args=[generation, key, _EXPIRY.pack(expires.timestamp()) + value, 3_600_000],
+                keys=[*self._keys(user_id), _USERS_KEY],
+                args=[
+                    generation,
+                    key,
+                    _EXPIRY.pack(expires.timestamp()) + value,
+                    3_600_000,
+                    _now_ms(),
+                    bounds.entries,
+                    bounds.bytes + _EXPIRY.size * bounds.entries,
+                    bounds.users,
+                    str(user_id),
+                    _REDIS_PREFIX,
+                ],
             )
         except self._errors:
             return False
@@ -224,10 +303,10 @@ class RedisCache:
             for start in range(0, len(users), _INVALIDATE_CHUNK):
                 async with self._client.pipeline(transaction=False) as pipe:
                     for user_id in users[start : start + _INVALIDATE_CHUNK]:
-                        generation_key, answers_key = self._keys(user_id)
+                        generation_key, *answers = self._keys(user_id)
                         pipe.incr(generation_key)
                         pipe.expire(generation_key, _GENERATION_TTL_S)
-                        pipe.delete(answers_key)
+                        pipe.delete(*answers)
                     await pipe.execute()
         except self._errors as exc:
             log.warning("cache: invalidation failed (%s); answers expire within the TTL", exc)
@@ -235,16 +314,16 @@ class RedisCache:
 
 @asynccontextmanager
 async def open_cache(
-    url: str, *, ttl_s: float, max_users: int = 10_000
+    url: str, *, ttl_s: float, bounds: CacheBounds | None = None
 ) -> AsyncIterator[AnswerCache]:
     """The cache for `url` (the bus URL: `memory://` or `redis://`); `NoCache` when `ttl_s` is 0."""
     if ttl_s <= 0:
         yield NoCache()
     elif url.startswith(("redis://", "rediss://", "unix://")):
-        cache = RedisCache(url)
+        cache = RedisCache(url, bounds)
         try:
             yield cache
         finally:
             await asyncio.shield(cache.aclose())
     else:
-        yield MemoryCache(max_users=max_users)
+        yield MemoryCache(bounds)

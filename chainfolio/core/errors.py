@@ -16,6 +16,14 @@ class ChainfolioError(Exception):
             self.code = code
 
 
+class InternalError(ChainfolioError):
+    """All a client learns of an unexpected fault, on every transport: the message "internal
+    error", the code INTERNAL and the request id; the details go to the server log only."""
+
+    def __init__(self) -> None:
+        super().__init__("internal error")
+
+
 class InvalidInput(ChainfolioError):
     """The request is malformed: bad address, period, interval, token, weights."""
 

@@ -12,9 +12,12 @@ import logging
 import re
 import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import unquote_plus
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,7 +46,33 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-_SECRET_PARAM = re.compile(r"((?:^|[?&\s\"'])(?:token|access_token|api_?key)=)[^&\s\"']+", re.I)
+_QUERY_PARAM = re.compile(r"((?:^|[?&;\s\"'])([^=&;?\s\"']{1,64})=)([^&;\s\"']+)")
+_SECRET_NAMES = frozenset(
+    {
+        "token",
+        "access_token",
+        "apikey",
+        "api_key",
+        "authtoken",
+        "auth_token",
+        "authorization",
+        "jwt",
+    }
+)
+
+
+def _secret_name(name: str) -> bool:
+    # the name as the server would read it: `%74oken` and `%2574oken` are `token` too
+    for _ in range(3):
+        decoded = unquote_plus(name)
+        if decoded == name:
+            break
+        name = decoded
+    return name.strip().lower() in _SECRET_NAMES
+
+
+def _redact(match: re.Match[str]) -> str:
+    return f"{match.group(1)}[redacted]" if _secret_name(match.group(2)) else match.group(0)
 
 
 class RedactSecrets(logging.Filter):
@@ -53,7 +82,7 @@ class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Never drops a record; rewrites its message when it carries a secret."""
         message = record.getMessage()
-        redacted = _SECRET_PARAM.sub(r"\1[redacted]", message)
+        redacted = _QUERY_PARAM.sub(_redact, message) if "=" in message else message
         if redacted != message:
             record.msg, record.args = redacted, ()
             if hasattr(record, "color_message"):
@@ -162,3 +191,36 @@ class RequestIds:
         # Reset only on success: an exception goes on to Starlette's outermost error handler,
         # whose "unhandled error" record should still name the request.
         request_id.reset(token)
+
+
+class ClientErrorLog:
+    """Logs client errors (bad input, refused documents) once each at INFO, without traceback,
+    at most `per_minute` a minute per client; the rest are counted and summed up in the next
+    logged line. A fuzzing or broken client cannot flood the log; server faults are logged
+    elsewhere, at ERROR."""
+
+    def __init__(
+        self, per_minute: int = 10, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._per_minute = per_minute
+        self._clock = clock
+        self._windows: OrderedDict[str, tuple[float, int, int]] = OrderedDict()
+
+    def note(self, logger: logging.Logger, client: str, message: str) -> None:
+        """Log `message` for `client` unless it already used its minute's lines."""
+        now = self._clock()
+        start, logged, dropped = self._windows.pop(client, (now, 0, 0))
+        if now - start >= 60:
+            start, logged = now, 0
+        if logged < self._per_minute:
+            suffix = f" ({dropped} more from this client not logged)" if dropped else ""
+            logger.info("client error from %s: %s%s", client, message[:500], suffix)
+            logged, dropped = logged + 1, 0
+        else:
+            dropped += 1
+        self._windows[client] = (start, logged, dropped)
+        if len(self._windows) > _CLIENTS_TRACKED:
+            self._windows.popitem(last=False)
+
+
+_CLIENTS_TRACKED = 10_000

@@ -9,6 +9,8 @@ import platformdirs
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chainfolio.core.cache import CacheBounds
+
 
 def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("chainfolio"))
@@ -35,6 +37,9 @@ class Settings(BaseSettings):
     jwt_algorithm: str = "HS256"
     jwt_jwks_url: str | None = Field(default=None, description="RS256 via JWKS when set")
     jwt_audience: str | None = None
+    jwt_issuer: str | None = Field(
+        default=None, description="when set, tokens must carry this `iss` claim"
+    )
     chains_file: Path | None = Field(default=None, description="chain config TOML")
     refresh_interval_s: float = Field(default=30.0, gt=0, le=60)
     block_poll_s: float = Field(
@@ -68,20 +73,46 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="HTTP body cap (413)")
     ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024, description="websocket cap")
+    ws_max_sockets_per_user: int = Field(
+        default=10, ge=1, description="open websockets per user and API process (4429 past it)"
+    )
+    ws_max_subscriptions_per_socket: int = Field(
+        default=20, ge=1, description="operations in flight per GraphQL websocket"
+    )
     cache_ttl_s: float = Field(
         default=60.0,
         ge=0,
         description="per-user answer cache: seconds an answer may be served (0 turns it off); "
         "dropped earlier by every refresh and mutation of the user",
     )
-    cache_max_users: int = Field(default=10_000, ge=1, description="memory:// cache bound")
+    cache_max_users: int = Field(
+        default=4_000, ge=1, description="users holding cached answers (least recent out)"
+    )
+    cache_max_entries_per_user: int = Field(default=16, ge=1, description="answers per user")
+    cache_max_bytes_per_user: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="bytes of answers per user (the cache holds "
+        "at most cache_max_users times this)",
+    )
     metrics_enabled: bool = Field(default=True, description="serve /metrics (unauthenticated)")
+    header_timeout_s: float = Field(
+        default=10.0, ge=0, description="a request's headers must arrive within this (0: off)"
+    )
+    body_timeout_s: float = Field(
+        default=30.0, ge=0, description="a request's body must arrive within this of its headers"
+    )
     shutdown_timeout_s: int = Field(
         default=30,
         gt=0,
         description="on SIGTERM, how long in-flight requests may take before they are cut",
     )
     log_format: Literal["text", "json"] = "text"
+    cors_origins: str = Field(
+        default="",
+        description="origins (comma-separated, e.g. https://app.example) allowed to call the "
+        "API from a browser; empty: none; '*': any (never with credentials)",
+    )
 
     def configured_database_url(self) -> str | None:
         """The database URL from the environment, or None for the embedded server."""
@@ -91,3 +122,17 @@ class Settings(BaseSettings):
     def embedded_pgdata(self) -> Path:
         """Where the embedded PostgreSQL keeps its data (survives restarts)."""
         return self.data_dir / "pgdata"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """`cors_origins` as a list, without trailing slashes (browsers send none)."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def cache_bounds(self) -> CacheBounds:
+        """The answer cache's bounds."""
+        return CacheBounds(
+            entries=self.cache_max_entries_per_user,
+            bytes=self.cache_max_bytes_per_user,
+            users=self.cache_max_users,
+        )

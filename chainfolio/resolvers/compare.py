@@ -10,6 +10,7 @@ docs/METRICS.md gives the conventions.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import uuid
@@ -217,7 +218,9 @@ async def resolve_comparison(
         symbol: await prices_as_of(db, symbol=symbol, moments=moments, lookback=step + _DAY)
         for symbol, _ in parsed.components
     }
-    bench = benchmark_index(parsed, prices)
+    # CPU-bound over every sample (0.6 s at 8,640): off the event loop, so /healthz and every
+    # other request keep being served while it runs
+    bench = await asyncio.to_thread(benchmark_index, parsed, prices)
     own = [float(growth[p]) for p in samples.points]
     common = [k for k, b in enumerate(bench) if b is not None]
     if len(common) < 2:

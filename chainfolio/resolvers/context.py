@@ -64,3 +64,4 @@ class Caller:
 
     user_id: uuid.UUID
     subject: str
+    rate_key: str  # the per-user rate limit's key (`api.web`)

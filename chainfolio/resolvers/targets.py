@@ -9,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.core.errors import InvalidInput
+from chainfolio.core.inputs import checked_decimal, checked_text
 from chainfolio.storage import accounts
 from chainfolio.storage.accounts import AllocationPolicy, AllocationTarget
 
@@ -22,6 +23,7 @@ async def set_allocation_targets(
     min_trade_usd: Decimal,
 ) -> AllocationPolicy:
     """Replace the user's targets; weights in percent must be within 0..100 and sum to 100."""
+    _check_inputs(targets, band_percent, min_trade_usd)
     keys = [key.strip() for key, _, _ in targets]
     if any(not key or len(key) > 100 for key in keys) or len(set(keys)) != len(keys):
         raise InvalidInput(
@@ -47,3 +49,29 @@ async def set_allocation_targets(
         db, user_id=user_id, targets=rows, band=band_percent / 100, min_trade_usd=min_trade_usd
     )
     return await accounts.get_policy(db, user_id=user_id)
+
+
+MAX_TARGETS = 100
+MAX_MEMBERS = 100
+_CODE = "INVALID_TARGETS"
+
+
+def _check_inputs(
+    targets: Sequence[tuple[str, Decimal, Sequence[str]]],
+    band_percent: Decimal,
+    min_trade_usd: Decimal,
+) -> None:
+    """Bounds and text checks before any arithmetic: a NaN or 1e400 never reaches storage."""
+    if len(targets) > MAX_TARGETS:
+        raise InvalidInput(f"at most {MAX_TARGETS} targets", code=_CODE)
+    for key, weight, members in targets:
+        checked_text(key, name="target key", max_chars=100, code=_CODE)
+        checked_decimal(weight, name="weight", low=Decimal(0), high=Decimal(100), code=_CODE)
+        if len(members) > MAX_MEMBERS:
+            raise InvalidInput(f"at most {MAX_MEMBERS} members per target", code=_CODE)
+        for member in members:
+            checked_text(member, name="member", max_chars=100, code=_CODE)
+    checked_decimal(band_percent, name="band", low=Decimal(0), high=Decimal(50), code=_CODE)
+    checked_decimal(
+        min_trade_usd, name="minTradeUsd", low=Decimal(0), high=accounts.MAX_TRADE_USD, code=_CODE
+    )

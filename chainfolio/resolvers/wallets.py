@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.core.errors import InvalidInput
+from chainfolio.core.inputs import checked_text
 from chainfolio.fetchers.addresses import parse_address
 from chainfolio.resolvers.context import ChainInfo
 from chainfolio.resolvers.pages import Key, Page, paginate
@@ -43,8 +44,8 @@ async def add_wallet(
             f"unknown chain id {chain_id}: configured chains are {known}", code="UNKNOWN_CHAIN"
         )
     checksummed = parse_address(address)
-    if label is not None and len(label) > MAX_LABEL:
-        raise InvalidInput(f"label longer than {MAX_LABEL} characters", code="INVALID_LABEL")
+    if label is not None:
+        checked_text(label, name="label", max_chars=MAX_LABEL, code="INVALID_LABEL")
     return await accounts.add_wallet(
         db,
         user_id=user_id,

@@ -12,27 +12,55 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chainfolio.core.errors import NotFound, Unprocessable
+from chainfolio.core.errors import InvalidInput, NotFound, Unprocessable
+from chainfolio.core.inputs import checked_decimal
 
-_SUBJECT_NAMESPACE = uuid.UUID("5b0e7c1e-6f3a-4c55-9a7e-1b1d8f0c2a90")
-
-
-def user_id_for(subject: str) -> uuid.UUID:
-    """The user id for a token subject: the subject itself when it is a UUID, else a UUID5."""
-    try:
-        return uuid.UUID(subject)
-    except ValueError:
-        return uuid.uuid5(_SUBJECT_NAMESPACE, subject)
+_USER_NAMESPACE = uuid.UUID("5b0e7c1e-6f3a-4c55-9a7e-1b1d8f0c2a90")
+# The issuer of tokens without an `iss` claim (the HS256 dev tokens), and of every user that
+# existed before users were keyed by (issuer, subject).
+NO_ISSUER = ""
+MAX_IDENTITY_CHARS = 255
 
 
-async def ensure_user(db: AsyncConnection, *, subject: str) -> uuid.UUID:
-    """Create the user on first sight; return its id."""
-    user_id = user_id_for(subject)
-    await db.execute(
-        text("INSERT INTO users (id, subject) VALUES (:id, :s) ON CONFLICT (id) DO NOTHING"),
-        {"id": user_id, "s": subject},
+def user_id_for(subject: str, issuer: str = NO_ISSUER) -> uuid.UUID:
+    """The id a user created for exactly (`issuer`, `subject`) is given.
+
+    Only the id of a new row: users are found by the exact pair in `users`, never by
+    computing this (rows from before the (issuer, subject) key keep their old ids). The pair
+    is hashed as it is — no case folding, no UUID parsing — so two subjects never share an id.
+    """
+    return uuid.uuid5(_USER_NAMESPACE, f"{len(issuer)}:{issuer}{subject}")
+
+
+async def ensure_user(db: AsyncConnection, *, subject: str, issuer: str = NO_ISSUER) -> uuid.UUID:
+    """The id of the user (`issuer`, `subject`), created on first sight."""
+    found = await db.scalar(
+        text("SELECT id FROM users WHERE issuer = :i AND subject = :s"),
+        {"i": issuer, "s": subject},
     )
-    return user_id
+    if found is None and issuer != NO_ISSUER:
+        # a user from before the (issuer, subject) key, with this exact subject
+        found = await db.scalar(
+            text(
+                "UPDATE users SET issuer = :i, unclaimed = false "
+                "WHERE issuer = '' AND subject = :s AND unclaimed RETURNING id"
+            ),
+            {"i": issuer, "s": subject},
+        )
+    if found is not None:
+        return uuid.UUID(str(found))
+    await db.execute(
+        text(
+            "INSERT INTO users (id, issuer, subject) VALUES (:id, :i, :s) "
+            "ON CONFLICT (issuer, subject) DO NOTHING"
+        ),
+        {"id": user_id_for(subject, issuer), "i": issuer, "s": subject},
+    )
+    created = await db.scalar(
+        text("SELECT id FROM users WHERE issuer = :i AND subject = :s"),
+        {"i": issuer, "s": subject},
+    )
+    return uuid.UUID(str(created))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +87,13 @@ async def add_wallet(
     label: str | None,
     max_wallets: int,
 ) -> Wallet:
-    """Track `address` on `chain_id` for the user (address already EIP-55 normalised)."""
+    """Track `address` on `chain_id` for the user (address already EIP-55 normalised).
+
+    The user's row is locked for the transaction before counting: concurrent adds of one user
+    count one after another, so the cap holds (without it, 20 concurrent adds at 95 of 100
+    all saw 95 and stored 115).
+    """
+    await db.execute(text("SELECT 1 FROM users WHERE id = :u FOR UPDATE"), {"u": user_id})
     count = await db.scalar(text("SELECT count(*) FROM wallets WHERE user_id = :u"), {"u": user_id})
     if int(count or 0) >= max_wallets:
         raise Unprocessable(f"wallet limit reached ({max_wallets} per user)", code="LIMIT_EXCEEDED")
@@ -166,7 +200,9 @@ async def get_policy(db: AsyncConnection, *, user_id: uuid.UUID) -> AllocationPo
         text("SELECT key, weight, members FROM allocation_targets WHERE user_id = :u ORDER BY key"),
         {"u": user_id},
     )
-    targets = tuple(AllocationTarget(k, Decimal(w), tuple(m)) for k, w, m in rows)
+    targets = tuple(
+        AllocationTarget(k, _stored(w, "target weight", high=1), tuple(m)) for k, w, m in rows
+    )
     settings = (
         await db.execute(
             text("SELECT band, min_trade_usd FROM allocation_settings WHERE user_id = :u"),
@@ -174,4 +210,23 @@ async def get_policy(db: AsyncConnection, *, user_id: uuid.UUID) -> AllocationPo
         )
     ).first()
     band, min_trade = settings if settings else (Decimal("0.05"), Decimal(50))
-    return AllocationPolicy(targets, Decimal(band), Decimal(min_trade))
+    return AllocationPolicy(
+        targets,
+        _stored(band, "band", high=Decimal("0.5")),
+        _stored(min_trade, "minTradeUsd", high=MAX_TRADE_USD),
+    )
+
+
+MAX_TRADE_USD = Decimal(10) ** 12
+
+
+def _stored(value: object, name: str, *, high: Decimal | int) -> Decimal:
+    """A stored number re-checked on read: a row written around the API's checks (by hand,
+    by an older version) is refused as itself, not as a failure of every answer using it."""
+    try:
+        return checked_decimal(Decimal(str(value)), name=name, low=Decimal(0), high=Decimal(high))
+    except InvalidInput as exc:
+        raise Unprocessable(
+            f"the stored {name} is invalid ({exc.message}): set the allocation targets again",
+            code="INVALID_STORED_VALUE",
+        ) from exc

@@ -319,6 +319,21 @@ async def _v8_asset_movements(
     )
 
 
+async def _v9_user_issuer(conn: AsyncConnection, _timescale: bool, _opts: StorageOptions) -> None:
+    # Users are keyed by the exact (issuer, subject) of their tokens. Existing users keep
+    # their ids, under the empty issuer, marked `unclaimed`: the issuer was never read so far,
+    # and the first token with that exact subject and an `iss` claims the row for its issuer
+    # (`accounts.ensure_user`).
+    await _exec(
+        conn,
+        "ALTER TABLE users ADD COLUMN issuer text NOT NULL DEFAULT ''",
+        "ALTER TABLE users ADD COLUMN unclaimed boolean NOT NULL DEFAULT false",
+        "UPDATE users SET unclaimed = true",
+        "ALTER TABLE users DROP CONSTRAINT users_subject_key",
+        "ALTER TABLE users ADD CONSTRAINT users_issuer_subject_key UNIQUE (issuer, subject)",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _v1_core),
     Migration(
@@ -334,6 +349,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _v7_discovered_tokens,
     ),
     Migration(8, "asset movements and cost-basis settings (P&L)", _v8_asset_movements),
+    Migration(9, "users keyed by the exact (issuer, subject)", _v9_user_issuer),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

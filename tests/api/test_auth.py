@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -234,3 +235,52 @@ async def test_remembered_token_still_expires(settings: Settings) -> None:
             assert (await http.get("/v1/wallets", headers=bearer(token))).status_code == 200
         await asyncio.sleep((exp - datetime.now(UTC)).total_seconds() + 0.2)
         assert await _rejected(http, token) == ["token expired"] * 3
+
+
+async def test_subjects_and_issuers_are_matched_exactly(settings: Settings) -> None:
+    """A token reads only the wallets of its exact (iss, sub): another spelling of a UUID
+    subject, or the same subject from another issuer, is another user."""
+    exp = datetime.now(UTC) + timedelta(minutes=5)
+    owner = str(uuid.uuid4())
+
+    def token(sub: str, iss: str | None = None) -> str:
+        claims: dict[str, Any] = {"sub": sub, "exp": exp}
+        if iss is not None:
+            claims["iss"] = iss
+        return jwt.encode(claims, SECRET)
+
+    async with _client(settings) as http:
+        added = await http.post(
+            "/v1/wallets",
+            json={"chainId": 1, "address": "0x" + "ab" * 20},
+            headers=bearer(token(owner)),
+        )
+        assert added.status_code == 201, added.text
+        others = [
+            token(owner.upper()),
+            token("{" + owner + "}"),
+            token(f"urn:uuid:{owner}"),
+            token(owner.replace("-", "")),
+            token(owner, iss="https://other.example"),
+        ]
+        for other in others:
+            listed = await http.get("/v1/wallets", headers=bearer(other))
+            assert listed.json() == {"success": True, "data": []}
+        mine = await http.get("/v1/wallets", headers=bearer(token(owner)))
+        assert len(mine.json()["data"]) == 1
+
+
+async def test_required_issuer_and_subject_shape(settings: Settings) -> None:
+    exp = datetime.now(UTC) + timedelta(minutes=5)
+    configured = settings.model_copy(update={"jwt_issuer": "https://idp.example"})
+    async with _client(configured) as http:
+        good = jwt.encode({"sub": "x", "iss": "https://idp.example", "exp": exp}, SECRET)
+        assert (await http.get("/v1/wallets", headers=bearer(good))).status_code == 200
+        wrong = jwt.encode({"sub": "x", "iss": "https://evil.example", "exp": exp}, SECRET)
+        assert await _rejected(http, wrong) == ["invalid token: Invalid issuer"] * 3
+    async with _client(settings) as http:
+        nul = jwt.encode({"sub": "a\x00b", "exp": exp}, SECRET)
+        long = jwt.encode({"sub": "a" * 256, "exp": exp}, SECRET)
+        for bad in (nul, long):
+            messages = await _rejected(http, bad)
+            assert all("'sub' must be at most 255 characters" in m for m in messages)

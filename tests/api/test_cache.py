@@ -20,7 +20,15 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from chainfolio.api.app import create_app
-from chainfolio.core.cache import AnswerCache, MemoryCache, NoCache, RedisCache, expiry, open_cache
+from chainfolio.core.cache import (
+    AnswerCache,
+    CacheBounds,
+    MemoryCache,
+    NoCache,
+    RedisCache,
+    expiry,
+    open_cache,
+)
 from chainfolio.core.settings import Settings
 from chainfolio.resolvers.context import Services
 from chainfolio.storage.accounts import user_id_for
@@ -86,7 +94,7 @@ def test_expiry_is_capped_at_the_next_hour() -> None:
 
 
 async def test_memory_cache_is_bounded() -> None:
-    cache = MemoryCache(max_users=2, max_keys=2)
+    cache = MemoryCache(CacheBounds(entries=2, users=2))
     users = [uuid.uuid4() for _ in range(3)]
     later = T0 + timedelta(hours=1)
     for user in users:

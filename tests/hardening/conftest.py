@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -17,6 +19,8 @@ from pydantic import SecretStr
 from chainfolio.api.app import create_app
 from chainfolio.api.auth import issue_token
 from chainfolio.core.settings import Settings
+from chainfolio.storage.database import to_asyncpg_dsn
+from tests.conftest import _replace_db
 
 SECRET = "hardening-secret-that-is-long-enough-for-hs256"
 
@@ -74,3 +78,22 @@ async def graphql_socket(base: str, subject: str) -> AsyncIterator[websockets.Cl
         )
         assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
         yield ws
+
+
+@asynccontextmanager
+async def scratch_database(pg_server_url: str) -> AsyncIterator[str]:
+    """An empty database of its own (not migrated), dropped at the end; yields its URL."""
+    name = f"chainfolio_scratch_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(to_asyncpg_dsn(pg_server_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield _replace_db(pg_server_url, name)
+    finally:
+        admin = await asyncpg.connect(to_asyncpg_dsn(pg_server_url))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()

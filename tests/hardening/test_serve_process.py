@@ -247,7 +247,8 @@ async def test_websocket_handshakes_over_the_ip_limit_get_429(
 async def test_websockets_past_the_user_limit_close_with_4429(
     database_url: str, tmp_path: Path
 ) -> None:
-    env = {"CHAINFOLIO_RATE_LIMIT_PER_MINUTE": "1", "CHAINFOLIO_RATE_LIMIT_PER_IP_PER_MINUTE": "0"}
+    # two a minute: the connection and its ping (messages count like requests)
+    env = {"CHAINFOLIO_RATE_LIMIT_PER_MINUTE": "2", "CHAINFOLIO_RATE_LIMIT_PER_IP_PER_MINUTE": "0"}
     token = bearer("ws-user-limited")["Authorization"].split()[1]
     with serving(database_url, tmp_path, **env) as (base, _proc, _log):
         async with connect(_ws_url(base, f"/v1/ws?token={token}")) as ws:

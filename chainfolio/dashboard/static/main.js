@@ -4,6 +4,8 @@ import { clearChart, compareChart, donut, valueChart } from "./charts.js";
 import * as fmt from "./format.js";
 import { POSITIONS_FIELDS, renderPositions } from "./positions.js";
 
+// sessionStorage, not localStorage: the token leaves with the tab (issue 21), and the page
+// runs under a CSP allowing its own scripts only, so no injected script can read it.
 const TOKEN_KEY = "chainfolio.token";
 const $ = (id) => document.getElementById(id);
 
@@ -552,7 +554,7 @@ function logout(message = "") {
   clearInterval(view.poll);
   if (live) live.close();
   live = null;
-  localStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(TOKEN_KEY);
   showLogin(message);
 }
 
@@ -595,15 +597,15 @@ function boot() {
   $("login-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const token = $("token-input").value.trim();
-    localStorage.setItem(TOKEN_KEY, token);
+    sessionStorage.setItem(TOKEN_KEY, token);
     start(token);
   });
   const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
   if (fromHash) {
-    localStorage.setItem(TOKEN_KEY, fromHash);
+    sessionStorage.setItem(TOKEN_KEY, fromHash);
     history.replaceState(null, "", location.pathname);
   }
-  const token = localStorage.getItem(TOKEN_KEY);
+  const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) start(token);
   else showLogin();
 }

@@ -35,9 +35,16 @@ const commands = {
   async eval({ expr }) {
     return page.evaluate(`(${expr})()`);
   },
+  // Polled from here with page.evaluate: page.waitForFunction compiles a string predicate
+  // inside the page, which the dashboard's CSP (script-src 'self', no 'unsafe-eval') refuses.
   async waitFor({ expr, timeoutMs = 60000 }) {
-    const handle = await page.waitForFunction(`(${expr})()`, null, { timeout: timeoutMs, polling: 100 });
-    return handle.jsonValue();
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = await page.evaluate(`(${expr})()`);
+      if (value) return value;
+      if (Date.now() > deadline) throw new Error(`waitFor: still false after ${timeoutMs} ms: ${expr}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   },
   async fill({ selector, value }) {
     await page.fill(selector, String(value));

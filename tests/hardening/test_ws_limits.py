@@ -1,0 +1,96 @@
+"""Websockets against a real `serve`: every operation counts against the per-user rate
+limit, sockets per user and operations per socket are capped."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+import websockets
+
+from tests.hardening.conftest import bearer, graphql_socket, serve_env
+from tests.servers import serve
+
+LIMIT = 8
+ENV = {
+    "CHAINFOLIO_RATE_LIMIT_PER_MINUTE": str(LIMIT),
+    "CHAINFOLIO_WS_MAX_SOCKETS_PER_USER": "2",
+    "CHAINFOLIO_WS_MAX_SUBSCRIPTIONS_PER_SOCKET": "3",
+}
+
+
+async def _recv(ws: websockets.ClientConnection) -> dict[str, Any]:
+    while True:
+        message: dict[str, Any] = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+        if message["type"] not in {"ka", "ping", "pong"}:
+            return message
+
+
+async def _subscribe(ws: websockets.ClientConnection, op_id: str, query: str) -> None:
+    message = {"id": op_id, "type": "subscribe", "payload": {"query": query}}
+    await ws.send(orjson.dumps(message).decode())
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    with serve(serve_env(database_url, tmp_path_factory.mktemp("ws-limits"), **ENV)) as base:
+        yield base
+
+
+async def test_graphql_operations_count_against_the_user_limit(server: str) -> None:
+    async with graphql_socket(server, "ws-rate") as ws:  # authentication: 1 of LIMIT
+        answers = []
+        for i in range(LIMIT):
+            await _subscribe(ws, str(i), "{ __typename }")
+            answer = await _recv(ws)
+            if answer["type"] == "next":
+                assert (await _recv(ws))["type"] == "complete"
+            answers.append(answer)
+    assert [a["type"] for a in answers] == ["next"] * (LIMIT - 1) + ["error"]
+    refusal = answers[-1]["payload"][0]
+    assert refusal["extensions"]["code"] == "RATE_LIMITED"
+    assert refusal["extensions"]["retryAfter"] >= 1
+
+
+async def test_sockets_per_user_are_capped(server: str) -> None:
+    async with graphql_socket(server, "ws-sockets"), graphql_socket(server, "ws-sockets"):
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with graphql_socket(server, "ws-sockets"):
+                pass
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4429
+        assert closed.value.rcvd.reason == "TOO_MANY_SOCKETS"
+        # the seed's /v1/ws shares the count
+        async with websockets.connect(
+            server.replace("http", "ws") + "/v1/ws",
+            additional_headers=bearer("ws-sockets"),
+        ) as seed:
+            refused = orjson.loads(await asyncio.wait_for(seed.recv(), 10))
+            assert refused["error"]["code"] == "TOO_MANY_SOCKETS"
+    # closed sockets give their slots back
+    async with graphql_socket(server, "ws-sockets"):
+        pass
+
+
+async def test_operations_per_socket_are_capped(server: str) -> None:
+    subscription = "subscription { portfolioUpdates { totalValue } }"
+    async with graphql_socket(server, "ws-subs") as ws:
+        for i in range(4):
+            await _subscribe(ws, str(i), subscription)
+        refusal = await _recv(ws)
+    assert refusal["type"] == "error"
+    assert refusal["id"] == "3"
+
+
+async def test_seed_socket_messages_count_against_the_user_limit(server: str) -> None:
+    async with websockets.connect(
+        server.replace("http", "ws") + "/v1/ws", additional_headers=bearer("ws-seed-rate")
+    ) as ws:
+        answers = []
+        for _ in range(LIMIT):
+            await ws.send('{"type": "ping"}')
+            answers.append(orjson.loads(await asyncio.wait_for(ws.recv(), 10)))
+    assert [a["type"] for a in answers] == ["pong"] * (LIMIT - 1) + ["error"]
+    assert answers[-1]["error"]["code"] == "RATE_LIMITED"

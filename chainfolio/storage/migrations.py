@@ -299,7 +299,7 @@ async def _v8_asset_movements(
             time timestamptz NOT NULL,
             tx_hash varchar(66),
             log_index integer NOT NULL DEFAULT -1,
-            contract varchar(42) NOT NULL,
+            contract varchar(120) NOT NULL,  -- a DEX position leg's key is longer than an address
             symbol varchar(100) NOT NULL,
             asset varchar(100) NOT NULL,
             decimals smallint NOT NULL,

@@ -24,10 +24,11 @@ MAX_MESSAGE = 4096
 CLOSE_FORBIDDEN = 4403
 
 
-def _float(text: str | None) -> float | None:
+def _float(text: str) -> float:
     # float(text) == float(Decimal(text)) for every decimal string: both round the exact
     # value once, to nearest (CPython converts a Decimal to float through its string).
-    return None if text is None else float(text)
+    # + 0.0: a negative zero is sent as 0, as `web.number` does.
+    return float(text) + 0.0
 
 
 def seed_message(raw: str) -> str:
@@ -43,11 +44,14 @@ def seed_message(raw: str) -> str:
         {
             "type": "portfolio_update",
             "data": {
-                "totalValue": float(data["totalValue"]),
-                "change": float(data["change"]),
-                "changePercent": _float(data["changePercent"]),
+                "totalValue": _float(data["totalValue"]),
+                "change": _float(data["change"]),
+                "changePercent": None
+                if data["changePercent"] is None
+                else _float(data["changePercent"]),
                 "timestamp": datetime.fromisoformat(data["timestamp"]).isoformat(),
                 "staleChains": data.get("staleChains", []),
+                "incomplete": data.get("incomplete", False),
             },
         }
     ).decode()

@@ -99,5 +99,6 @@ def close_code(exc: ChainfolioError) -> tuple[int, str]:
 
 
 def number(value: Decimal | None) -> float | None:
-    """A Decimal as a JSON number for the seed's REST shapes (exact forms are also given)."""
-    return None if value is None else float(value)
+    """A Decimal as a JSON number for the seed's REST shapes (exact forms are also given);
+    a negative zero is sent as 0."""
+    return None if value is None else float(value) + 0.0

@@ -6,11 +6,11 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chainfolio.core.domain import Category
+from chainfolio.core.domain import MONEY, Category
 from chainfolio.resolvers.updates import percent_change
 from chainfolio.storage.holdings import StoredHolding, current_holdings
 from chainfolio.storage.timeseries import snapshot_at_or_before
@@ -28,11 +28,19 @@ class ChainValue:
 
 @dataclass(frozen=True, slots=True)
 class AssetValue:
-    """One asset summed over chains and wallets."""
+    """One asset summed over chains and wallets: what is held (`balance`, gross), what is
+    borrowed (`loan`), their difference (`net_balance`) and its USD value (`value`, net: held
+    minus borrowed; None when no holding of the asset is priced)."""
 
     asset: str
     balance: Decimal
     value: Decimal | None
+    loan: Decimal = Decimal(0)
+
+    @property
+    def net_balance(self) -> Decimal:
+        """Held minus borrowed, in whole units."""
+        return MONEY.subtract(self.balance, self.loan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,24 +65,40 @@ class PortfolioView:
     stale: bool
     updated_at: datetime | None
     unpriced_count: int
+    stale_chains: tuple[int, ...] = ()
+    incomplete: bool = False
+    """Some holding's amount is unknown (never read successfully): the total leaves it out."""
+
+
+def stale_chains_of(holdings: list[StoredHolding]) -> tuple[int, ...]:
+    """Chains that could not be read at the last attempt (token-level failures do not count):
+    the one definition of `staleChains` for queries and pushes alike."""
+    return tuple(sorted({h.holding.chain_id for h in holdings if h.chain_stale}))
+
+
+def is_incomplete(holdings: list[StoredHolding]) -> bool:
+    """True when some holding's amount is unknown, so the total cannot include it."""
+    return any(h.holding.amount is None for h in holdings)
 
 
 def summarize_holdings(
     holdings: list[StoredHolding],
 ) -> tuple[Decimal, dict[tuple[int, str], Decimal], dict[str, Decimal], dict[str, Decimal]]:
-    """Total and breakdowns of priced holdings; unpriced and unknown ones are not counted."""
+    """Total and breakdowns of priced holdings, exact; unpriced and unknown ones are not
+    counted."""
     total = Decimal(0)
     by_chain: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
     by_asset: dict[str, Decimal] = defaultdict(Decimal)
     by_category: dict[str, Decimal] = defaultdict(Decimal)
-    for stored in holdings:
-        value = stored.holding.value_usd
-        by_chain[(stored.holding.chain_id, stored.chain)] += value or 0
-        if value is None:
-            continue
-        total += value
-        by_asset[stored.holding.symbol] += value
-        by_category[stored.holding.category.value] += value
+    with localcontext(MONEY):
+        for stored in holdings:
+            value = stored.holding.value_usd
+            by_chain[(stored.holding.chain_id, stored.chain)] += value or 0
+            if value is None:
+                continue
+            total += value
+            by_asset[stored.holding.symbol] += value
+            by_category[stored.holding.category.value] += value
     return total, dict(by_chain), dict(by_asset), dict(by_category)
 
 
@@ -84,24 +108,32 @@ async def resolve_portfolio(
     """The user's current portfolio from stored holdings, with the change over 24 h."""
     holdings = await current_holdings(db, user_id=user_id)
     total, by_chain, by_asset, by_category = summarize_holdings(holdings)
-    stale_chains = {h.holding.chain_id for h in holdings if h.holding.stale}
-    balances: dict[str, Decimal] = defaultdict(Decimal)
+    stale_chains = stale_chains_of(holdings)
+    held: dict[str, Decimal] = defaultdict(Decimal)
+    borrowed: dict[str, Decimal] = defaultdict(Decimal)
     priced: set[str] = set()
-    for stored in holdings:
-        h = stored.holding
-        if h.balance is not None and h.category is not Category.LOAN:
-            balances[h.symbol] += h.balance
-        if h.value_usd is not None:
-            priced.add(h.symbol)
+    with localcontext(MONEY):
+        for stored in holdings:
+            h = stored.holding
+            if h.balance is not None:
+                side = borrowed if h.category is Category.LOAN else held
+                side[h.symbol] += h.balance
+            if h.value_usd is not None:
+                priced.add(h.symbol)
     assets = [
-        AssetValue(symbol, balance, by_asset.get(symbol) if symbol in priced else None)
-        for symbol, balance in balances.items()
+        AssetValue(
+            symbol,
+            held.get(symbol, Decimal(0)),
+            by_asset.get(symbol) if symbol in priced else None,
+            borrowed.get(symbol, Decimal(0)),
+        )
+        for symbol in dict.fromkeys([*held, *borrowed])
     ]
     assets.sort(key=lambda a: (a.value is None, -(a.value or 0), a.asset))
     day_ago = await snapshot_at_or_before(db, user_id=user_id, moment=now - timedelta(hours=24))
     change = change_pct = None
     if day_ago is not None:
-        change = total - day_ago.total_value
+        change = MONEY.subtract(total, day_ago.total_value)
         change_pct = percent_change(total, day_ago.total_value)
     return PortfolioView(
         total_value=total,
@@ -119,4 +151,6 @@ async def resolve_portfolio(
         stale=bool(stale_chains),
         updated_at=max((h.updated_at for h in holdings), default=None),
         unpriced_count=sum(1 for h in holdings if h.holding.value_usd is None),
+        stale_chains=stale_chains,
+        incomplete=is_incomplete(holdings),
     )

@@ -79,6 +79,9 @@ async def get_portfolio(request: Request) -> Response:
                     "balance": number(a.balance),
                     "value": number(a.value),
                     "balanceExact": plain(a.balance),
+                    "loan": number(a.loan),
+                    "loanExact": plain(a.loan),
+                    "netBalance": number(a.net_balance),
                 }
                 for a in view.assets
             ],
@@ -106,6 +109,8 @@ async def get_portfolio(request: Request) -> Response:
                 for s in view.holdings
             ],
             "stale": view.stale,
+            "staleChains": list(view.stale_chains),
+            "incomplete": view.incomplete,
             "updatedAt": view.updated_at.isoformat() if view.updated_at else None,
         }
     )

@@ -70,11 +70,18 @@ class ChainValue:
     stale: bool
 
 
-@strawberry.type
+@strawberry.type(
+    description="One asset over every chain and wallet: held (gross), borrowed, their "
+    "difference, and the USD value of that difference."
+)
 class AssetValue:
     asset: str
-    balance: Decimal
-    value: Decimal | None
+    balance: Decimal = strawberry.field(description="Held, gross: loans not subtracted.")
+    value: Decimal | None = strawberry.field(
+        description="Net USD value: held minus borrowed; null when unpriced."
+    )
+    loan: Decimal = strawberry.field(description="Borrowed (0 when none).")
+    net_balance: Decimal = strawberry.field(description="balance - loan.")
 
 
 @strawberry.type
@@ -95,6 +102,12 @@ class Portfolio:
     stale: bool
     updated_at: datetime | None
     unpriced_count: int
+    stale_chains: list[int] = strawberry.field(
+        description="Chains that could not be read at the last refresh (last known values)."
+    )
+    incomplete: bool = strawberry.field(
+        description="Some holding's amount is unknown (never read): totalValue leaves it out."
+    )
 
     @classmethod
     def of(cls, view: PortfolioView) -> Portfolio:
@@ -108,13 +121,22 @@ class Portfolio:
                 for c in view.chains
             ],
             assets=[
-                AssetValue(asset=a.asset, balance=a.balance, value=a.value) for a in view.assets
+                AssetValue(
+                    asset=a.asset,
+                    balance=a.balance,
+                    value=a.value,
+                    loan=a.loan,
+                    net_balance=a.net_balance,
+                )
+                for a in view.assets
             ],
             categories=[CategoryValue(category=c.category, value=c.value) for c in view.categories],
             holdings=[Holding.of(h) for h in view.holdings],
             stale=view.stale,
             updated_at=view.updated_at,
             unpriced_count=view.unpriced_count,
+            stale_chains=list(view.stale_chains),
+            incomplete=view.incomplete,
         )
 
 

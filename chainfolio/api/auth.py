@@ -33,29 +33,38 @@ class TokenVerifier:
         self._algorithm = settings.jwt_algorithm
         self._audience = settings.jwt_audience
         self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
-        self._verified: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._verified: OrderedDict[str, tuple[str, float, float]] = OrderedDict()
 
     async def subject(self, authorization: str | None) -> str:
         """The user subject from an `Authorization: Bearer …` value, or Unauthorized."""
+        return (await self.claims(authorization))[0]
+
+    async def claims(self, authorization: str | None) -> tuple[str, float]:
+        """The `sub` and `exp` from an `Authorization: Bearer …` value, or Unauthorized."""
         if not authorization:
             raise Unauthorized("missing bearer token: send 'Authorization: Bearer <JWT>'")
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("malformed Authorization header: expected 'Bearer <JWT>'")
-        return await self.subject_of_token(token.strip())
+        return await self.claims_of_token(token.strip())
 
     async def subject_of_token(self, token: str) -> str:
         """The `sub` of a raw JWT, or Unauthorized with the reason."""
+        return (await self.claims_of_token(token))[0]
+
+    async def claims_of_token(self, token: str) -> tuple[str, float]:
+        """The `sub` and `exp` (Unix seconds) of a raw JWT, or Unauthorized with the reason."""
         remembered = self._verified.get(token)
         if remembered is not None:
-            if remembered[1] > time.time():
-                return remembered[0]
+            subject, expires, until = remembered
+            if until > time.time():
+                return subject, expires
             del self._verified[token]
         subject, expires = await self._verify(token)
-        self._verified[token] = (subject, min(expires, time.time() + VERIFIED_FOR_S))
+        self._verified[token] = (subject, expires, min(expires, time.time() + VERIFIED_FOR_S))
         if len(self._verified) > VERIFIED_TOKENS:
             self._verified.popitem(last=False)
-        return subject
+        return subject, expires
 
     async def _verify(self, token: str) -> tuple[str, float]:
         key: Any = self._secret

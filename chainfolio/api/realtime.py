@@ -3,6 +3,7 @@
 Client: `{"type": "subscribe", "channel": "portfolio", "userId": "<token subject>"}`.
 Server: `{"type": "portfolio_update", "data": {"totalValue", "change", "changePercent", …}}`.
 Also `unsubscribe`, `ping` → `pong`; anything else gets an `error` message, not a disconnect.
+The connection is closed with 4401 "token expired" at the token's `exp`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from chainfolio.api.web import authenticator_of, close_code, services_of
+from chainfolio.api.web import (
+    authenticator_of,
+    cancel,
+    close_at_expiry,
+    close_code,
+    services_of,
+)
 from chainfolio.bus.broadcast import portfolio_channel
 from chainfolio.core.errors import ChainfolioError
 from chainfolio.resolvers.context import Caller
@@ -156,6 +163,7 @@ async def portfolio_socket(ws: WebSocket) -> None:
     caller = await _authenticate(ws)
     if caller is None:
         return
+    expiry = close_at_expiry(ws, caller)  # 4401 "token expired" at the token's `exp`
     session = _Session(ws, caller)
     try:
         while True:
@@ -173,4 +181,5 @@ async def portfolio_socket(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        await cancel(expiry)
         await session.stop()

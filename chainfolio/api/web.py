@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
 from decimal import Decimal
 
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket, WebSocketState
 
 from chainfolio.api.auth import TokenVerifier
 from chainfolio.api.ratelimit import RateLimiter
@@ -29,19 +35,18 @@ class Authenticator:
 
     async def caller(self, authorization: str | None) -> Caller:
         """The authenticated caller, or Unauthorized."""
-        subject = await self._verifier.subject(authorization)
-        return await self._ensure(subject)
+        return await self._ensure(*await self._verifier.claims(authorization))
 
     async def caller_of_token(self, token: str) -> Caller:
         """Same, from a raw token (websocket query parameter or connection_init payload)."""
-        return await self._ensure(await self._verifier.subject_of_token(token))
+        return await self._ensure(*await self._verifier.claims_of_token(token))
 
-    async def _ensure(self, subject: str) -> Caller:
+    async def _ensure(self, subject: str, expires_at: float) -> Caller:
         if self._limiter is not None:
             await self._limiter.check_user(subject)
         known = self._known.get(subject)
         if known is not None:
-            return known
+            return dataclasses.replace(known, expires_at=expires_at)
         try:
             async with self._services.engine.begin() as db:
                 await ensure_user(db, subject=subject)
@@ -51,7 +56,7 @@ class Authenticator:
                 raise SourceUnavailable("database unavailable, try again shortly") from exc
             raise
         caller = self._known[subject] = Caller(user_id_for(subject), subject)
-        return caller
+        return dataclasses.replace(caller, expires_at=expires_at)
 
 
 def services_of(conn: HTTPConnection) -> Services:
@@ -96,6 +101,38 @@ def close_code(exc: ChainfolioError) -> tuple[int, str]:
     """The websocket close code and reason for an error refusing a connection: 4000 + the
     HTTP status (4401 unauthenticated, 4429 rate limited, 4503 unavailable)."""
     return 4000 + exc.status, "Unauthorized" if exc.status == 401 else exc.code
+
+
+CLOSE_TOKEN_EXPIRED = 4401
+"""A websocket is closed with this code at its token's `exp`; the client reconnects with a
+fresh token (the same code as refusing a bad token at connect)."""
+
+log = logging.getLogger(__name__)
+
+
+def close_at_expiry(ws: WebSocket, caller: Caller) -> asyncio.Task[None] | None:
+    """Close `ws` with 4401 "token expired" at the caller's token `exp` (every websocket
+    protocol does this). Cancel the task when the connection ends first."""
+    expires_at = caller.expires_at
+    if expires_at is None:
+        return None
+
+    async def close_then() -> None:
+        await asyncio.sleep(max(expires_at - time.time(), 0.0))
+        if ws.application_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError):  # the client left meanwhile
+                await ws.close(code=CLOSE_TOKEN_EXPIRED, reason="token expired")
+            log.info("websocket of %s closed: token expired", caller.subject)
+
+    return asyncio.create_task(close_then(), name="token-expiry")
+
+
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel a helper task of a connection and wait for it."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def number(value: Decimal | None) -> float | None:

@@ -64,3 +64,5 @@ class Caller:
 
     user_id: uuid.UUID
     subject: str
+    expires_at: float | None = None
+    """The token's `exp` (Unix seconds): a websocket is closed then."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from chainfolio.core.errors import ChainfolioError
 from chainfolio.storage.database import is_database_unavailable
@@ -19,6 +21,11 @@ def graphql_code(error: GraphQLError) -> tuple[str, str]:
     original = error.original_error
     if isinstance(original, ChainfolioError):
         return original.code, original.message
+    if isinstance(original, InvalidOperationTypeError):  # legacy graphql-ws: subscriptions only
+        return "BAD_REQUEST", (
+            "this transport serves subscriptions only: send queries and mutations over HTTP "
+            "or graphql-transport-ws"
+        )
     if original is None:  # syntax / validation errors come from graphql-core itself
         return "GRAPHQL_VALIDATION_FAILED", error.message
     if is_database_unavailable(original):
@@ -50,21 +57,33 @@ class ErrorCodes(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        if result is None or not result.errors:
+        self._code_result(self.execution_context.result)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """Results sent over websockets (queries and mutations too) leave before the operation
+        ends: coded here, as they are yielded, so every transport gives the same codes."""
+        self._code_result(result)
+        yield
+
+    @staticmethod
+    def _code_result(result: Any) -> None:
+        errors = getattr(result, "errors", None)
+        if not errors:
             return
-        mapped: list[GraphQLError] = []
-        for error in result.errors:
-            code, message = graphql_code(error)
-            mapped.append(
-                GraphQLError(
-                    message,
-                    nodes=error.nodes,
-                    source=error.source,
-                    positions=error.positions,
-                    path=error.path,
-                    original_error=error.original_error,
-                    extensions={**(error.extensions or {}), "code": code},
-                )
-            )
-        result.errors = mapped
+        result.errors = [_coded(error) for error in errors]
+
+
+def _coded(error: GraphQLError) -> GraphQLError:
+    """The error with its code (masked when unexpected); one already coded is left as is."""
+    if (error.extensions or {}).get("code"):
+        return error
+    code, message = graphql_code(error)
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=error.original_error,
+        extensions={**(error.extensions or {}), "code": code},
+    )

@@ -96,6 +96,7 @@ async def running_worker(services: Services, config: ChainsConfig) -> AsyncItera
                 backfill_hours=services.settings.backfill_hours,
                 retention_days=services.settings.snapshot_retention_days,
                 block_poll_s=services.settings.block_poll_s,
+                reread_touched=services.settings.refresh_touched,
                 min_interval_s=services.settings.refresh_min_interval_s,
             ),
         )

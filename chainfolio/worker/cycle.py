@@ -9,8 +9,8 @@ current hour once (idempotent on user and hour) and back-fills the hours a user 
 
 Cycles run every `interval_s`; between them the worker follows the chains' heads (`heads`), and
 a new block on a chain it read brings the next cycle forward, to no sooner than
-`min_interval_s` after the last one. A user whose wallets the API changed is refreshed at once,
-alone, by the worker holding them (`leases` says which).
+`min_interval_s` after the last one. A user whose wallets the API changed, or whose wallets a new
+block touched, is refreshed at once, alone, by the worker holding them (`leases` says which).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from chainfolio.storage.accounts import Wallet
 from chainfolio.storage.holdings import StoredHolding
 from chainfolio.worker.backfill import Backfill
 from chainfolio.worker.flows import FlowScanner
-from chainfolio.worker.heads import HeadWatch, Nudges, first_of
+from chainfolio.worker.heads import HeadWatch, Nudges, Tracked, first_of
 from chainfolio.worker.leases import WORKER_APPLICATION, ShardLease, shard_of
 from chainfolio.worker.options import WorkerOptions
 from chainfolio.worker.snapshots import enforce_retention, snapshot_of
@@ -94,6 +94,14 @@ def _changes(before: list[Holding], after: list[Holding]) -> tuple[HoldingChange
     return tuple(changed)
 
 
+def _tracked(wallets: Collection[Wallet]) -> Tracked:
+    """Chain id → lower-case address → the users tracking that wallet."""
+    tracked: dict[int, dict[str, set[uuid.UUID]]] = defaultdict(lambda: defaultdict(set))
+    for wallet in wallets:
+        tracked[wallet.chain_id][wallet.address.lower()].add(wallet.user_id)
+    return {chain: dict(by_address) for chain, by_address in tracked.items()}
+
+
 class Worker:
     """Refreshes the wallets of the shards it holds."""
 
@@ -122,6 +130,9 @@ class Worker:
         self._stored: dict[uuid.UUID, list[StoredHolding]] = {}
         self._seen: set[uuid.UUID] = set()  # users whose missed hours were back-filled
         self._gapped: set[uuid.UUID] = set()  # users with an hour left a gap since
+        # The wallets of the current (or last) full cycle, set before it reads: `HeadWatch` looks
+        # for them in each new block from then on, so a block mined during a cycle is not missed.
+        self._tracked: Tracked = {}
         self._retention_due = 0.0
         self._flows = FlowScanner(engine=engine, chains=chains, options=self.options)
         self._backfill = Backfill(
@@ -147,6 +158,8 @@ class Worker:
             users = {w.user_id for w in wallets}
             before = await self._stored_before(db, users, forget_others=only is None)
         report.wallets = len(wallets)
+        if only is None:
+            self._tracked = _tracked(wallets)
         if not wallets:
             return report
         last_known: dict[tuple[int, str], list[Holding]] = defaultdict(list)
@@ -313,8 +326,13 @@ class Worker:
         new block brings a cycle forward (`WorkerOptions.block_poll_s`, `min_interval_s`), and
         a user whose wallets changed is refreshed at once, alone."""
         follow = self.options.block_poll_s > 0 and self.options.min_interval_s < self.interval_s
-        heads = HeadWatch(self._chains, self.options.block_poll_s) if follow else None
         nudges = Nudges()
+        touched = nudges if self.options.reread_touched else None
+        heads = (
+            HeadWatch(self._chains, self.options.block_poll_s, touched, lambda: self._tracked)
+            if follow
+            else None
+        )
         listening = asyncio.Event()
         helpers = [asyncio.create_task(nudges.listen(self._bus, listening), name="nudges")]
         if heads is not None:

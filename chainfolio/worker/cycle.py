@@ -94,9 +94,15 @@ def _changes(before: list[Holding], after: list[Holding]) -> tuple[HoldingChange
     return tuple(changed)
 
 
-def _tracked(wallets: Collection[Wallet]) -> Tracked:
-    """Chain id → lower-case address → the users tracking that wallet."""
+def _tracked(wallets: Collection[Wallet], before: Tracked, users: Collection[uuid.UUID]) -> Tracked:
+    """Chain id → lower-case address → the users tracking that wallet: `wallets`, plus what
+    `before` says of others than `users` (a refresh of some users changes only theirs)."""
     tracked: dict[int, dict[str, set[uuid.UUID]]] = defaultdict(lambda: defaultdict(set))
+    for chain_id, by_address in before.items():
+        for address, holders in by_address.items():
+            kept = set(holders).difference(users)
+            if kept:
+                tracked[chain_id][address] |= kept
     for wallet in wallets:
         tracked[wallet.chain_id][wallet.address.lower()].add(wallet.user_id)
     return {chain: dict(by_address) for chain, by_address in tracked.items()}
@@ -158,8 +164,7 @@ class Worker:
             users = {w.user_id for w in wallets}
             before = await self._stored_before(db, users, forget_others=only is None)
         report.wallets = len(wallets)
-        if only is None:
-            self._tracked = _tracked(wallets)
+        self._tracked = _tracked(wallets, self._tracked if only is not None else {}, only or ())
         if not wallets:
             return report
         last_known: dict[tuple[int, str], list[Holding]] = defaultdict(list)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,22 +18,15 @@ import websockets
 from chainfolio.api.auth import issue_token
 from chainfolio.core.settings import Settings
 from tests.api.conftest import SECRET
-from tests.servers import serve
 
 TTL = timedelta(seconds=3)
 HANG = 30.0  # a guard against hanging, never an assertion about speed
 SUBSCRIPTION = "subscription { portfolioUpdates { totalValue staleChains } }"
 
 
-@pytest.fixture(scope="module")
-def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    env = {
-        "CHAINFOLIO_DATABASE_URL": database_url,
-        "CHAINFOLIO_JWT_SECRET": SECRET,
-        "CHAINFOLIO_DATA_DIR": str(tmp_path_factory.mktemp("expiry")),
-    }
-    with serve(env) as base:
-        yield base.replace("http", "ws")
+@pytest.fixture
+def server(served: str) -> str:
+    return served.replace("http", "ws")
 
 
 def short_token(subject: str) -> tuple[str, float]:

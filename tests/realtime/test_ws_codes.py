@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import orjson
-import pytest
 import websockets
 
-from tests.api.conftest import SECRET
 from tests.realtime.test_expiry import short_token
-from tests.servers import serve
 
 HANG = 30.0  # a guard against hanging, never an assertion about speed
 DOCUMENTS = {
@@ -25,17 +21,6 @@ DOCUMENTS = {
     "bad period": '{ history(period: "forever") { period } }',
     "unknown field": "{ nope }",
 }
-
-
-@pytest.fixture(scope="module")
-def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    env = {
-        "CHAINFOLIO_DATABASE_URL": database_url,
-        "CHAINFOLIO_JWT_SECRET": SECRET,
-        "CHAINFOLIO_DATA_DIR": str(tmp_path_factory.mktemp("ws-codes")),
-    }
-    with serve(env) as base:
-        yield base
 
 
 def _codes(errors: list[dict[str, Any]]) -> list[str | None]:
@@ -60,9 +45,9 @@ async def _over_socket(base: str, protocol: str, token: str, query: str) -> list
                 return _codes(payload if isinstance(payload, list) else [payload])
 
 
-async def test_socket_errors_carry_the_codes_http_gives(server: str) -> None:
+async def test_socket_errors_carry_the_codes_http_gives(served: str) -> None:
     token, _ = short_token(f"codes-{uuid.uuid4().hex[:6]}")
-    async with httpx.AsyncClient(base_url=server, timeout=HANG) as http:
+    async with httpx.AsyncClient(base_url=served, timeout=HANG) as http:
         for name, query in DOCUMENTS.items():
             answer = await http.post(
                 "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {token}"}
@@ -70,12 +55,12 @@ async def test_socket_errors_carry_the_codes_http_gives(server: str) -> None:
             expected = _codes(answer.json()["errors"])
             assert expected, (name, answer.json())
             assert None not in expected, (name, answer.json())
-            over_ws = await _over_socket(server, "graphql-transport-ws", token, query)
+            over_ws = await _over_socket(served, "graphql-transport-ws", token, query)
             assert over_ws == expected, name
 
 
-async def test_legacy_protocol_refuses_queries_and_mutations_with_a_code(server: str) -> None:
+async def test_legacy_protocol_refuses_queries_and_mutations_with_a_code(served: str) -> None:
     token, _ = short_token(f"codes-{uuid.uuid4().hex[:6]}")
     for name in ("unknown chain", "bad period"):
-        codes = await _over_socket(server, "graphql-ws", token, DOCUMENTS[name])
+        codes = await _over_socket(served, "graphql-ws", token, DOCUMENTS[name])
         assert codes == ["BAD_REQUEST"], name

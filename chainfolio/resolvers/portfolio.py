@@ -18,11 +18,12 @@ from chainfolio.storage.timeseries import snapshot_at_or_before
 
 @dataclass(frozen=True, slots=True)
 class ChainValue:
-    """Value held on one chain."""
+    """Value held on one chain: None when no holding on it has a known value (a wallet whose
+    chain was down before its first read) — unknown, not zero."""
 
     chain_id: int
     chain: str
-    value: Decimal
+    value: Decimal | None
     stale: bool
 
 
@@ -109,6 +110,7 @@ async def resolve_portfolio(
     holdings = await current_holdings(db, user_id=user_id)
     total, by_chain, by_asset, by_category = summarize_holdings(holdings)
     stale_chains = stale_chains_of(holdings)
+    valued = {h.holding.chain_id for h in holdings if h.holding.value_usd is not None}
     held: dict[str, Decimal] = defaultdict(Decimal)
     borrowed: dict[str, Decimal] = defaultdict(Decimal)
     priced: set[str] = set()
@@ -140,8 +142,11 @@ async def resolve_portfolio(
         change_24h=change,
         change_percent_24h=change_pct,
         chains=sorted(
-            (ChainValue(cid, name, v, cid in stale_chains) for (cid, name), v in by_chain.items()),
-            key=lambda c: -c.value,
+            (
+                ChainValue(cid, name, v if cid in valued else None, cid in stale_chains)
+                for (cid, name), v in by_chain.items()
+            ),
+            key=lambda c: (c.value is None, -(c.value or 0)),
         ),
         assets=assets,
         categories=sorted(

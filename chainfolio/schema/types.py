@@ -66,7 +66,9 @@ class Holding:
 class ChainValue:
     chain_id: int
     chain: str
-    value: Decimal
+    value: Decimal | None = strawberry.field(
+        description="Null when no holding on the chain has a known value (unknown, not 0)."
+    )
     stale: bool
 
 

@@ -102,6 +102,9 @@ async def test_a_wallet_added_while_its_chain_is_down_is_unknown_then_recovers(
         assert view.incomplete
         assert pushed.incomplete
         assert pushed.total_value == view.total_value > 0  # the fresh chain's value alone
+        values = {c.chain_id: c.value for c in view.chains}
+        assert values[down.chain_id] is None  # unknown, not 0
+        assert values[fresh.chain_id] == view.total_value
         assert await _snapshot_totals(engine, user_id) == []  # the hour is a gap, not a total
         assert report.gaps >= 1
 

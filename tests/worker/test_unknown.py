@@ -9,13 +9,14 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chainfolio.bus.broadcast import Bus, Subscription, portfolio_channel
-from chainfolio.devnet import Devnet
+from chainfolio.devnet import Devnet, increase_time
 from chainfolio.fetchers.config import RpcSettings
 from chainfolio.fetchers.devnet_config import REVERTING_SYMBOL, config_from_devnet
 from chainfolio.fetchers.portfolio import open_chains
@@ -23,8 +24,11 @@ from chainfolio.resolvers.portfolio import PortfolioView, resolve_portfolio
 from chainfolio.resolvers.updates import PortfolioUpdate
 from chainfolio.storage.accounts import add_wallet, ensure_user
 from chainfolio.worker.cycle import Worker
+from tests.fixtures.devnet import own_time
+from tests.worker.test_flows import Clock
 
 NOW = datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
+HOUR = timedelta(hours=1)
 # Short timeouts and a probe a quarter second after a failure: the test waits for conditions,
 # never for a back-off.
 RPC = RpcSettings(timeout_s=1.0, backoff_s=2.0, backoff_max_s=300.0, probe_max_s=0.25)
@@ -43,6 +47,19 @@ async def _user(engine: AsyncEngine, wallets: list[tuple[int, str]]) -> uuid.UUI
 async def _view(engine: AsyncEngine, user_id: uuid.UUID) -> PortfolioView:
     async with engine.connect() as db:
         return await resolve_portfolio(db, user_id=user_id, now=NOW)
+
+
+async def _snapshot_hours(engine: AsyncEngine, user_id: uuid.UUID) -> dict[datetime, Decimal]:
+    """The user's snapshots, hour -> total, oldest first."""
+    async with engine.connect() as db:
+        rows = await db.execute(
+            text(
+                'SELECT "timestamp", total_value FROM portfolio_snapshots WHERE user_id = :u '
+                'ORDER BY "timestamp"'
+            ),
+            {"u": user_id},
+        )
+        return {r[0]: r[1] for r in rows}
 
 
 async def _snapshot_totals(engine: AsyncEngine, user_id: uuid.UUID) -> list[object]:
@@ -158,3 +175,40 @@ async def test_a_wallet_added_while_its_chain_is_down_is_unknown_then_recovers(
         view = await _view(engine, user_id)
         assert view.stale_chains == back.stale_chains
         assert back.total_value == view.total_value
+
+
+async def test_an_hour_left_a_gap_is_back_filled_once_the_chain_answers(
+    engine: AsyncEngine, restore_devnet: Devnet
+) -> None:
+    fresh, down = restore_devnet.chains[0], restore_devnet.chains[1]
+    start = own_time(fresh, days=405)
+    own_time(down, days=405)  # both chains on the worker's clock
+    user_id = await _user(
+        engine, [(fresh.chain_id, fresh.wallets[16]), (down.chain_id, down.wallets[16])]
+    )
+    # feeds answer for days: the hours here are priced from the stored prices, not stale feeds
+    config = config_from_devnet(restore_devnet.chains[:2], rpc=RPC, max_age=10 * 86_400)
+    names = {c.chain_id: c.name for c in config.chains}
+    clock = Clock(start)
+    hour0 = start.replace(minute=0)
+    async with open_chains(config) as chains, Bus("memory://") as bus:
+        worker = Worker(engine=engine, bus=bus, chains=chains, clock=clock, chain_names=names)
+        await worker.refresh()  # hour 0: both chains read
+        for chain in (fresh, down):
+            increase_time(chain, 3_600)
+        clock.now = start + HOUR
+        async with _paused(restore_devnet, down.chain_id):
+            gap = await worker.refresh()  # hour 1: a chain unread, no snapshot
+        assert gap.gaps >= 1  # (other tests' users on the stopped chain too)
+        assert list(await _snapshot_hours(engine, user_id)) == [hour0]
+        for chain in (fresh, down):
+            increase_time(chain, 3_600)
+        clock.now = start + 2 * HOUR
+        await asyncio.sleep(RPC.probe_max_s)
+        back = await worker.refresh()  # hour 2: read again, and hour 1 back-filled
+    assert back.stale_chains == {}
+    assert back.backfilled >= 1
+    series = await _snapshot_hours(engine, user_id)
+    assert list(series) == [hour0, hour0 + HOUR, hour0 + 2 * HOUR]
+    # nothing moved: the back-filled hour holds what the wallets held (at hour 0's prices)
+    assert series[hour0 + HOUR] == series[hour0]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import chainfolio as chainfolio_package
 from chainfolio.core.cache import RedisCache
 from chainfolio.storage.accounts import user_id_for
 from tests.fixtures.redis import RedisServer
@@ -124,3 +125,9 @@ async def test_wallet_changes_drop_the_users_cached_answers(
         assert (await cache.lookup(user_id, "portfolio", now))[0] is None
     finally:
         await cache.aclose()
+
+
+def test_version(database_url: str, tmp_path: Path) -> None:
+    done = chainfolio("--version", database_url=database_url, data_dir=tmp_path)
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"chainfolio {chainfolio_package.__version__}"

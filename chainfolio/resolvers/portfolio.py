@@ -11,6 +11,7 @@ from decimal import Decimal, localcontext
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.core.domain import MONEY, Category
+from chainfolio.resolvers.pages import Key, Page, paginate
 from chainfolio.resolvers.updates import percent_change
 from chainfolio.storage.holdings import StoredHolding, current_holdings
 from chainfolio.storage.timeseries import snapshot_at_or_before
@@ -104,9 +105,10 @@ def summarize_holdings(
 
 
 async def resolve_portfolio(
-    db: AsyncConnection, *, user_id: uuid.UUID, now: datetime
+    db: AsyncConnection, *, user_id: uuid.UUID, now: datetime, with_change: bool = True
 ) -> PortfolioView:
-    """The user's current portfolio from stored holdings, with the change over 24 h."""
+    """The user's current portfolio from stored holdings, with the change over 24 h (unless
+    `with_change` is False: a query that does not ask for it skips the snapshot read)."""
     holdings = await current_holdings(db, user_id=user_id)
     total, by_chain, by_asset, by_category = summarize_holdings(holdings)
     stale_chains = stale_chains_of(holdings)
@@ -132,7 +134,9 @@ async def resolve_portfolio(
         for symbol in dict.fromkeys([*held, *borrowed])
     ]
     assets.sort(key=lambda a: (a.value is None, -(a.value or 0), a.asset))
-    day_ago = await snapshot_at_or_before(db, user_id=user_id, moment=now - timedelta(hours=24))
+    day_ago = None
+    if with_change:
+        day_ago = await snapshot_at_or_before(db, user_id=user_id, moment=now - timedelta(hours=24))
     change = change_pct = None
     if day_ago is not None:
         change = MONEY.subtract(total, day_ago.total_value)
@@ -159,3 +163,26 @@ async def resolve_portfolio(
         stale_chains=stale_chains,
         incomplete=is_incomplete(holdings),
     )
+
+
+def holding_key(stored: StoredHolding) -> Key:
+    """Largest absolute value first, unpriced last, then chain, asset, wallet, contract."""
+    h = stored.holding
+    value = h.value_usd
+    unpriced = value is None
+    return (
+        unpriced,
+        -abs(value) if value is not None else Decimal(0),
+        h.chain_id,
+        h.symbol,
+        h.wallet,
+        h.contract,
+        h.kind.value,
+    )
+
+
+def holdings_page(
+    holdings: list[StoredHolding], *, first: int | None, after: str | None
+) -> Page[StoredHolding]:
+    """A page of the portfolio's holdings in `holding_key` order."""
+    return paginate("holding", holdings, holding_key, first=first, after=after)

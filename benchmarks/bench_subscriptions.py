@@ -28,16 +28,14 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import asyncpg
 import redis.asyncio as redis
 import websockets
-from processes import free_port, running
+from processes import create_database, drop_database, free_port, running
 
 from chainfolio.api.auth import issue_token
 from chainfolio.bus.broadcast import portfolio_channel, stamp
 from chainfolio.core.settings import Settings
 from chainfolio.resolvers.updates import PortfolioUpdate
-from chainfolio.storage.database import to_asyncpg_dsn
 
 SECRET = "bench-subscriptions-secret-0123456789"
 HERE = Path(__file__).parent
@@ -215,20 +213,6 @@ def report(name: str, rounds: list[Round], n: int) -> float:
     return statistics.median(r.fanout_s for r in rounds)
 
 
-async def create_database(url: str) -> tuple[str, str]:
-    name = f"chainfolio_bench_subs_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(to_asyncpg_dsn(url))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    return name, url.rsplit("/", 1)[0] + "/" + name
-
-
-async def drop_database(url: str, name: str) -> None:
-    admin = await asyncpg.connect(to_asyncpg_dsn(url))
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=10_000)
@@ -247,7 +231,7 @@ def main() -> None:
     tokens = {u: issue_token(settings, subject=u) for u in users}
     print(f"clients: {n}, rounds: {args.rounds}, cores: {os.cpu_count()}")
 
-    name, db_url = asyncio.run(create_database(args.database_url))
+    name, db_url = asyncio.run(create_database(args.database_url, "chainfolio_bench_subs"))
     try:
         port = free_port()
         env = {

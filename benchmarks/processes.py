@@ -1,4 +1,5 @@
-"""Server processes for the benchmarks: a free port, and a process run until a block ends."""
+"""Server processes for the benchmarks: a free port, a process run until a block ends, and a
+database of its own for a run."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
 import httpx
+
+from chainfolio.storage.database import to_asyncpg_dsn
 
 
 def free_port() -> int:
@@ -53,3 +58,19 @@ def running(
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+async def create_database(url: str, prefix: str) -> tuple[str, str]:
+    """A fresh database beside the one `url` names: (its name, its URL)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(to_asyncpg_dsn(url))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    return name, url.rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_database(url: str, name: str) -> None:
+    """Drop a database `create_database` made, sessions and all."""
+    admin = await asyncpg.connect(to_asyncpg_dsn(url))
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()

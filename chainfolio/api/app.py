@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -16,8 +16,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types.unset import UNSET, UnsetType
 
 from chainfolio.api.answers import graphql_with_cache
@@ -31,6 +33,8 @@ from chainfolio.api.sockets import SLOT, LegacyWSHandler, TransportWSHandler
 from chainfolio.api.web import (
     Authenticator,
     authenticator_of,
+    cancel,
+    close_at_expiry,
     close_code,
     error_response,
     graphql_error_response,
@@ -95,6 +99,7 @@ async def running_worker(services: Services, config: ChainsConfig) -> AsyncItera
                 backfill_hours=services.settings.backfill_hours,
                 retention_days=services.settings.snapshot_retention_days,
                 block_poll_s=services.settings.block_poll_s,
+                reread_touched=services.settings.refresh_touched,
                 min_interval_s=services.settings.refresh_min_interval_s,
             ),
         )
@@ -138,7 +143,13 @@ async def _unexpected_error(_request: Request, exc: Exception) -> Response:
 
 class _WebSocketAdapter(ASGIWebSocketAdapter):
     """Closes with 4401 (not Strawberry's 4403) when the connection failed authentication,
-    4429 past the user's rate limit (`web.close_code`)."""
+    4429 past the user's rate limit (`web.close_code`). A socket closed at its token's `exp`
+    (`web.close_at_expiry`) tells Strawberry so when it next sends, as a client leaving does."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        if self.ws.application_state is WebSocketState.DISCONNECTED:
+            raise WebSocketDisconnected
+        await super().send_json(message)
 
     async def close(self, code: int, reason: str) -> None:
         refused = self.ws.scope.get("state", {}).get("auth_error")
@@ -179,6 +190,9 @@ class GraphQLApp(GraphQL[Context, None]):
         except ChainfolioError as exc:
             context.request.scope.setdefault("state", {})["auth_error"] = exc
             raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from exc
+        # 4401 "token expired" at the token's `exp`; cancelled when the socket ends first
+        expiry = close_at_expiry(context.request, context.caller_)
+        context.request.scope.setdefault("state", {})["expiry"] = expiry
         unset: UnsetType = UNSET
         return unset
 
@@ -204,6 +218,12 @@ class AuthenticatedGraphQL:
         self._persisted = persisted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            try:
+                await self._graphql(scope, receive, send)
+            finally:
+                await cancel(scope.get("state", {}).get("expiry"))
+            return
         if scope["type"] != "http":
             await self._graphql(scope, receive, send)
             return

@@ -57,29 +57,38 @@ class TokenVerifier:
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
         self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
-        self._verified: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
+        self._verified: OrderedDict[str, tuple[Identity, float, float]] = OrderedDict()
 
     async def identity(self, authorization: str | None) -> Identity:
         """The identity from an `Authorization: Bearer …` value, or Unauthorized."""
+        return (await self.claims(authorization))[0]
+
+    async def claims(self, authorization: str | None) -> tuple[Identity, float]:
+        """The identity and `exp` from an `Authorization: Bearer …` value, or Unauthorized."""
         if not authorization:
             raise Unauthorized("missing bearer token: send 'Authorization: Bearer <JWT>'")
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("malformed Authorization header: expected 'Bearer <JWT>'")
-        return await self.identity_of_token(token.strip())
+        return await self.claims_of_token(token.strip())
 
     async def identity_of_token(self, token: str) -> Identity:
         """The identity of a raw JWT, or Unauthorized with the reason."""
+        return (await self.claims_of_token(token))[0]
+
+    async def claims_of_token(self, token: str) -> tuple[Identity, float]:
+        """The identity and `exp` (Unix seconds) of a raw JWT, or Unauthorized with the reason."""
         remembered = self._verified.get(token)
         if remembered is not None:
-            if remembered[1] > time.time():
-                return remembered[0]
+            identity, expires, until = remembered
+            if until > time.time():
+                return identity, expires
             del self._verified[token]
         identity, expires = await self._verify(token)
-        self._verified[token] = (identity, min(expires, time.time() + VERIFIED_FOR_S))
+        self._verified[token] = (identity, expires, min(expires, time.time() + VERIFIED_FOR_S))
         if len(self._verified) > VERIFIED_TOKENS:
             self._verified.popitem(last=False)
-        return identity
+        return identity, expires
 
     async def _verify(self, token: str) -> tuple[Identity, float]:
         key: Any = self._secret

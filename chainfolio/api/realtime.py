@@ -3,6 +3,7 @@
 Client: `{"type": "subscribe", "channel": "portfolio", "userId": "<token subject>"}`.
 Server: `{"type": "portfolio_update", "data": {"totalValue", "change", "changePercent", …}}`.
 Also `unsubscribe`, `ping` → `pong`; anything else gets an `error` message, not a disconnect.
+The connection is closed with 4401 "token expired" at the token's `exp`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from chainfolio.api.web import authenticator_of, close_code, error_fields, services_of
+from chainfolio.api.web import (
+    authenticator_of,
+    cancel,
+    close_at_expiry,
+    close_code,
+    error_fields,
+    services_of,
+)
 from chainfolio.bus.broadcast import portfolio_channel
 from chainfolio.core.errors import ChainfolioError, InternalError
 from chainfolio.resolvers.context import Caller
@@ -27,10 +35,11 @@ MAX_MESSAGE = 4096
 CLOSE_FORBIDDEN = 4403
 
 
-def _float(text: str | None) -> float | None:
+def _float(text: str) -> float:
     # float(text) == float(Decimal(text)) for every decimal string: both round the exact
     # value once, to nearest (CPython converts a Decimal to float through its string).
-    return None if text is None else float(text)
+    # + 0.0: a negative zero is sent as 0, as `web.number` does.
+    return float(text) + 0.0
 
 
 def seed_message(raw: str) -> str:
@@ -46,11 +55,14 @@ def seed_message(raw: str) -> str:
         {
             "type": "portfolio_update",
             "data": {
-                "totalValue": float(data["totalValue"]),
-                "change": float(data["change"]),
-                "changePercent": _float(data["changePercent"]),
+                "totalValue": _float(data["totalValue"]),
+                "change": _float(data["change"]),
+                "changePercent": None
+                if data["changePercent"] is None
+                else _float(data["changePercent"]),
                 "timestamp": datetime.fromisoformat(data["timestamp"]).isoformat(),
                 "staleChains": data.get("staleChains", []),
+                "incomplete": data.get("incomplete", False),
             },
         }
     ).decode()
@@ -166,6 +178,7 @@ async def portfolio_socket(ws: WebSocket) -> None:
         await _refused(ws, exc)
         await ws.close(*close_code(exc))
         return
+    expiry = close_at_expiry(ws, caller)  # 4401 "token expired" at the token's `exp`
     session = _Session(ws, caller)
     try:
         while True:
@@ -196,5 +209,6 @@ async def portfolio_socket(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        await cancel(expiry)
         auth.sockets.release(caller)
         await session.stop()

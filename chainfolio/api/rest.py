@@ -88,6 +88,9 @@ async def get_portfolio(request: Request) -> Response:
                     "balance": number(a.balance),
                     "value": number(a.value),
                     "balanceExact": plain(a.balance),
+                    "loan": number(a.loan),
+                    "loanExact": plain(a.loan),
+                    "netBalance": number(a.net_balance),
                 }
                 for a in view.assets
             ],
@@ -96,6 +99,8 @@ async def get_portfolio(request: Request) -> Response:
             ],
             "holdings": [_holding_json(s) for s in view.holdings],
             "stale": view.stale,
+            "staleChains": list(view.stale_chains),
+            "incomplete": view.incomplete,
             "updatedAt": view.updated_at.isoformat() if view.updated_at else None,
         }
     )

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import hashlib
+import logging
+import time
 from collections import OrderedDict
 from decimal import Decimal
 
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket, WebSocketState
 
 from chainfolio.api.auth import Identity, TokenVerifier
 from chainfolio.api.ratelimit import RateLimiter
@@ -34,11 +40,11 @@ class Authenticator:
 
     async def caller(self, authorization: str | None) -> Caller:
         """The authenticated caller, or Unauthorized."""
-        return await self._ensure(await self._verifier.identity(authorization))
+        return await self._ensure(*await self._verifier.claims(authorization))
 
     async def caller_of_token(self, token: str) -> Caller:
         """Same, from a raw token (websocket query parameter or connection_init payload)."""
-        return await self._ensure(await self._verifier.identity_of_token(token))
+        return await self._ensure(*await self._verifier.claims_of_token(token))
 
     async def count(self, caller: Caller) -> None:
         """One more operation of `caller` against the per-user rate limit (websocket
@@ -46,14 +52,14 @@ class Authenticator:
         if self._limiter is not None:
             await self._limiter.check_user(caller.rate_key)
 
-    async def _ensure(self, identity: Identity) -> Caller:
+    async def _ensure(self, identity: Identity, expires_at: float) -> Caller:
         rate_key = _rate_key(identity)
         if self._limiter is not None:
             await self._limiter.check_user(rate_key)
         known = self._known.get(identity)
         if known is not None:
             self._known.move_to_end(identity)
-            return known
+            return dataclasses.replace(known, expires_at=expires_at)
         try:
             async with self._services.engine.begin() as db:
                 user_id = await ensure_user(db, subject=identity.subject, issuer=identity.issuer)
@@ -65,7 +71,7 @@ class Authenticator:
         caller = self._known[identity] = Caller(user_id, identity.subject, rate_key)
         if len(self._known) > KNOWN_USERS:
             self._known.popitem(last=False)
-        return caller
+        return dataclasses.replace(caller, expires_at=expires_at)
 
 
 KNOWN_USERS = 10_000
@@ -132,6 +138,39 @@ def close_code(exc: ChainfolioError) -> tuple[int, str]:
     return 4000 + exc.status, "Unauthorized" if exc.status == 401 else exc.code
 
 
+CLOSE_TOKEN_EXPIRED = 4401
+"""A websocket is closed with this code at its token's `exp`; the client reconnects with a
+fresh token (the same code as refusing a bad token at connect)."""
+
+log = logging.getLogger(__name__)
+
+
+def close_at_expiry(ws: WebSocket, caller: Caller) -> asyncio.Task[None] | None:
+    """Close `ws` with 4401 "token expired" at the caller's token `exp` (every websocket
+    protocol does this). Cancel the task when the connection ends first."""
+    expires_at = caller.expires_at
+    if expires_at is None:
+        return None
+
+    async def close_then() -> None:
+        await asyncio.sleep(max(expires_at - time.time(), 0.0))
+        if ws.application_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError):  # the client left meanwhile
+                await ws.close(code=CLOSE_TOKEN_EXPIRED, reason="token expired")
+            log.info("websocket of %s closed: token expired", caller.subject)
+
+    return asyncio.create_task(close_then(), name="token-expiry")
+
+
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel a helper task of a connection and wait for it."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def number(value: Decimal | None) -> float | None:
-    """A Decimal as a JSON number for the seed's REST shapes (exact forms are also given)."""
-    return None if value is None else float(value)
+    """A Decimal as a JSON number for the seed's REST shapes (exact forms are also given);
+    a negative zero is sent as 0."""
+    return None if value is None else float(value) + 0.0

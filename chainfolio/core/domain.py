@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
 from enum import StrEnum
 from typing import NewType
 
@@ -15,13 +15,31 @@ NATIVE = "native"
 """The `contract` value used for a chain's native coin."""
 
 
+MONEY = Context(
+    prec=400,
+    rounding=ROUND_HALF_EVEN,
+    Emax=999_999,
+    Emin=-999_999,
+    traps=[InvalidOperation, DivisionByZero, Overflow],
+)
+"""The context of money arithmetic (`with localcontext(MONEY):`). Decimal's default keeps 28
+significant digits; a uint256 amount has up to 78 and a price 18 decimals or more, so products
+and sums of them are exact here (400 digits: any amount times any price, summed over holdings whose
+magnitudes lie up to ~300 orders apart). Only division (percentages) ever rounds."""
+
+
+def unsigned_zero(value: Decimal) -> Decimal:
+    """`value`, with a negative zero (a zero loan times -1) made positive: `-0` is never shown."""
+    return value.copy_abs() if value.is_zero() else value
+
+
 def plain(value: Decimal) -> str:
-    """An exact decimal string without an exponent: `10000`, not `1E+4`.
+    """An exact decimal string without an exponent: `10000`, not `1E+4`; never `-0`.
 
     PostgreSQL's binary `numeric` comes back from asyncpg with trailing zeros of whole numbers
     folded into an exponent (`10000` → `Decimal('1E+4')`); `str` would print that form.
     """
-    return format(value, "f")
+    return format(unsigned_zero(value), "f")
 
 
 class AssetKind(StrEnum):
@@ -81,13 +99,13 @@ class Holding:
         """Amount in whole units (exact)."""
         if self.amount is None:
             return None
-        return Decimal(self.amount).scaleb(-self.decimals)
+        return MONEY.scaleb(Decimal(self.amount), -self.decimals)
 
     @property
     def value_usd(self) -> Decimal | None:
-        """Signed USD value (loans negative); None when amount or price is unknown."""
+        """Signed USD value (loans negative), exact; None when amount or price is unknown."""
         balance = self.balance
         if balance is None or self.price is None:
             return None
-        sign = -1 if self.category is Category.LOAN else 1
-        return sign * balance * self.price.usd
+        value = MONEY.multiply(balance, self.price.usd)
+        return unsigned_zero(MONEY.minus(value) if self.category is Category.LOAN else value)

@@ -43,7 +43,10 @@ class Settings(BaseSettings):
     chains_file: Path | None = Field(default=None, description="chain config TOML")
     refresh_interval_s: float = Field(default=30.0, gt=0, le=60)
     block_poll_s: float = Field(
-        default=2.0, ge=0, description="poll chain heads this often; a new block refreshes sooner"
+        default=1.0, ge=0, description="poll chain heads this often; a new block refreshes sooner"
+    )
+    refresh_touched: bool = Field(
+        default=True, description="re-read the wallets a new block touched at once"
     )
     refresh_min_interval_s: float = Field(
         default=10.0, gt=0, le=60, description="a new block refreshes no sooner than this"

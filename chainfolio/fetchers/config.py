@@ -123,6 +123,9 @@ class RpcSettings(_Model):
     timeout_s: float = Field(10.0, gt=0)
     backoff_s: float = Field(5.0, ge=0)
     backoff_max_s: float = Field(300.0, ge=0)
+    probe_max_s: float = Field(5.0, ge=0)
+    """A failed URL is probed again at most this long after its last failure when no other
+    URL answers (the half-open circuit breaker), whatever its back-off."""
     batch: bool = True
     chunk_size: int = Field(400, ge=1)
     chunks_per_request: int = Field(8, ge=1)

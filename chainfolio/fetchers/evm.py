@@ -223,6 +223,23 @@ class EvmChainReader:
             holdings[wallet].extend(position_holdings)
         return ChainRead(self.chain.chain_id, block, observed_at, holdings, connection.url)
 
+    def unread(self, wallet: str, error: str) -> Holding:
+        """The native coin of a wallet whose chain could not be read: amount unknown, why."""
+        chain = self.chain
+        return Holding(
+            chain_id=chain.chain_id,
+            wallet=parse_address(wallet),
+            symbol=chain.native_symbol,
+            contract=NATIVE,
+            kind=AssetKind.NATIVE,
+            category=Category.WALLET,
+            decimals=chain.native_decimals,
+            amount=None,
+            error=error,
+            stale=True,
+            extra={"price_symbol": chain.native_price_key},
+        )
+
     def _readable_tokens(self) -> list[TokenConfig]:
         return [t for t in self.chain.tokens if not t.spam]
 

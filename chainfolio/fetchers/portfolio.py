@@ -3,7 +3,8 @@
 `open_chains` owns the HTTP client and the per-chain RPC state (URL health, cached decimals);
 it lives as long as the app or worker. `read_portfolio` reads every chain concurrently, each
 bounded by its own timeout, so one slow chain never delays the others beyond that timeout.
-A chain that cannot be read comes back `stale` with the caller's last known holdings.
+A chain that cannot be read comes back `stale` with the caller's last known holdings (a wallet
+without any: its native coin with an unknown amount and the reason).
 """
 
 from __future__ import annotations
@@ -220,8 +221,12 @@ async def _read_chain(
         else:
             log.exception("reading chain %s failed", chain.name)
             error = f"internal error: {type(exc).__name__}: {exc}"
+        # A wallet never read has no last known values: one unknown holding says so (an empty
+        # list would read as a wallet holding nothing).
         stale: dict[str, list[Holding]] = {
-            w: [replace(h, stale=True) for h in known.get((chain.chain_id, w), [])] for w in wallets
+            w: [replace(h, stale=True) for h in known.get((chain.chain_id, w), [])]
+            or [reader.unread(w, error)]
+            for w in wallets
         }
         blocks = [h.block_number for hs in stale.values() for h in hs if h.block_number is not None]
         status = ChainStatus(

@@ -1,9 +1,14 @@
-"""JSON-RPC over HTTP with ordered failover, per-URL back-off and batch requests.
+"""JSON-RPC over HTTP with ordered failover, a per-URL circuit breaker and batch requests.
 
 A unit of work (one refresh of one chain) runs against a single URL so that every call in it
 sees the same node and the same pinned block; if that URL fails mid-way the whole unit is
-retried on the next healthy URL. Call-level JSON-RPC errors (a revert, "response too large")
-are returned to the caller; transport failures and garbage answers mark the URL down.
+retried on the next healthy URL at once. Call-level JSON-RPC errors (a revert, "response too
+large") are returned to the caller; transport failures and garbage answers mark the URL down.
+
+A URL that failed is skipped while it backs off (`backoff_s`, doubling up to `backoff_max_s`)
+as long as another URL answers. When none does, the breaker is half-open: one unit of work at a
+time goes to a failed URL whose probe is due — at most `probe_max_s` after its last failure,
+however long its back-off — so a chain recovers within that time of its node answering again.
 """
 
 from __future__ import annotations
@@ -108,6 +113,9 @@ class EndpointHealth:
     label: str = ""
     failures: int = 0
     down_until: float = 0.0
+    probe_at: float = 0.0
+    """When a half-open probe may try this URL although it backs off (no other URL answers)."""
+    probing: bool = False
     last_error: str | None = None
     supports_batch: bool = True
     max_batch: int | None = None
@@ -120,6 +128,7 @@ class RpcStats:
     http_requests: int = 0
     rpc_calls: int = 0
     failovers: int = 0
+    probes: int = 0
 
 
 @dataclass(slots=True)
@@ -129,6 +138,9 @@ class _Ids:
     def next(self) -> int:
         return next(self.counter)
 
+
+_FAILED = object()
+"""What `RpcClient._attempt` returns when the URL failed (a result may be anything)."""
 
 RpcOutcome = Any
 """A call's `result` value, or the `RpcError` it produced."""
@@ -306,27 +318,54 @@ class RpcClient:
             raise ChainUnavailable(f"{self.chain}: no RPC URL configured")
         now = self._clock()
         errors: list[str] = []
+        backing_off: list[EndpointHealth] = []
         for endpoint in self.endpoints:
             if endpoint.down_until > now:
-                wait = endpoint.down_until - now
+                backing_off.append(endpoint)
+                continue
+            outcome = await self._attempt(endpoint, work, errors)
+            if outcome is not _FAILED:
+                return outcome  # type: ignore[return-value]
+        # Half-open: no URL answered; one probe at a time to each failed URL whose probe is due.
+        for endpoint in backing_off:
+            if endpoint.probing or endpoint.probe_at > self._clock():
+                wait = endpoint.probe_at - self._clock()
+                state = "probe under way" if endpoint.probing else f"probe in {max(wait, 0):.1f}s"
                 errors.append(
-                    f"{endpoint.label} backing off {wait:.1f}s after: {endpoint.last_error}"
+                    f"{endpoint.label} backing off ({state}) after: {endpoint.last_error}"
                 )
                 continue
-            connection = RpcConnection(
-                self._http, endpoint, settings=self.settings, stats=self.stats, ids=self._ids
-            )
+            self.stats.probes += 1
+            endpoint.probing = True
             try:
-                result = await work(connection)
-            except EndpointFailure as exc:
-                self._mark_failed(endpoint, str(exc))
-                self.stats.failovers += 1
-                errors.append(str(exc))
-                continue
-            endpoint.failures = 0
-            endpoint.last_error = None
-            return result
+                outcome = await self._attempt(endpoint, work, errors)
+            finally:
+                endpoint.probing = False
+            if outcome is not _FAILED:
+                return outcome  # type: ignore[return-value]
         raise ChainUnavailable(f"{self.chain}: all RPC URLs failed: " + "; ".join(errors))
+
+    async def _attempt(
+        self,
+        endpoint: EndpointHealth,
+        work: Callable[[RpcConnection], Awaitable[T]],
+        errors: list[str],
+    ) -> T | object:
+        """`work` on one URL: its result, or `_FAILED` (the URL is marked down, why noted)."""
+        connection = RpcConnection(
+            self._http, endpoint, settings=self.settings, stats=self.stats, ids=self._ids
+        )
+        try:
+            result = await work(connection)
+        except EndpointFailure as exc:
+            self._mark_failed(endpoint, str(exc))
+            self.stats.failovers += 1
+            errors.append(str(exc))
+            return _FAILED
+        endpoint.failures = 0
+        endpoint.last_error = None
+        endpoint.down_until = endpoint.probe_at = 0.0
+        return result
 
     async def call(self, method: str, params: Sequence[Any]) -> Any:
         """One call with failover."""
@@ -340,5 +379,7 @@ class RpcClient:
         count_rpc_error(self.chain)
         endpoint.failures += 1
         endpoint.last_error = error
-        delay = self.settings.backoff_s * 2 ** (endpoint.failures - 1)
-        endpoint.down_until = self._clock() + min(delay, self.settings.backoff_max_s)
+        delay = self.settings.backoff_s * 2 ** min(endpoint.failures - 1, 32)
+        now = self._clock()
+        endpoint.down_until = now + min(delay, self.settings.backoff_max_s)
+        endpoint.probe_at = now + min(delay, self.settings.probe_max_s)

@@ -65,3 +65,5 @@ class Caller:
     user_id: uuid.UUID
     subject: str
     rate_key: str  # the per-user rate limit's key (`api.web`)
+    expires_at: float | None = None
+    """The token's `exp` (Unix seconds): a websocket is closed then."""

@@ -6,17 +6,18 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import orjson
 
 from chainfolio.bus.broadcast import Bus, portfolio_channel
+from chainfolio.core.domain import MONEY, unsigned_zero
 
 
 @dataclass(frozen=True, slots=True)
 class HoldingChange:
-    """One holding whose amount or value changed in this refresh."""
+    """One holding whose amount, value or freshness changed in this refresh."""
 
     chain_id: int
     wallet: str
@@ -24,11 +25,18 @@ class HoldingChange:
     category: str
     amount: str | None
     value_usd: Decimal | None
+    stale: bool = False
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PortfolioUpdate:
-    """A user's new total after a refresh; `change` is against the previous update."""
+    """A user's new total after a refresh; `change` is against the previous update.
+
+    Sent when the total, a holding or the freshness changed: `stale_chains` (chains that could
+    not be read, the same set `portfolio.staleChains` answers) and `incomplete` (some amount
+    unknown) are part of the state, so a chain going stale or recovering is pushed too.
+    """
 
     user_id: str
     total_value: Decimal
@@ -38,6 +46,7 @@ class PortfolioUpdate:
     blocks: dict[int, int] = field(default_factory=dict)
     holdings: tuple[HoldingChange, ...] = ()
     stale_chains: tuple[int, ...] = ()
+    incomplete: bool = False
 
     def to_json(self) -> str:
         """Wire form on the bus (decimals as strings: exact)."""
@@ -57,10 +66,13 @@ class PortfolioUpdate:
                         "category": h.category,
                         "amount": h.amount,
                         "valueUsd": None if h.value_usd is None else str(h.value_usd),
+                        "stale": h.stale,
+                        "error": h.error,
                     }
                     for h in self.holdings
                 ],
                 "staleChains": list(self.stale_chains),
+                "incomplete": self.incomplete,
             }
         ).decode()
 
@@ -85,10 +97,13 @@ class PortfolioUpdate:
                     h["category"],
                     h["amount"],
                     None if h["valueUsd"] is None else Decimal(h["valueUsd"]),
+                    h.get("stale", False),
+                    h.get("error"),
                 )
                 for h in data["holdings"]
             ),
             stale_chains=tuple(data.get("staleChains", ())),
+            incomplete=data.get("incomplete", False),
         )
 
 
@@ -96,7 +111,8 @@ def percent_change(new: Decimal, old: Decimal) -> Decimal | None:
     """(new - old) / |old| in percent, 4 decimals; None when old is zero."""
     if old == 0:
         return None
-    return ((new - old) / abs(old) * 100).quantize(Decimal("0.0001"))
+    with localcontext(MONEY):
+        return unsigned_zero(((new - old) / abs(old) * 100).quantize(Decimal("0.0001")))
 
 
 async def watch_portfolio(

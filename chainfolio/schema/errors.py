@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.execution import StreamExecutionResult
 
 from chainfolio.core.errors import ChainfolioError, InternalError
@@ -33,6 +34,11 @@ def graphql_code(error: GraphQLError) -> tuple[str, str]:
     original = error.original_error
     if isinstance(original, ChainfolioError):
         return original.code, original.message
+    if isinstance(original, InvalidOperationTypeError):  # legacy graphql-ws: subscriptions only
+        return "BAD_REQUEST", (
+            "this transport serves subscriptions only: send queries and mutations over HTTP "
+            "or graphql-transport-ws"
+        )
     if original is None:  # syntax / validation errors come from graphql-core itself
         return "GRAPHQL_VALIDATION_FAILED", error.message
     if isinstance(original, GraphQLError):  # a variable's value refused by its scalar

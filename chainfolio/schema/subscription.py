@@ -21,6 +21,8 @@ class ChangedHolding:
     category: str
     amount: str | None
     value_usd: Decimal | None
+    stale: bool
+    error: str | None
 
 
 @strawberry.type
@@ -29,7 +31,10 @@ class BlockNumber:
     block: int
 
 
-@strawberry.type(description="Pushed after each refresh that changed the portfolio.")
+@strawberry.type(
+    description="Pushed after each refresh that changed the portfolio: its total, a holding, or "
+    "its freshness (a chain or holding going stale or fresh)."
+)
 class PortfolioUpdate:
     total_value: Decimal
     change: Decimal = strawberry.field(description="Against the previous update.")
@@ -37,7 +42,10 @@ class PortfolioUpdate:
     timestamp: datetime
     blocks: list[BlockNumber]
     holdings: list[ChangedHolding]
-    stale_chains: list[int]
+    stale_chains: list[int] = strawberry.field(
+        description="Chains that could not be read: the same set as `portfolio.staleChains`."
+    )
+    incomplete: bool = strawberry.field(description="Some holding's amount is unknown.")
 
     @classmethod
     def of(cls, message: UpdateMessage) -> PortfolioUpdate:
@@ -56,10 +64,13 @@ class PortfolioUpdate:
                     category=h.category,
                     amount=h.amount,
                     value_usd=h.value_usd,
+                    stale=h.stale,
+                    error=h.error,
                 )
                 for h in message.holdings
             ],
             stale_chains=list(message.stale_chains),
+            incomplete=message.incomplete,
         )
 
 

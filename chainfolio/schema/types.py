@@ -160,15 +160,24 @@ class Holding:
 class ChainValue:
     chain_id: int
     chain: str
-    value: Decimal
+    value: Decimal | None = strawberry.field(
+        description="Null when no holding on the chain has a known value (unknown, not 0)."
+    )
     stale: bool
 
 
-@strawberry.type
+@strawberry.type(
+    description="One asset over every chain and wallet: held (gross), borrowed, their "
+    "difference, and the USD value of that difference."
+)
 class AssetValue:
     asset: str
-    balance: Decimal
-    value: Decimal | None
+    balance: Decimal = strawberry.field(description="Held, gross: loans not subtracted.")
+    value: Decimal | None = strawberry.field(
+        description="Net USD value: held minus borrowed; null when unpriced."
+    )
+    loan: Decimal = strawberry.field(description="Borrowed (0 when none).")
+    net_balance: Decimal = strawberry.field(description="balance - loan.")
 
 
 @strawberry.type
@@ -226,6 +235,12 @@ class Portfolio:
     positions: list[Position] = strawberry.field(
         description="DEX positions, each with its legs (the legs are in holdings too)."
     )
+    stale_chains: list[int] = strawberry.field(
+        description="Chains that could not be read at the last refresh (last known values)."
+    )
+    incomplete: bool = strawberry.field(
+        description="Some holding's amount is unknown (never read): totalValue leaves it out."
+    )
     stored: strawberry.Private[list[StoredHolding]]
     pnl: strawberry.Private[HoldingsPnl | None] = None
 
@@ -256,7 +271,14 @@ class Portfolio:
                 for c in view.chains
             ],
             assets=[
-                AssetValue(asset=a.asset, balance=a.balance, value=a.value) for a in view.assets
+                AssetValue(
+                    asset=a.asset,
+                    balance=a.balance,
+                    value=a.value,
+                    loan=a.loan,
+                    net_balance=a.net_balance,
+                )
+                for a in view.assets
             ],
             categories=[CategoryValue(category=c.category, value=c.value) for c in view.categories],
             holdings=[Holding.of(h, pnl, i) for i, h in enumerate(view.holdings)],
@@ -265,6 +287,8 @@ class Portfolio:
             stale=view.stale,
             updated_at=view.updated_at,
             unpriced_count=view.unpriced_count,
+            stale_chains=list(view.stale_chains),
+            incomplete=view.incomplete,
             positions=[Position.of(p) for p in group_positions(view.holdings)],
         )
 

@@ -1,4 +1,11 @@
-"""Current holdings (`portfolio_assets`): written by the refresh, read by the API."""
+"""Current holdings (`portfolio_assets`): written by the refresh, read by the API.
+
+Two kinds of "not fresh" are kept apart. The `stale` column is chain-level: the wallet's chain
+could not be read at the last attempt, so every row of the wallet shows its last known values.
+A row with an `error` but `stale` false is token-level: the chain was read, this one call
+failed (a reverting `balanceOf`), so the row keeps its last known amount — or none if it was
+never read — and the chain stays fresh.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +29,9 @@ class StoredHolding:
     chain: str
     wallet_id: uuid.UUID
     updated_at: datetime
+    chain_stale: bool = False
+    """The wallet's chain could not be read at the last attempt (`holding.stale` is then set
+    too; a token-level failure sets only `holding.stale` and `holding.error`)."""
 
 
 POSITION_DETAILS = (
@@ -66,8 +76,9 @@ async def replace_wallet_holdings(
 ) -> None:
     """Store a fresh read of one wallet: upsert what it holds, delete what it no longer holds.
 
-    A holding whose amount is unknown (failed call) keeps its last known amount and value and
-    is flagged stale with the reason — an unknown is never written as zero.
+    A holding whose amount is unknown (its call failed) keeps its last known amount and value,
+    or none at all, with the reason in `error` — an unknown is never written as zero. The chain
+    was read, so no row of this wallet is chain-stale afterwards.
     """
     keep: list[str] = []
     for h in holdings:
@@ -90,7 +101,7 @@ async def replace_wallet_holdings(
             "src": h.price.source if h.price else None,
             "pt": h.price.updated_at if h.price else None,
             "block": h.block_number,
-            "stale": h.stale or h.amount is None,
+            "stale": False,
             "err": h.error,
             "details": position_details(h),
         }
@@ -101,9 +112,9 @@ async def replace_wallet_holdings(
                         value_usd, updated_at, chain_id, contract, kind, category, decimals,
                         stale, error)
                     VALUES (:u, :w, :chain, :asset, NULL, NULL, :t, :cid, :contract, :kind, :cat,
-                        :dec, true, :err)
+                        :dec, false, :err)
                     ON CONFLICT (wallet_id, contract, category) DO UPDATE
-                    SET stale = true, error = excluded.error"""
+                    SET stale = false, error = excluded.error"""
                 ),
                 params,
             )
@@ -136,11 +147,48 @@ async def replace_wallet_holdings(
     )
 
 
-async def mark_wallet_stale(db: AsyncConnection, *, wallet_id: uuid.UUID, error: str) -> None:
-    """The chain could not be read: keep last known values, flag them stale with the reason."""
-    await db.execute(
+async def mark_wallet_stale(
+    db: AsyncConnection,
+    *,
+    user_id: uuid.UUID,
+    wallet_id: uuid.UUID,
+    chain: str,
+    error: str,
+    unread: Holding,
+    observed_at: datetime,
+) -> None:
+    """The chain could not be read: keep last known values, flag them stale with the reason.
+
+    A wallet never read yet has no last known values: `unread` (its native coin, amount
+    unknown) is stored in their place, so the portfolio shows an unknown holding with the
+    reason rather than nothing — which would read as a zero.
+    """
+    updated = await db.execute(
         text("UPDATE portfolio_assets SET stale = true, error = :e WHERE wallet_id = :w"),
         {"w": wallet_id, "e": error},
+    )
+    if updated.rowcount:
+        return
+    await db.execute(
+        text(
+            """INSERT INTO portfolio_assets (user_id, wallet_id, chain, asset, balance, value_usd,
+                updated_at, chain_id, contract, kind, category, decimals, stale, error)
+            VALUES (:u, :w, :chain, :asset, NULL, NULL, :t, :cid, :contract, :kind, :cat, :dec,
+                true, :e)"""
+        ),
+        {
+            "u": user_id,
+            "w": wallet_id,
+            "chain": chain,
+            "asset": unread.symbol,
+            "t": observed_at,
+            "cid": unread.chain_id,
+            "contract": unread.contract,
+            "kind": unread.kind.value,
+            "cat": unread.category.value,
+            "dec": unread.decimals,
+            "e": error,
+        },
     )
 
 
@@ -198,9 +246,9 @@ async def current_holdings(db: AsyncConnection, *, user_id: uuid.UUID) -> list[S
             price=None if price is None else Price(asset, price, price_source, price_updated_at),
             block_number=block_number,
             error=error,
-            stale=stale,
+            stale=stale or error is not None,
             observed_at=updated_at,
             extra=_details(details),
         )
-        result.append(StoredHolding(holding, chain, wallet_id, updated_at))
+        result.append(StoredHolding(holding, chain, wallet_id, updated_at, stale))
     return result

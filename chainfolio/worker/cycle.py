@@ -9,8 +9,8 @@ current hour once (idempotent on user and hour) and back-fills the hours a user 
 
 Cycles run every `interval_s`; between them the worker follows the chains' heads (`heads`), and
 a new block on a chain it read brings the next cycle forward, to no sooner than
-`min_interval_s` after the last one. A user whose wallets the API changed is refreshed at once,
-alone, by the worker holding them (`leases` says which).
+`min_interval_s` after the last one. A user whose wallets the API changed, or whose wallets a new
+block touched, is refreshed at once, alone, by the worker holding them (`leases` says which).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chainfolio.bus.broadcast import Bus, portfolio_channel
 from chainfolio.core.cache import AnswerCache, NoCache
-from chainfolio.core.domain import Holding
+from chainfolio.core.domain import MONEY, Holding
 from chainfolio.fetchers.portfolio import ChainSet, ChainState, read_portfolio
-from chainfolio.resolvers.portfolio import summarize_holdings
+from chainfolio.resolvers.portfolio import is_incomplete, stale_chains_of, summarize_holdings
 from chainfolio.resolvers.updates import HoldingChange, PortfolioUpdate, percent_change
 from chainfolio.storage import accounts, timeseries
 from chainfolio.storage import holdings as holdings_store
@@ -42,7 +42,7 @@ from chainfolio.storage.holdings import StoredHolding
 from chainfolio.worker.backfill import Backfill
 from chainfolio.worker.discovery import TokenDiscovery
 from chainfolio.worker.flows import FlowScanner
-from chainfolio.worker.heads import HeadWatch, Nudges, first_of
+from chainfolio.worker.heads import HeadWatch, Nudges, Tracked, first_of
 from chainfolio.worker.leases import WORKER_APPLICATION, ShardLease, shard_of
 from chainfolio.worker.options import WorkerOptions
 from chainfolio.worker.snapshots import enforce_retention, snapshot_of
@@ -64,22 +64,50 @@ class CycleReport:
     rescanned_chains: dict[int, int] = field(default_factory=dict)
     """Chain id -> block a reorg (or a restarted chain) made the transfer scan start over at."""
     backfilled: int = 0
+    gaps: int = 0
+    """Users whose hour was not snapshotted: a chain of theirs could not be read."""
     duration_s: float = 0.0
 
 
 def _changes(before: list[Holding], after: list[Holding]) -> tuple[HoldingChange, ...]:
+    """Holdings whose amount, value or freshness changed (not merely the error's wording:
+    "backing off 3.2s" becomes "2.1s" while a chain stays down)."""
+
     def key(h: Holding) -> tuple[int, str, str, str]:
         return (h.chain_id, h.wallet, h.contract, h.category.value)
 
-    old = {key(h): (h.amount, h.value_usd) for h in before}
+    old = {key(h): (h.amount, h.value_usd, h.stale) for h in before}
     changed = []
     for h in after:
-        if old.get(key(h)) != (h.amount, h.value_usd):
+        if old.get(key(h)) != (h.amount, h.value_usd, h.stale):
             amount = None if h.amount is None else str(h.amount)
             changed.append(
-                HoldingChange(h.chain_id, h.wallet, h.symbol, h.category.value, amount, h.value_usd)
+                HoldingChange(
+                    h.chain_id,
+                    h.wallet,
+                    h.symbol,
+                    h.category.value,
+                    amount,
+                    h.value_usd,
+                    h.stale,
+                    h.error,
+                )
             )
     return tuple(changed)
+
+
+def _tracked(wallets: Collection[Wallet], before: Tracked, users: Collection[uuid.UUID]) -> Tracked:
+    """Chain id → lower-case address → the users tracking that wallet: `wallets`, plus what
+    `before` says of others than `users` (a refresh of some users changes only theirs)."""
+    tracked: dict[int, dict[str, set[uuid.UUID]]] = defaultdict(lambda: defaultdict(set))
+    for chain_id, by_address in before.items():
+        for address, holders in by_address.items():
+            kept = set(holders).difference(users)
+            if kept:
+                tracked[chain_id][address] |= kept
+    for wallet in wallets:
+        tracked[wallet.chain_id][wallet.address.lower()].add(wallet.user_id)
+    return {chain: dict(by_address) for chain, by_address in tracked.items()}
 
 
 class Worker:
@@ -109,6 +137,10 @@ class Worker:
         # What this worker stored last cycle: the next cycle's "before" without a second query.
         self._stored: dict[uuid.UUID, list[StoredHolding]] = {}
         self._seen: set[uuid.UUID] = set()  # users whose missed hours were back-filled
+        self._gapped: set[uuid.UUID] = set()  # users with an hour left a gap since
+        # The wallets of the current (or last) full cycle, set before it reads: `HeadWatch` looks
+        # for them in each new block from then on, so a block mined during a cycle is not missed.
+        self._tracked: Tracked = {}
         self._retention_due = 0.0
         self._flows = FlowScanner(engine=engine, chains=chains, options=self.options)
         self._discovery = TokenDiscovery(engine=engine, chains=chains, cache=self._cache)
@@ -135,6 +167,7 @@ class Worker:
             users = {w.user_id for w in wallets}
             before = await self._stored_before(db, users, forget_others=only is None)
         report.wallets = len(wallets)
+        self._tracked = _tracked(wallets, self._tracked if only is not None else {}, only or ())
         if not wallets:
             return report
         last_known: dict[tuple[int, str], list[Holding]] = defaultdict(list)
@@ -159,10 +192,18 @@ class Worker:
         async with self._engine.begin() as db:
             for wallet in wallets:
                 chain = read.chains[wallet.chain_id]
+                name = self._names.get(wallet.chain_id, str(wallet.chain_id))
                 if chain.status.state is ChainState.STALE:
-                    report.stale_chains[wallet.chain_id] = chain.status.error or "unavailable"
+                    error = chain.status.error or "chain unavailable"
+                    report.stale_chains[wallet.chain_id] = error
                     await holdings_store.mark_wallet_stale(
-                        db, wallet_id=wallet.id, error=chain.status.error or "chain unavailable"
+                        db,
+                        user_id=wallet.user_id,
+                        wallet_id=wallet.id,
+                        chain=name,
+                        error=error,
+                        unread=self._chains.readers[wallet.chain_id].unread(wallet.address, error),
+                        observed_at=now,
                     )
                     continue
                 if chain.status.block_number is not None:
@@ -171,7 +212,7 @@ class Worker:
                     db,
                     user_id=wallet.user_id,
                     wallet_id=wallet.id,
-                    chain=self._names.get(wallet.chain_id, str(wallet.chain_id)),
+                    chain=name,
                     holdings=plan.visible(wallet, chain.holdings.get(wallet.address, [])),
                     observed_at=now,
                 )
@@ -257,20 +298,32 @@ class Worker:
                 previous = self._last_totals.get(user_id)
                 if previous is None:
                     previous = summarize_holdings(earlier)[0]
-                if changed or previous != total:
+                stale_chains = stale_chains_of(stored)
+                if changed or previous != total or stale_chains != stale_chains_of(earlier):
                     update = PortfolioUpdate(
                         user_id=str(user_id),
                         total_value=total,
-                        change=total - previous,
+                        change=MONEY.subtract(total, previous),
                         change_percent=percent_change(total, previous),
                         timestamp=now,
                         blocks=dict(report.blocks),
                         holdings=changed,
-                        stale_chains=tuple(sorted(report.stale_chains)),
+                        stale_chains=stale_chains,
+                        incomplete=is_incomplete(stored),
                     )
                     await self._bus.publish(portfolio_channel(user_id), update.to_json())
                     report.published += 1
                 self._last_totals[user_id] = total
+                if stale_chains:
+                    # Some balances are not this hour's (or were never read): no trustworthy
+                    # valuation, so the hour stays a gap — never a made-up total. Once every
+                    # chain answers again, back-fill reads the missed hours at their blocks.
+                    self._gapped.add(user_id)
+                    report.gaps += 1
+                    continue
+                if user_id in self._gapped:
+                    self._gapped.discard(user_id)
+                    self._seen.discard(user_id)
                 snapshots.append(snapshot)
         report.users = len(users)
         async with self._engine.begin() as db:
@@ -290,8 +343,13 @@ class Worker:
         new block brings a cycle forward (`WorkerOptions.block_poll_s`, `min_interval_s`), and
         a user whose wallets changed is refreshed at once, alone."""
         follow = self.options.block_poll_s > 0 and self.options.min_interval_s < self.interval_s
-        heads = HeadWatch(self._chains, self.options.block_poll_s) if follow else None
         nudges = Nudges()
+        touched = nudges if self.options.reread_touched else None
+        heads = (
+            HeadWatch(self._chains, self.options.block_poll_s, touched, lambda: self._tracked)
+            if follow
+            else None
+        )
         listening = asyncio.Event()
         helpers = [asyncio.create_task(nudges.listen(self._bus, listening), name="nudges")]
         if heads is not None:

@@ -19,7 +19,9 @@ class WorkerOptions:
     backfill_hours: int = 48
     retention_days: int = 90
     retention_every_s: float = 3600.0
-    block_poll_s: float = 2.0
+    block_poll_s: float = 1.0
     """How often `run` polls each chain's head; 0 = no block following (interval only)."""
+    reread_touched: bool = True
+    """Re-read the wallets each new block touched at once (block to update in about a poll)."""
     min_interval_s: float = 10.0
     """A new block brings the next cycle forward, to no sooner than this after the last."""

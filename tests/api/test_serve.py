@@ -48,6 +48,8 @@ def test_serve_answers_over_http(served: str) -> None:
             "categories": [],
             "holdings": [],
             "stale": False,
+            "staleChains": [],
+            "incomplete": False,
             "updatedAt": None,
         },
     }

@@ -27,11 +27,10 @@ def seed_update(update: PortfolioUpdate) -> dict[str, Any]:
         "data": {
             "totalValue": number(update.total_value),
             "change": number(update.change),
-            "changePercent": None
-            if update.change_percent is None
-            else float(update.change_percent),
+            "changePercent": number(update.change_percent),
             "timestamp": update.timestamp.isoformat(),
             "staleChains": list(update.stale_chains),
+            "incomplete": update.incomplete,
         },
     }
 
@@ -94,6 +93,7 @@ def test_fast_path_message_shape() -> None:
             "changePercent": None,
             "timestamp": NOW.isoformat(),
             "staleChains": [137],
+            "incomplete": False,
         },
     }
     assert isinstance(message["data"]["totalValue"], float)  # a JSON number, as before

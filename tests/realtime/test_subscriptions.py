@@ -155,6 +155,7 @@ async def test_seed_websocket_protocol_on_both_processes(
                 "changePercent": 0.5,
                 "timestamp": message["data"]["timestamp"],  # type: ignore[index]
                 "staleChains": [],
+                "incomplete": False,
             },
         }
         # the second process got the very same publication

@@ -60,7 +60,9 @@ class CycleReport:
     blocks: dict[int, int] = field(default_factory=dict)
     flows: int = 0
     rescanned_chains: dict[int, int] = field(default_factory=dict)
-    """Chain id -> block a reorg (or a restarted chain) made the transfer scan start over at."""
+    """Chain id -> block a reorg made the transfer scan start over at."""
+    rebased_chains: set[int] = field(default_factory=set)
+    """Chains whose node serves another chain than before: cursors re-based, no flows."""
     backfilled: int = 0
     duration_s: float = 0.0
 
@@ -185,6 +187,10 @@ class Worker:
                 await timeseries.write_cash_flows(db, scan.flows)
                 await timeseries.save_transfer_cursors(db, scan.cursors)
                 report.flows += len(scan.flows)
+            await timeseries.save_chain_anchors(
+                db, [scan.anchor for scan in scans.values() if scan.anchor is not None]
+            )
+            report.rebased_chains = {c for c, scan in scans.items() if scan.rebased}
         # Committed: cached answers of these users are stale (values, times, stale flags). Drop
         # them before publishing, so that a client reacting to the push reads the new state.
         await self._cache.invalidate(users)

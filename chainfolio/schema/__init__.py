@@ -21,7 +21,7 @@ from chainfolio.schema.document_limits import (
     ParserCache,
     document_limits_rule,
 )
-from chainfolio.schema.errors import ErrorCodes
+from chainfolio.schema.errors import ErrorCodes, QuietSchema
 from chainfolio.schema.persisted import allowlist_extension
 from chainfolio.schema.root import Mutation, Query
 from chainfolio.schema.series import SERIES_SCALARS
@@ -50,7 +50,7 @@ def build_schema(
         extensions.append(DisableIntrospection)
     if allowlist is not None:
         extensions.append(allowlist_extension(allowlist))
-    return strawberry.Schema(
+    return QuietSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from chainfolio.core.errors import ChainfolioError
 from chainfolio.storage.database import is_database_unavailable
@@ -68,3 +70,22 @@ class ErrorCodes(SchemaExtension):
                 )
             )
         result.errors = mapped
+
+
+class QuietSchema(strawberry.Schema):
+    """Strawberry logs every error of a result at ERROR with a traceback; an answer with a code
+    (no targets saved yet, no history yet, bad input) is the normal state of some user, not an
+    incident. Those go to DEBUG; the rest are logged as Strawberry does."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log the unexpected errors of a result; answered ones only at DEBUG."""
+        unexpected = []
+        for error in errors:
+            original = error.original_error
+            if original is None or isinstance(original, ChainfolioError):
+                log.debug("answered with an error: %s", error.message)
+            else:
+                unexpected.append(error)
+        super().process_errors(unexpected, execution_context)

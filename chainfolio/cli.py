@@ -255,8 +255,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop every command, whatever this process inherited: a shell starts
+    `chainfolio … &` with SIGINT ignored, and Python then installs no handler of its own."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `chainfolio` console script."""
+    _stop_on_signals()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "devnet":

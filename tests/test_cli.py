@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -124,3 +128,94 @@ async def test_wallet_changes_drop_the_users_cached_answers(
         assert (await cache.lookup(user_id, "portfolio", now))[0] is None
     finally:
         await cache.aclose()
+
+
+def _ignoring_stop_signals() -> None:  # what `cmd &` in a script hands its children
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _answers(rpc_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(rpc_url, data=b"{}", timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_devnet_stops_on_a_signal_it_inherited_ignored(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """`chainfolio devnet` and its Hardhat node stop on Ctrl-C / SIGTERM although started with
+    both ignored."""
+    json_path = tmp_path / "devnet.json"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chainfolio",
+            "devnet",
+            "--chain-id",
+            "1",
+            "--wallets",
+            "1",
+            "--json",
+            str(json_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_ignoring_stop_signals,  # noqa: PLW1509 - no threads to deadlock here
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("devnet ready"):
+                break
+        else:
+            pytest.fail(f"devnet did not start (exit {process.wait()})")
+        rpc_url = json.loads(json_path.read_text())[0]["rpc_url"]
+        assert _answers(rpc_url)
+        process.send_signal(signum)
+        rest, _ = process.communicate(timeout=60)  # a failure bound, not a performance limit
+        assert process.returncode == 0, rest
+        assert "stopping devnet" in rest
+        assert not _answers(rpc_url)  # the node is gone with it
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_the_worker_stops_on_sigint_it_inherited_ignored(
+    database_url: str, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    env = {
+        **os.environ,
+        "CHAINFOLIO_DATABASE_URL": database_url,
+        "CHAINFOLIO_DATA_DIR": str(tmp_path),
+        "CHAINFOLIO_REDIS_URL": redis_server.url,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chainfolio", "worker"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_ignoring_stop_signals,  # noqa: PLW1509 - no threads to deadlock here
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # the worker logs its first cycle
+            if "refresh" in line or "worker" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)  # a failure bound, not a performance limit
+        assert process.returncode == 0, rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -262,6 +262,19 @@ async def first_snapshot_time(db: AsyncConnection, *, user_id: uuid.UUID) -> dat
     return value
 
 
+async def oldest_snapshot_time(db: AsyncConnection, *, user_id: uuid.UUID) -> datetime | None:
+    """The time of the user's oldest kept snapshot row (a daily rollup row: its day)."""
+    value: datetime | None = await db.scalar(
+        text(
+            """SELECT least(
+                (SELECT min("timestamp") FROM portfolio_snapshots WHERE user_id = :u),
+                (SELECT min(bucket) FROM portfolio_snapshots_daily WHERE user_id = :u))"""
+        ),
+        {"u": user_id},
+    )
+    return value
+
+
 async def snapshot_at_or_before(
     db: AsyncConnection, *, user_id: uuid.UUID, moment: datetime
 ) -> Snapshot | None:

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from chainfolio.cli import build_parser
 from chainfolio.core.cache import RedisCache
 from chainfolio.storage.accounts import user_id_for
 from tests.fixtures.redis import RedisServer
+from tests.servers import free_port
 
 
 def chainfolio(
@@ -219,3 +224,103 @@ def test_the_worker_stops_on_sigint_it_inherited_ignored(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _options(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.Action]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from ((f"{name} {o}", a) for o, a in _options(child))
+        elif not isinstance(action, argparse._HelpAction):
+            yield "/".join(action.option_strings) or action.dest, action
+
+
+def test_every_option_has_help_and_shows_its_default() -> None:
+    parser = build_parser()
+    for name, action in _options(parser):
+        assert action.help, f"{name} has no help text"
+        if action.option_strings and not action.required:
+            formatter = parser._get_formatter()
+            shown = formatter._expand_help(action)
+            assert "default:" in shown, f"{name}: {shown!r} does not show its default"
+    devnet = subprocess.run(
+        [sys.executable, "-m", "chainfolio", "devnet", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for option in ("--chain-id", "--wallets", "--extra-tokens", "--json"):
+        described = devnet[devnet.rindex(option) :].split("\n  --", 1)[0]
+        assert "default:" in described, described
+
+
+@pytest.fixture
+def port_in_use() -> Iterator[int]:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+STARTUP_CASES = {
+    "database-unreachable": (
+        {"CHAINFOLIO_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"},
+        10,
+        ["database unreachable at", "127.0.0.1:1", "CHAINFOLIO_DATABASE_URL"],
+    ),
+    "database-auth": (
+        {"CHAINFOLIO_DATABASE_URL": "postgresql://no_such_role_fc@127.0.0.1:5432/postgres"},
+        11,
+        ["database refused the login", "CHAINFOLIO_DATABASE_URL"],
+    ),
+    "database-missing": (
+        {"CHAINFOLIO_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/no_such_db_fc"},
+        12,
+        ["database missing at", "no_such_db_fc", "CHAINFOLIO_DATABASE_URL"],
+    ),
+    "redis-unreachable": (
+        {"CHAINFOLIO_REDIS_URL": "redis://127.0.0.1:1/0"},
+        13,
+        ["Redis unreachable at redis://127.0.0.1:1/0", "CHAINFOLIO_REDIS_URL"],
+    ),
+    "bad-chains-file": (
+        {"CHAINFOLIO_CHAINS_FILE": "{tmp}/chains.toml"},
+        14,
+        ["chains file", "chains.toml", "CHAINFOLIO_CHAINS_FILE"],
+    ),
+    "bad-jwks-url": (
+        {"CHAINFOLIO_JWT_JWKS_URL": "http://127.0.0.1:1/jwks.json"},
+        15,
+        ["JWKS URL http://127.0.0.1:1/jwks.json", "CHAINFOLIO_JWT_JWKS_URL"],
+    ),
+    "port-in-use": ({}, 16, ["cannot listen on 127.0.0.1:{port}", "--port"]),
+}
+
+
+@pytest.mark.parametrize("case", list(STARTUP_CASES))
+@pytest.mark.parametrize("verbose", [False, True], ids=["plain", "verbose"])
+def test_a_startup_failure_ends_with_one_plain_line_and_its_exit_code(
+    case: str, verbose: bool, database_url: str, tmp_path: Path, port_in_use: int
+) -> None:
+    settings, code, phrases = STARTUP_CASES[case]
+    (tmp_path / "chains.toml").write_text("[[chains]\nname = ")  # a syntax error
+    env = {k: v.format(tmp=tmp_path) for k, v in settings.items()}
+    port = port_in_use if case == "port-in-use" else free_port()
+    flags = ["-v"] if verbose else []
+    done = chainfolio(
+        *flags,
+        "serve",
+        "--port",
+        str(port),
+        database_url=database_url,
+        data_dir=tmp_path,
+        extra_env={"CHAINFOLIO_DATABASE_URL": database_url, **env},
+    )
+    assert done.returncode == code, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("chainfolio: "), done.stderr
+    for phrase in phrases:
+        assert phrase.format(port=port) in last, last
+    assert ("Traceback" in done.stderr) is verbose, done.stderr
+    if not verbose:
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -150,26 +150,14 @@ def _answers(rpc_url: str) -> bool:
         return False
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_devnet_stops_on_a_signal_it_inherited_ignored(
-    tmp_path: Path, signum: signal.Signals
-) -> None:
-    """`chainfolio devnet` and its Hardhat node stop on Ctrl-C / SIGTERM although started with
-    both ignored."""
-    json_path = tmp_path / "devnet.json"
+def _stopped_by(
+    signum: signal.Signals, args: list[str], ready: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Start `chainfolio *args` with SIGINT and SIGTERM ignored, send `signum` once it printed
+    a line containing `ready`, and return how it ended."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chainfolio",
-            "devnet",
-            "--chain-id",
-            "1",
-            "--wallets",
-            "1",
-            "--json",
-            str(json_path),
-        ],
+        [sys.executable, "-m", "chainfolio", *args],
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -177,22 +165,35 @@ def test_devnet_stops_on_a_signal_it_inherited_ignored(
     )
     try:
         assert process.stdout is not None
+        seen = []
         for line in process.stdout:
-            if line.startswith("devnet ready"):
+            seen.append(line)
+            if ready in line:
                 break
         else:
-            pytest.fail(f"devnet did not start (exit {process.wait()})")
-        rpc_url = json.loads(json_path.read_text())[0]["rpc_url"]
-        assert _answers(rpc_url)
+            pytest.fail(f"chainfolio {args[0]} did not start (exit {process.wait()}):{seen}")
         process.send_signal(signum)
         rest, _ = process.communicate(timeout=60)  # a failure bound, not a performance limit
-        assert process.returncode == 0, rest
-        assert "stopping devnet" in rest
-        assert not _answers(rpc_url)  # the node is gone with it
+        return subprocess.CompletedProcess(args, process.returncode, "".join(seen) + rest)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_devnet_stops_on_a_signal_it_inherited_ignored(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """`chainfolio devnet` and its Hardhat node stop on Ctrl-C / SIGTERM although started with
+    both ignored."""
+    json_path = tmp_path / "devnet.json"
+    args = ["devnet", "--chain-id", "1", "--wallets", "1", "--json", str(json_path)]
+    done = _stopped_by(signum, args, "devnet ready")
+    assert done.returncode == 0, done.stdout
+    assert "stopping devnet" in done.stdout
+    rpc_url = json.loads(json_path.read_text())[0]["rpc_url"]
+    assert not _answers(rpc_url)  # the node is gone with it
 
 
 def test_the_worker_stops_on_sigint_it_inherited_ignored(
@@ -204,26 +205,8 @@ def test_the_worker_stops_on_sigint_it_inherited_ignored(
         "CHAINFOLIO_DATA_DIR": str(tmp_path),
         "CHAINFOLIO_REDIS_URL": redis_server.url,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chainfolio", "worker"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=_ignoring_stop_signals,  # noqa: PLW1509 - no threads to deadlock here
-    )
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:  # the worker logs its first cycle
-            if "refresh" in line or "worker" in line:
-                break
-        process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=60)  # a failure bound, not a performance limit
-        assert process.returncode == 0, rest
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    done = _stopped_by(signal.SIGINT, ["worker"], "refresh", env)
+    assert done.returncode == 0, done.stdout
 
 
 def _options(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.Action]]:

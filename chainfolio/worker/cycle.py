@@ -187,10 +187,16 @@ class Worker:
                 await timeseries.write_cash_flows(db, scan.flows)
                 await timeseries.save_transfer_cursors(db, scan.cursors)
                 report.flows += len(scan.flows)
-            await timeseries.save_chain_anchors(
-                db, [scan.anchor for scan in scans.values() if scan.anchor is not None]
-            )
-            report.rebased_chains = {c for c, scan in scans.items() if scan.rebased}
+        report.rebased_chains = {c for c, scan in scans.items() if scan.rebased}
+        # Own short transaction, in chain order: every worker writes the same rows, and holding
+        # their locks through the refresh's transaction would serialize (or deadlock) workers.
+        anchors = sorted(
+            (scan.anchor for scan in scans.values() if scan.anchor is not None),
+            key=lambda anchor: anchor.chain_id,
+        )
+        if anchors:
+            async with self._engine.begin() as db:
+                await timeseries.save_chain_anchors(db, anchors)
         # Committed: cached answers of these users are stale (values, times, stale flags). Drop
         # them before publishing, so that a client reacting to the push reads the new state.
         await self._cache.invalidate(users)

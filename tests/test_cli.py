@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import chainfolio as chainfolio_package
 from chainfolio.cli import build_parser
 from chainfolio.core.cache import RedisCache
 from chainfolio.storage.accounts import user_id_for
@@ -222,7 +223,7 @@ def test_every_option_has_help_and_shows_its_default() -> None:
     parser = build_parser()
     for name, action in _options(parser):
         assert action.help, f"{name} has no help text"
-        if action.option_strings and not action.required:
+        if action.option_strings and not action.required and action.default != argparse.SUPPRESS:
             formatter = parser._get_formatter()
             shown = formatter._expand_help(action)
             assert "default:" in shown, f"{name}: {shown!r} does not show its default"
@@ -307,3 +308,9 @@ def test_a_startup_failure_ends_with_one_plain_line_and_its_exit_code(
     assert ("Traceback" in done.stderr) is verbose, done.stderr
     if not verbose:
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_version(database_url: str, tmp_path: Path) -> None:
+    done = chainfolio("--version", database_url=database_url, data_dir=tmp_path)
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"chainfolio {chainfolio_package.__version__}"

@@ -254,7 +254,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             url = await resolve_database_url(
-                database_url or cfg.configured_database_url(), cfg.embedded_pgdata
+                database_url or cfg.configured_database_url(), cfg.embedded_pgdata, keep=cfg.keep_db
             )
             engine = create_engine(url)
             stack.push_async_callback(engine.dispose)

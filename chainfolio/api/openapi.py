@@ -55,6 +55,12 @@ _INTERVAL = _query(
 _BENCHMARK = _query(
     "benchmark", "asset symbol to compare with (default ETH)", {"schema": {"type": "string"}}
 )
+_LIMIT = _query(
+    "limit",
+    "page size, 1 to 500 (default 50); the answer then has `page`",
+    {"schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+)
+_CURSOR = _query("cursor", "`page.nextCursor` of the previous page", {"schema": {"type": "string"}})
 _OBJECT: Schema = {"type": "object"}
 _ARRAY: Schema = {"type": "array", "items": {"type": "object"}}
 
@@ -99,6 +105,9 @@ class _Op(NamedTuple):
 
 _OPERATIONS: dict[tuple[str, str], _Op] = {
     ("/v1/portfolio", "GET"): _Op("Portfolio overview and holdings", [], None, _OBJECT, 200),
+    ("/v1/portfolio/holdings", "GET"): _Op(
+        "Holdings a page at a time", [_LIMIT, _CURSOR], None, _ARRAY, 200
+    ),
     ("/v1/portfolio/history", "GET"): _Op(
         "Value history as {timestamp, value} points",
         [_PERIOD, _INTERVAL],
@@ -142,7 +151,7 @@ _OPERATIONS: dict[tuple[str, str], _Op] = {
         _OBJECT,
         200,
     ),
-    ("/v1/wallets", "GET"): _Op("The user's wallets", [], None, _ARRAY, 200),
+    ("/v1/wallets", "GET"): _Op("The user's wallets", [_LIMIT, _CURSOR], None, _ARRAY, 200),
     ("/v1/wallets", "POST"): _Op("Track a wallet", [], _WALLET_BODY, _OBJECT, 201),
     ("/v1/wallets/{wallet_id}", "DELETE"): _Op("Stop tracking a wallet", [], None, _OBJECT, 200),
 }

@@ -25,8 +25,10 @@ from chainfolio.resolvers import targets as targets_resolver
 from chainfolio.resolvers import wallets as wallets_resolver
 from chainfolio.resolvers.allocation import PolicyView, Slice
 from chainfolio.resolvers.context import Caller
+from chainfolio.resolvers.pages import Page
 from chainfolio.storage import accounts
 from chainfolio.storage.accounts import Wallet
+from chainfolio.storage.holdings import StoredHolding, current_holdings
 
 MAX_BODY = 16 * 1024
 
@@ -85,30 +87,66 @@ async def get_portfolio(request: Request) -> Response:
             "categories": [
                 {"category": c.category, "value": number(c.value)} for c in view.categories
             ],
-            "holdings": [
-                {
-                    "chain": s.chain,
-                    "chainId": s.holding.chain_id,
-                    "wallet": s.holding.wallet,
-                    "asset": s.holding.symbol,
-                    "contract": s.holding.contract,
-                    "category": s.holding.category.value,
-                    "amount": None if s.holding.amount is None else str(s.holding.amount),
-                    "decimals": s.holding.decimals,
-                    "balance": number(s.holding.balance),
-                    "price": number(s.holding.price.usd) if s.holding.price else None,
-                    "priceSource": s.holding.price.source if s.holding.price else None,
-                    "value": number(s.holding.value_usd),
-                    "updatedAt": s.updated_at.isoformat(),
-                    "stale": s.holding.stale,
-                    "error": s.holding.error,
-                }
-                for s in view.holdings
-            ],
+            "holdings": [_holding_json(s) for s in view.holdings],
             "stale": view.stale,
             "updatedAt": view.updated_at.isoformat() if view.updated_at else None,
         }
     )
+
+
+def _holding_json(s: StoredHolding) -> dict[str, Any]:
+    return {
+        "chain": s.chain,
+        "chainId": s.holding.chain_id,
+        "wallet": s.holding.wallet,
+        "asset": s.holding.symbol,
+        "contract": s.holding.contract,
+        "category": s.holding.category.value,
+        "amount": None if s.holding.amount is None else str(s.holding.amount),
+        "decimals": s.holding.decimals,
+        "balance": number(s.holding.balance),
+        "price": number(s.holding.price.usd) if s.holding.price else None,
+        "priceSource": s.holding.price.source if s.holding.price else None,
+        "value": number(s.holding.value_usd),
+        "updatedAt": s.updated_at.isoformat(),
+        "stale": s.holding.stale,
+        "error": s.holding.error,
+    }
+
+
+def _page_params(request: Request) -> tuple[int | None, str | None]:
+    """`limit` and `cursor` of a list route (limit checked by the resolver)."""
+    limit = request.query_params.get("limit")
+    if limit is not None and not limit.isdigit():
+        raise InvalidInput(f"limit must be a whole number, got {limit!r}", code="INVALID_PAGE")
+    return (int(limit) if limit is not None else None), request.query_params.get("cursor")
+
+
+def paged(data: list[Any], page: Page[Any]) -> JSONResponse:
+    """The success envelope of one page of a list: `page` says how to ask for the next."""
+    return JSONResponse(
+        {
+            "success": True,
+            "data": data,
+            "page": {
+                "nextCursor": page.end_cursor if page.has_next_page else None,
+                "hasNextPage": page.has_next_page,
+                "totalCount": page.total_count,
+            },
+        }
+    )
+
+
+@cached_route(_caller)
+async def get_holdings(request: Request) -> Response:
+    """GET /v1/portfolio/holdings?limit=50&cursor=… — holdings a page at a time."""
+    caller = await _caller(request)
+    services = services_of(request)
+    limit, cursor = _page_params(request)
+    async with services.engine.connect() as db:
+        holdings = await current_holdings(db, user_id=caller.user_id)
+    page = portfolio_resolver.holdings_page(holdings, first=limit, after=cursor)
+    return paged([_holding_json(s) for _, s in page.edges], page)
 
 
 @cached_route(_caller)
@@ -264,6 +302,7 @@ async def get_rebalance(request: Request) -> Response:
                     "valueUsd": number(t.value_usd),
                     "amount": number(t.amount),
                     "amountExact": None if t.amount is None else plain(t.amount),
+                    "position": t.position,
                 }
                 for t in view.trades
             ],
@@ -338,11 +377,17 @@ def _wallet_json(row: Wallet) -> dict[str, Any]:
 
 @cached_route(_caller)
 async def list_wallets(request: Request) -> Response:
-    """GET /v1/wallets."""
+    """GET /v1/wallets — all of them, or a page with ?limit=&cursor= (then with `page`)."""
     caller = await _caller(request)
+    limit, cursor = _page_params(request)
     async with services_of(request).engine.connect() as db:
-        rows = await accounts.list_wallets(db, user_id=caller.user_id)
-    return ok([_wallet_json(r) for r in rows])
+        if limit is None and cursor is None:  # the unpaged answer, byte for byte as before
+            rows = await accounts.list_wallets(db, user_id=caller.user_id)
+            return ok([_wallet_json(r) for r in rows])
+        page = await wallets_resolver.wallets_page(
+            db, user_id=caller.user_id, first=limit, after=cursor
+        )
+    return paged([_wallet_json(r) for _, r in page.edges], page)
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -399,6 +444,7 @@ def rest_routes() -> list[BaseRoute]:
     """Every /v1 route."""
     return [
         Route("/v1/portfolio", get_portfolio, methods=["GET"]),
+        Route("/v1/portfolio/holdings", get_holdings, methods=["GET"]),
         Route("/v1/portfolio/history", get_history, methods=["GET"]),
         Route("/v1/portfolio/performance", get_performance, methods=["GET"]),
         Route("/v1/portfolio/allocation", get_allocation, methods=["GET"]),

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
         description="postgresql://… ; empty = embedded PostgreSQL under data_dir",
     )
     data_dir: Path = Field(default_factory=_default_data_dir)
+    keep_db: bool = Field(
+        default=False,
+        description="leave the embedded PostgreSQL running when the last process using it exits",
+    )
     redis_url: str = Field(default="memory://", description="bus/cache: memory:// or redis://")
     jwt_secret: SecretStr = SecretStr("change-me-dev-secret-at-least-32-bytes!")
     jwt_algorithm: str = "HS256"

@@ -3,7 +3,8 @@
 May import: nothing of chainfolio outside `devnet` (it stands alone).
 
 Needs Node.js 18+ and npm; Hardhat itself is installed on first use from the lock file shipped
-here (`npm ci` into `CHAINFOLIO_DEVNET_DIR`, default `user_cache_dir("chainfolio")/devnet-node`).
+here (`npm ci` into `CHAINFOLIO_DEVNET_DIR`, default
+`user_cache_dir("chainfolio")/devnet-node-<lock digest>`).
 Contracts are precompiled (`artifacts/`); `python -m chainfolio.devnet.compiled` rebuilds them.
 
 Public API
@@ -36,6 +37,12 @@ Nodes (`chainfolio.devnet.node`):
         .rpc_url .port .pid .running .paused .log_tail()
     ensure_installed(directory=None) -> Path     devnet_dir() -> Path     stop_all()
     DevnetError
+
+Real Uniswap (`chainfolio.devnet.uniswap`, npm artifacts of @uniswap/v3-core, v3-periphery and
+v2-core pinned in node/package-lock.json):
+    deploy_uniswap(d) -> UniswapDeployment   seed_positions(d, owners=(a, b)) -> SeededPositions
+    create_v3_pool(...)  mint_v3_position(...) -> token id  swap_v3(...)  create_v2_pair(...)
+    v3_contract(d, "pool" | "manager" | "factory" | "router" | "pair" | "v2factory", address)
 
 Contracts and wallets: `load_artifact(name) -> Artifact`, `compile_contracts(out_dir)`,
 `devnet_wallets(count, *, seed) -> list[Wallet]`.

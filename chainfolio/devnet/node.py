@@ -1,10 +1,10 @@
 """Install Hardhat from the project's own lock file and run `hardhat node` processes.
 
 Hardhat lives in a cache directory (`CHAINFOLIO_DEVNET_DIR`, else
-`user_cache_dir("chainfolio")/devnet-node`), never inside the package: the node files shipped in
-`chainfolio/devnet/node/` are copied there and `npm ci` runs when `node_modules` is missing or
-the lock file changed. Each `HardhatNode` is one chain on one loopback port, in its own process
-group so that stopping it leaves no orphans.
+`user_cache_dir("chainfolio")/devnet-node-<lock digest>`), never inside the package: the node
+files shipped in `chainfolio/devnet/node/` are copied there and `npm ci` runs when
+`node_modules` is missing or the lock file changed. Each `HardhatNode` is one chain on one
+loopback port, in its own process group so that stopping it leaves no orphans.
 """
 
 from __future__ import annotations
@@ -46,11 +46,14 @@ class DevnetError(RuntimeError):
 
 
 def devnet_dir() -> Path:
-    """Where Hardhat is installed and nodes keep their logs."""
+    """Where Hardhat is installed and nodes keep their logs: by default one directory per
+    version of the shipped lock file, so that two checkouts (or versions) of chainfolio on one
+    machine never reinstall each other's `node_modules` under a running node."""
     override = os.environ.get("CHAINFOLIO_DEVNET_DIR")
     if override:
         return Path(override).expanduser()
-    return Path(platformdirs.user_cache_dir("chainfolio")) / "devnet-node"
+    cache = Path(platformdirs.user_cache_dir("chainfolio"))
+    return cache / f"devnet-node-{_lock_digest()[:12]}"
 
 
 def find_executable(name: str) -> str:

@@ -37,6 +37,16 @@ aggregator = "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419"
 max_age = 3600                               # seconds; older answers are not used
 quote = "USD"                                # or another feed's symbol (NFT floors in ETH)
 
+[chains.uniswap_v3]                          # position NFTs read; factory pools price tokens
+factory = "0x1F98431c8aD98523631AE4a59f267346ea31F984"
+position_manager = "0xC36442b4a4522E871399CD717aBDD847Ab11FE88"
+# fee_tiers = [100, 500, 3000, 10000]; quote_tokens = ["WETH", "USDC", "USDT", "DAI"]
+# min_liquidity_usd = 100000; twap_seconds = 1800
+
+[chains.uniswap_v2]                          # LP tokens read; factory pairs price tokens
+factory = "0x5C69bEe701ef814a2B6a3EDD4B1652CB9cc5aA6f"
+lp_pairs = ["0xB4e16d0168e52d35CaCD2c6185b44281Ec28C9Dc"]
+
 [chains.dex_pools.UNI]                       # Uniswap V2-style pair: used when no feed prices UNI
 pair = "0xd3d2E2692501A5c9Ca623199D38826e513033a17"
 quote = "WETH"                               # the pair's other token (in `tokens`)
@@ -195,6 +205,42 @@ class DexPoolConfig(_Model):
     min_liquidity_usd: Decimal = Field(Decimal(100_000), ge=0)
 
 
+V3_POOL_INIT_CODE_HASH = "0xe34f199b19b2b4f47f68442619d555527d244f78a3297ea89325f843f87b8b54"
+"""keccak256 of UniswapV3Pool's creation code (v3-periphery's PoolAddress.POOL_INIT_CODE_HASH)."""
+
+DEX_QUOTE_TOKENS = ("WETH", "USDC", "USDT", "DAI")
+
+
+class UniswapV3Config(_Model):
+    """Uniswap V3 on one chain: position NFTs to read, and factory pools to price tokens with.
+
+    Pools are found with `getPool(token, quote, fee)` over `fee_tiers` against `quote_tokens`
+    (those in the chain's tokens), once per process. A pool whose quote-token balance is worth
+    less than `min_liquidity_usd` is not used. The price is the pool's `observe` TWAP over
+    `twap_seconds` when its observations reach back that far, else `slot0`.
+    """
+
+    factory: Address
+    position_manager: Address | None = None
+    pool_init_code_hash: str = Field(V3_POOL_INIT_CODE_HASH, pattern=r"^0x[0-9a-fA-F]{64}$")
+    fee_tiers: list[int] = Field(default_factory=lambda: [100, 500, 3000, 10000])
+    quote_tokens: list[str] = Field(default_factory=lambda: list(DEX_QUOTE_TOKENS))
+    min_liquidity_usd: Decimal = Field(Decimal(100_000), ge=0)
+    twap_seconds: int = Field(1800, ge=0)
+    positions_guess: int = Field(12, ge=0, le=1000)
+    """Position indices asked for per wallet before its NFT count is first seen: a wallet with
+    more takes a fourth round on its first read only (later reads ask for the count seen)."""
+
+
+class UniswapV2Config(_Model):
+    """Uniswap V2 on one chain: LP tokens to read, and factory pairs to price tokens with."""
+
+    factory: Address | None = None
+    lp_pairs: list[Address] = Field(default_factory=list)
+    quote_tokens: list[str] = Field(default_factory=lambda: list(DEX_QUOTE_TOKENS))
+    min_liquidity_usd: Decimal = Field(Decimal(100_000), ge=0)
+
+
 class ChainConfig(_Model):
     """One EVM network."""
 
@@ -211,6 +257,8 @@ class ChainConfig(_Model):
     lending: list[LendingMarketConfig] = Field(default_factory=list)
     price_feeds: dict[str, PriceFeedConfig] = Field(default_factory=dict)
     dex_pools: dict[str, DexPoolConfig] = Field(default_factory=dict)
+    uniswap_v3: UniswapV3Config | None = None
+    uniswap_v2: UniswapV2Config | None = None
     # Rebalancing gas estimates use a configured gas price, not a live eth_gasPrice read: a plan
     # then costs no RPC round trip and is reproducible. None: the cost is reported unknown.
     gas_price_gwei: Decimal | None = Field(None, ge=0)

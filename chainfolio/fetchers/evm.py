@@ -8,6 +8,7 @@ the reason in `error` — never a zero.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from chainfolio.fetchers.multicall import (
     with_addresses,
     with_uint,
 )
+from chainfolio.fetchers.positions import PositionReader
 from chainfolio.fetchers.rpc import RpcClient, RpcConnection
 
 
@@ -89,6 +91,7 @@ class EvmChainReader:
             elif token.decimals is not None:
                 self._decimals[token.address] = token.decimals
         self.chunk_size = ChunkSize(chain.rpc.chunk_size)
+        self.positions = PositionReader(chain)
 
     async def read(self, wallets: Sequence[str], *, block: int | None = None) -> ChainRead:
         """Holdings of `wallets` at one block (the latest unless `block` is given).
@@ -136,10 +139,28 @@ class EvmChainReader:
             if address not in self._decimals
         }
         slots = self._plan(calls, wallets)
+        position_plan = self.positions.plan(calls, wallets) if self.positions.enabled else None
         results = await self._aggregate(connection, calls, block)
 
         decimals_errors = self._learn_decimals(decimals_calls, results)
-        vault_assets = await self._vault_assets(connection, slots, results, block)
+
+        async def more(more_calls: Sequence[Call]) -> list[CallResult]:
+            return await self._aggregate(connection, more_calls, block)
+
+        # Vault conversions and the position rounds both follow round one: side by side.
+        vault_assets, positions = await asyncio.gather(
+            self._vault_assets(connection, slots, results, block),
+            self.positions.read(
+                position_plan,
+                results,
+                more,
+                decimals=self._decimals,
+                block=block,
+                observed_at=observed_at,
+            )
+            if position_plan is not None
+            else _no_positions(),
+        )
         holdings: dict[str, list[Holding]] = {w: [] for w in wallets}
         for slot in slots:
             holdings[slot.wallet].append(
@@ -152,6 +173,8 @@ class EvmChainReader:
                     observed_at=observed_at,
                 )
             )
+        for wallet, position_holdings in positions.items():
+            holdings[wallet].extend(position_holdings)
         return ChainRead(self.chain.chain_id, block, observed_at, holdings, connection.url)
 
     def _readable_tokens(self) -> list[TokenConfig]:
@@ -302,6 +325,10 @@ class EvmChainReader:
             observed_at=observed_at,
             extra=extra,
         )
+
+
+async def _no_positions() -> dict[ChecksumAddress, list[Holding]]:
+    return {}
 
 
 def _lending_calldata(function: str, wallet: str, asset: str) -> bytes:

@@ -31,6 +31,7 @@ from chainfolio.fetchers.prices import (
     DexPriceSource,
     HttpPriceSource,
     PriceSource,
+    UniswapPriceSource,
 )
 from chainfolio.fetchers.rpc import RpcClient
 
@@ -55,6 +56,9 @@ class ChainSet:
         readers = list(self.readers.values())
         feeds = ChainlinkPriceSource(readers)
         sources: list[PriceSource] = [feeds]
+        if any(chain.uniswap_v3 or chain.uniswap_v2 for chain in config.chains):
+            # Chainlink, then Uniswap V3 pools, then V2 pairs (one source), then the rest.
+            sources.append(UniswapPriceSource(readers, quotes=feeds))
         if any(chain.dex_pools for chain in config.chains):
             # Pools are quoted in feed-priced tokens (WETH, USDC …): their quotes come from feeds.
             sources.append(DexPriceSource(readers, quotes=feeds))

@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
+from fractions import Fraction
 from typing import Any, Protocol
 
 import httpx
@@ -30,16 +31,19 @@ from eth_abi.abi import decode
 from eth_abi.exceptions import DecodingError
 from eth_utils.address import to_checksum_address
 
-from chainfolio.core.domain import Price
+from chainfolio.core.domain import AssetKind, Price
 from chainfolio.core.errors import SourceUnavailable
 from chainfolio.fetchers.config import (
     ChainConfig,
     DexPoolConfig,
     HttpPriceConfig,
     PriceFeedConfig,
+    TokenConfig,
+    UniswapV2Config,
 )
 from chainfolio.fetchers.evm import EvmChainReader
 from chainfolio.fetchers.multicall import (
+    BALANCE_OF,
     DECIMALS,
     GET_RESERVES,
     LATEST_ROUND_DATA,
@@ -49,9 +53,17 @@ from chainfolio.fetchers.multicall import (
     MalformedResult,
     decode_uint,
     gather_all,
+    selector,
+    with_address,
+    with_addresses,
 )
+from chainfolio.fetchers.positions import SLOT0, signed, sqrt_ratio_at_tick, words
 
 log = logging.getLogger(__name__)
+
+GET_POOL = selector("getPool(address,address,uint24)")
+GET_PAIR = selector("getPair(address,address)")
+OBSERVE = selector("observe(uint32[])")
 
 USD = "USD"
 
@@ -390,6 +402,293 @@ class DexPriceSource:
         if token_raw <= 0 or quote_raw <= 0:
             return "empty pool"
         return Decimal(token_raw).scaleb(-decimals[0]), Decimal(quote_raw).scaleb(-decimals[1])
+
+
+@dataclass(frozen=True, slots=True)
+class _FoundPool:
+    """A factory pool of `token` against a quote token, found once by discovery."""
+
+    version: int
+    """3 (UniswapV3Pool) or 2 (UniswapV2Pair)."""
+    address: str
+    quote: TokenConfig
+    fee: int = 0
+
+
+class UniswapPriceSource:
+    """Tokens priced by the pools Uniswap's factories know, for tokens no feed covers.
+
+    Per token and chain, discovery asks the V3 factory's `getPool(token, quote, fee)` over the
+    fee tiers and the V2 factory's `getPair(token, quote)` against the quote tokens (WETH,
+    USDC, USDT, DAI — those the chain lists), once per process. Each read then asks every
+    found pool's state in one Multicall3 call: a V3 pool's `slot0`, `observe([twap, 0])` and
+    its quote-token balance; a V2 pair's reserves. The deepest V3 pool whose quote side is worth
+    at least the floor prices the token (its TWAP when the observations reach back that far,
+    else the spot price); without one, the deepest V2 pair above its floor does. Quote tokens
+    are valued by `quotes` (the feeds). Sources name the pool: `uniswap-v3:<chain>:<pool>`.
+    """
+
+    name = "uniswap"
+
+    def __init__(
+        self,
+        readers: Sequence[EvmChainReader],
+        *,
+        quotes: PriceSource,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._readers = [r for r in readers if r.chain.uniswap_v3 or _v2_factory(r.chain)]
+        self._quotes = quotes
+        self._clock = clock
+        self._pools: dict[tuple[int, str], list[_FoundPool]] = {}
+        self._decimals: dict[tuple[int, str], int] = {}
+
+    def _candidates(self, symbols: Collection[str]) -> list[tuple[EvmChainReader, TokenConfig]]:
+        found = []
+        for reader in self._readers:
+            quotes = _quote_tokens(reader.chain)
+            for token in reader.chain.tokens:
+                if token.spam or token.kind is not AssetKind.ERC20 or token in quotes:
+                    continue
+                if token.price_key in symbols:
+                    found.append((reader, token))
+        return found
+
+    async def prices(self, symbols: Collection[str]) -> dict[str, Price]:
+        """Prices for the symbols a usable factory pool covers (first chain in config wins)."""
+        candidates = self._candidates(symbols)
+        if not candidates:
+            return {}
+        by_chain: dict[int, list[tuple[EvmChainReader, TokenConfig]]] = {}
+        for reader, token in candidates:
+            by_chain.setdefault(reader.chain.chain_id, []).append((reader, token))
+        await gather_all([self._discover(c) for c in by_chain.values()])
+        quote_keys = {
+            pool.quote.price_key
+            for reader, token in candidates
+            for pool in self._pools.get((reader.chain.chain_id, token.address), [])
+        }
+        quotes = await self._quotes.prices(quote_keys) if quote_keys else {}
+        found: dict[str, Price] = {}
+        for chain_prices in await gather_all([self._read(c, quotes) for c in by_chain.values()]):
+            for symbol, price in chain_prices.items():
+                found.setdefault(symbol, price)
+        return found
+
+    async def _discover(self, candidates: Sequence[tuple[EvmChainReader, TokenConfig]]) -> None:
+        """Ask the factories for each new token's pools (cached, also when none exist)."""
+        reader = candidates[0][0]
+        chain = reader.chain
+        new = [t for _, t in candidates if (chain.chain_id, t.address) not in self._pools]
+        if not new:
+            return
+        v3, v2_factory = chain.uniswap_v3, _v2_factory(chain)
+        quotes = _quote_tokens(chain)
+        asked: list[tuple[TokenConfig, _FoundPool]] = []
+        calls: list[Call] = []
+        for token in new:
+            for quote in quotes:
+                if v3 is not None:
+                    for fee in v3.fee_tiers:
+                        data = with_addresses(GET_POOL, token.address, quote.address)
+                        calls.append(Call(v3.factory, data + fee.to_bytes(32, "big")))
+                        asked.append((token, _FoundPool(3, "", quote, fee)))
+                if v2_factory is not None:
+                    data = with_addresses(GET_PAIR, token.address, quote.address)
+                    calls.append(Call(v2_factory, data))
+                    asked.append((token, _FoundPool(2, "", quote)))
+        addresses = {t.address for t in new} | {q.address for q in quotes}
+        unknown = sorted(a for a in addresses if self._decimals_of(chain, a) is None)
+        calls += [Call(address, DECIMALS) for address in unknown]
+        try:
+            _, results = await reader.call_at_latest(calls)
+        except SourceUnavailable as exc:
+            log.warning("Uniswap factories on %s unavailable: %s", chain.name, exc.message)
+            return
+        self._learn_decimals(chain, unknown, results[len(asked) :])
+        for token in new:
+            self._pools[(chain.chain_id, token.address)] = []
+        for (token, pool), result in zip(asked, results[: len(asked)], strict=True):
+            if not result.success or len(result.data) != 32 or not int.from_bytes(result.data):
+                continue
+            address = to_checksum_address(result.data[12:])
+            self._pools[(chain.chain_id, token.address)].append(
+                _FoundPool(pool.version, address, pool.quote, pool.fee)
+            )
+
+    def _learn_decimals(
+        self, chain: ChainConfig, addresses: Sequence[str], results: Sequence[CallResult]
+    ) -> None:
+        for address, result in zip(addresses, results, strict=True):
+            try:
+                value = decode_uint(result)
+            except MalformedResult:
+                continue
+            if value <= 255:
+                self._decimals[(chain.chain_id, address)] = value
+
+    def _decimals_of(self, chain: ChainConfig, address: str) -> int | None:
+        configured = chain.token(address).decimals
+        if configured is not None:
+            return configured
+        return self._decimals.get((chain.chain_id, address))
+
+    async def _read(
+        self,
+        candidates: Sequence[tuple[EvmChainReader, TokenConfig]],
+        quotes: Mapping[str, Price],
+    ) -> dict[str, Price]:
+        reader = candidates[0][0]
+        chain = reader.chain
+        v3 = chain.uniswap_v3
+        twap = v3.twap_seconds if v3 is not None else 0
+        asked: list[tuple[TokenConfig, _FoundPool, int]] = []
+        calls: list[Call] = []
+        for _, token in candidates:
+            for pool in self._pools.get((chain.chain_id, token.address), []):
+                asked.append((token, pool, len(calls)))
+                if pool.version == 3:
+                    observe = OBSERVE + _observe_args(twap)
+                    calls += [
+                        Call(pool.address, SLOT0),
+                        Call(pool.address, observe),
+                        Call(pool.quote.address, with_address(BALANCE_OF, pool.address)),
+                    ]
+                else:
+                    calls.append(Call(pool.address, GET_RESERVES))
+        if not calls:
+            return {}
+        try:
+            _, results = await reader.call_at_latest(calls)
+        except SourceUnavailable as exc:
+            log.warning("Uniswap pools on %s unavailable: %s", chain.name, exc.message)
+            return {}
+        now = self._clock()
+        best: dict[str, tuple[int, Decimal, Price]] = {}
+        for token, pool, at in asked:
+            quote_price = quotes.get(pool.quote.price_key)
+            if quote_price is None:
+                continue
+            quoted = self._pool_quote(chain, token, pool, results[at : at + 3], twap)
+            if isinstance(quoted, str):
+                log.info(
+                    "%s %s pool %s not used: %s", chain.name, token.symbol, pool.address, quoted
+                )
+                continue
+            price_in_quote, quote_units, how = quoted
+            with localcontext() as exact:
+                exact.prec = 200
+                depth = quote_units * quote_price.usd
+                floor = _floor(chain, pool.version)
+                if depth < floor:
+                    log.info(
+                        "%s %s pool %s not used: quote side worth %.2f USD < %s",
+                        chain.name,
+                        token.symbol,
+                        pool.address,
+                        depth,
+                        floor,
+                    )
+                    continue
+                usd = price_in_quote * quote_price.usd
+            source = (
+                f"uniswap-v{pool.version}:{chain.name}:{pool.address} "
+                f"({token.symbol}/{pool.quote.symbol} {how} x {quote_price.source})"
+            )
+            price = Price(token.price_key, usd, source, min(now, quote_price.updated_at))
+            # V3 first, then the deepest pool: (version rank, depth).
+            rank = 1 if pool.version == 3 else 0
+            current = best.get(token.price_key)
+            if current is None or (rank, depth) > (current[0], current[1]):
+                best[token.price_key] = (rank, depth, price)
+        return {symbol: price for symbol, (_, _, price) in best.items()}
+
+    def _pool_quote(
+        self,
+        chain: ChainConfig,
+        token: TokenConfig,
+        pool: _FoundPool,
+        results: Sequence[CallResult],
+        twap: int,
+    ) -> tuple[Decimal, Decimal, str] | str:
+        """(token price in quote units, quote-side depth in whole units, "twap"/"spot")."""
+        token_decimals = self._decimals_of(chain, token.address)
+        quote_decimals = self._decimals_of(chain, pool.quote.address)
+        if token_decimals is None or quote_decimals is None:
+            return "token decimals unknown"
+        token_is_0 = int(token.address, 16) < int(pool.quote.address, 16)
+        try:
+            if pool.version == 3:
+                sqrt_price = words(results[0], 1)[0]
+                tick = _twap_tick(results[1], twap)
+                if tick is not None:
+                    sqrt_price, how = sqrt_ratio_at_tick(tick), f"twap {twap}s"
+                else:
+                    how = "spot"
+                (quote_raw,) = words(results[2], 1)
+                raw = Fraction(sqrt_price * sqrt_price, 2**192)
+            else:
+                reserve0, reserve1 = words(results[0], 2)
+                if not reserve0 or not reserve1:
+                    return "empty pair"
+                quote_raw = reserve1 if token_is_0 else reserve0
+                raw, how = Fraction(reserve1, reserve0), "reserves"
+        except MalformedResult as exc:
+            return str(exc)
+        if raw == 0:
+            return "zero price"
+        per_token = raw if token_is_0 else 1 / raw  # quote base units per token base unit
+        with localcontext() as exact:
+            exact.prec = 200
+            price = (Decimal(per_token.numerator) / Decimal(per_token.denominator)).scaleb(
+                token_decimals - quote_decimals
+            )
+        return price, Decimal(quote_raw).scaleb(-quote_decimals), how
+
+
+def _v2_factory(chain: ChainConfig) -> str | None:
+    return chain.uniswap_v2.factory if chain.uniswap_v2 is not None else None
+
+
+def _quote_tokens(chain: ChainConfig) -> list[TokenConfig]:
+    """The chain's configured quote tokens (V3 list, else V2 list), those it lists."""
+    wanted = (chain.uniswap_v3 or chain.uniswap_v2 or UniswapV2Config()).quote_tokens
+    found = []
+    for ref in wanted:
+        try:
+            found.append(chain.token(ref))
+        except ValueError:
+            continue
+    return found
+
+
+def _floor(chain: ChainConfig, version: int) -> Decimal:
+    config = chain.uniswap_v3 if version == 3 else chain.uniswap_v2
+    return config.min_liquidity_usd if config is not None else Decimal(100_000)
+
+
+def _observe_args(seconds: int) -> bytes:
+    """ABI for observe(uint32[] [seconds, 0])."""
+    return (
+        (32).to_bytes(32, "big") + (2).to_bytes(32, "big") + seconds.to_bytes(32, "big") + bytes(32)
+    )
+
+
+def _twap_tick(result: CallResult, seconds: int) -> int | None:
+    """OracleLibrary.consult's mean tick from observe([seconds, 0]); None when unavailable."""
+    if seconds <= 0 or not result.success or len(result.data) < 32 * 4:
+        return None
+    try:
+        # (int56[] tickCumulatives, uint160[] secondsPerLiquidity): first array's two entries.
+        first = int.from_bytes(result.data[:32], "big")
+        values = words(CallResult(True, result.data[first + 32 : first + 96]), 2)
+    except MalformedResult:
+        return None
+    delta = signed(values[1]) - signed(values[0])
+    tick = delta // seconds if delta >= 0 else -((-delta) // seconds)
+    if delta < 0 and delta % seconds:
+        tick -= 1
+    return tick
 
 
 class HttpPriceSource:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, replace
+from decimal import ROUND_FLOOR, Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -155,13 +155,18 @@ async def resolve_targets(db: AsyncConnection, *, user_id: uuid.UUID) -> PolicyV
 
 @dataclass(frozen=True, slots=True)
 class TradeView:
-    """Sell or buy `value_usd` of `asset` on `chain_id`; `amount` in token units when priced."""
+    """Sell or buy `value_usd` of `asset` on `chain_id`; `amount` in token units when priced.
+
+    `REDUCE` names a DEX position (`position`) to withdraw `value_usd` of `asset` from: a leg
+    is never sold directly (it is not a token the wallet holds).
+    """
 
     side: str
     asset: str
     chain_id: int | None
     value_usd: Decimal
     amount: Decimal | None
+    position: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +204,8 @@ class _Position:
     balance: Decimal
     price: Decimal
     decimals: int
+    in_positions: tuple[tuple[str, Decimal], ...] = ()
+    """DEX position legs of this asset on this chain: (position id, USD), largest first."""
 
 
 def _tradable_positions(holdings: Iterable[StoredHolding]) -> dict[tuple[str, int], _Position]:
@@ -210,13 +217,45 @@ def _tradable_positions(holdings: Iterable[StoredHolding]) -> dict[tuple[str, in
             continue
         key = (h.symbol, h.chain_id)
         held = positions.get(key)
+        legs = dict(held.in_positions) if held else {}
+        if position := h.extra.get("position"):
+            legs[position] = legs.get(position, Decimal(0)) + value
         positions[key] = _Position(
             value_usd=value + (held.value_usd if held else 0),
             balance=(h.balance or Decimal(0)) + (held.balance if held else 0),
             price=held.price if held else h.price.usd,
             decimals=held.decimals if held else h.decimals,
+            in_positions=tuple(sorted(legs.items(), key=lambda leg: (-leg[1], leg[0]))),
         )
     return positions
+
+
+def _split_sell(trade: TradeView, position: _Position | None) -> list[TradeView]:
+    """A sell larger than the freely held tokens: the rest reduces positions, largest first."""
+    if trade.side != "SELL" or position is None or not position.in_positions:
+        return [trade]
+    in_legs = sum((usd for _, usd in position.in_positions), Decimal(0))
+    free = max(position.value_usd - in_legs, Decimal(0)).quantize(CENT, rounding=ROUND_FLOOR)
+    if trade.value_usd <= free:
+        return [trade]
+    unit = Decimal(1).scaleb(-position.decimals)
+    split: list[TradeView] = []
+    if free > 0:
+        amount = min((free / position.price).quantize(unit), position.balance)
+        split.append(replace(trade, value_usd=free, amount=amount))
+    remaining = trade.value_usd - free
+    for position_id, usd in position.in_positions:
+        if remaining <= 0:
+            break
+        piece = min(usd.quantize(CENT, rounding=ROUND_FLOOR), remaining)
+        if piece <= 0:
+            continue
+        amount = (piece / position.price).quantize(unit)
+        split.append(
+            replace(trade, side="REDUCE", value_usd=piece, amount=amount, position=position_id)
+        )
+        remaining -= piece
+    return split
 
 
 def _plan(
@@ -299,23 +338,22 @@ async def resolve_rebalance(
         usd = Decimal(repr(trade.usd)).quantize(CENT)
         position = positions.get((trade.asset, trade.chain_id)) if trade.chain_id else None
         price = position.price if position else _any_price(holdings, trade.asset, quoted)
-        trades.append(
-            TradeView(
+        view = TradeView(
+            side=side,
+            asset=trade.asset,
+            chain_id=trade.chain_id,
+            value_usd=usd,
+            amount=_amount(
+                usd=usd,
                 side=side,
-                asset=trade.asset,
-                chain_id=trade.chain_id,
-                value_usd=usd,
-                amount=_amount(
-                    usd=usd,
-                    side=side,
-                    position=position,
-                    price=price,
-                    decimals=position.decimals
-                    if position
-                    else decimals_of.get(trade.asset, UNKNOWN_DECIMALS),
-                ),
-            )
+                position=position,
+                price=price,
+                decimals=position.decimals
+                if position
+                else decimals_of.get(trade.asset, UNKNOWN_DECIMALS),
+            ),
         )
+        trades += _split_sell(view, position)
     gas = _gas(plan, chains=chains, holdings=holdings, quoted=quoted)
     costs = [g.cost_usd for g in gas]
     band_percent = as_percent(policy.band)

@@ -11,6 +11,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.core.domain import Category
+from chainfolio.resolvers.pages import Key, Page, paginate
 from chainfolio.resolvers.updates import percent_change
 from chainfolio.storage.holdings import StoredHolding, current_holdings
 from chainfolio.storage.timeseries import snapshot_at_or_before
@@ -79,9 +80,10 @@ def summarize_holdings(
 
 
 async def resolve_portfolio(
-    db: AsyncConnection, *, user_id: uuid.UUID, now: datetime
+    db: AsyncConnection, *, user_id: uuid.UUID, now: datetime, with_change: bool = True
 ) -> PortfolioView:
-    """The user's current portfolio from stored holdings, with the change over 24 h."""
+    """The user's current portfolio from stored holdings, with the change over 24 h (unless
+    `with_change` is False: a query that does not ask for it skips the snapshot read)."""
     holdings = await current_holdings(db, user_id=user_id)
     total, by_chain, by_asset, by_category = summarize_holdings(holdings)
     stale_chains = {h.holding.chain_id for h in holdings if h.holding.stale}
@@ -98,7 +100,9 @@ async def resolve_portfolio(
         for symbol, balance in balances.items()
     ]
     assets.sort(key=lambda a: (a.value is None, -(a.value or 0), a.asset))
-    day_ago = await snapshot_at_or_before(db, user_id=user_id, moment=now - timedelta(hours=24))
+    day_ago = None
+    if with_change:
+        day_ago = await snapshot_at_or_before(db, user_id=user_id, moment=now - timedelta(hours=24))
     change = change_pct = None
     if day_ago is not None:
         change = total - day_ago.total_value
@@ -120,3 +124,26 @@ async def resolve_portfolio(
         updated_at=max((h.updated_at for h in holdings), default=None),
         unpriced_count=sum(1 for h in holdings if h.holding.value_usd is None),
     )
+
+
+def holding_key(stored: StoredHolding) -> Key:
+    """Largest absolute value first, unpriced last, then chain, asset, wallet, contract."""
+    h = stored.holding
+    value = h.value_usd
+    unpriced = value is None
+    return (
+        unpriced,
+        -abs(value) if value is not None else Decimal(0),
+        h.chain_id,
+        h.symbol,
+        h.wallet,
+        h.contract,
+        h.kind.value,
+    )
+
+
+def holdings_page(
+    holdings: list[StoredHolding], *, first: int | None, after: str | None
+) -> Page[StoredHolding]:
+    """A page of the portfolio's holdings in `holding_key` order."""
+    return paginate("holding", holdings, holding_key, first=first, after=after)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.core.errors import InvalidInput
 from chainfolio.fetchers.addresses import parse_address
 from chainfolio.resolvers.context import ChainInfo
+from chainfolio.resolvers.pages import Key, Page, paginate
 from chainfolio.storage import accounts
 from chainfolio.storage.accounts import Wallet
 
@@ -56,3 +58,19 @@ async def add_wallet(
 async def remove_wallet(db: AsyncConnection, *, user_id: uuid.UUID, wallet_id: str) -> None:
     """Stop tracking one of the user's wallets (404 when it is not theirs)."""
     await accounts.remove_wallet(db, user_id=user_id, wallet_id=parse_wallet_id(wallet_id))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def wallet_key(wallet: Wallet) -> Key:
+    """Oldest first, as `list_wallets` orders them (microseconds: exact, unlike a float)."""
+    return ((wallet.created_at - _EPOCH) // timedelta(microseconds=1), str(wallet.id))
+
+
+async def wallets_page(
+    db: AsyncConnection, *, user_id: uuid.UUID, first: int | None, after: str | None
+) -> Page[Wallet]:
+    """A page of the user's wallets, oldest first (at most max_wallets_per_user in all)."""
+    rows = await accounts.list_wallets(db, user_id=user_id)
+    return paginate("wallet", rows, wallet_key, first=first, after=after)

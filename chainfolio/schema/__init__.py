@@ -22,6 +22,7 @@ from chainfolio.schema.document_limits import (
     document_limits_rule,
 )
 from chainfolio.schema.errors import ErrorCodes, QuietSchema
+from chainfolio.schema.execution import LeanExecutionContext
 from chainfolio.schema.persisted import allowlist_extension
 from chainfolio.schema.root import Mutation, Query
 from chainfolio.schema.series import SERIES_SCALARS
@@ -55,6 +56,7 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
+        execution_context_class=LeanExecutionContext,
         config=StrawberryConfig(
             scalar_map={
                 **SERIES_SCALARS,

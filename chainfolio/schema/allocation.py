@@ -87,12 +87,17 @@ class AllocationPolicy:
 
 @strawberry.type(description="A suggested trade; nothing is executed.")
 class RebalanceTrade:
-    side: str = strawberry.field(description="SELL or BUY.")
+    side: str = strawberry.field(
+        description="SELL, BUY, or REDUCE: withdraw this much of the asset from `position`."
+    )
     asset: str
     chain_id: int | None
     value_usd: Decimal = strawberry.field(description="USD, rounded to cents.")
     amount: Decimal | None = strawberry.field(
         description="Token units (not base units) at the holding's or latest stored price."
+    )
+    position: str | None = strawberry.field(
+        default=None, description="REDUCE only: the DEX position (see Portfolio.positions)."
     )
 
 
@@ -142,6 +147,7 @@ class Rebalance:
                     chain_id=t.chain_id,
                     value_usd=t.value_usd,
                     amount=t.amount,
+                    position=t.position,
                 )
                 for t in view.trades
             ],

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 
 from chainfolio.resolvers import allocation as allocation_resolver
 from chainfolio.resolvers import compare as compare_resolver
@@ -13,6 +15,7 @@ from chainfolio.resolvers import performance as performance_resolver
 from chainfolio.resolvers import portfolio as portfolio_resolver
 from chainfolio.resolvers import targets as targets_resolver
 from chainfolio.resolvers import wallets as wallets_resolver
+from chainfolio.resolvers.pages import DEFAULT_PAGE
 from chainfolio.schema.allocation import (
     Allocation,
     AllocationPolicy,
@@ -21,8 +24,36 @@ from chainfolio.schema.allocation import (
 )
 from chainfolio.schema.comparison import Comparison
 from chainfolio.schema.context import Info
-from chainfolio.schema.types import History, Performance, Portfolio, Wallet
+from chainfolio.schema.types import (
+    AFTER,
+    FIRST,
+    Connection,
+    History,
+    Performance,
+    Portfolio,
+    Wallet,
+)
 from chainfolio.storage import accounts
+
+_CHANGE_FIELDS = frozenset({"change24h", "changePercent24h"})
+
+
+def _asked(info: Info) -> set[str]:
+    """The names of the fields selected one level below this field, fragments included
+    (read off the document's nodes: Strawberry's `selected_fields` converts the whole tree)."""
+    raw = info._raw_info
+    names: set[str] = set()
+    pending = [node.selection_set for node in raw.field_nodes]
+    while pending:
+        selection_set = pending.pop()
+        for child in selection_set.selections if selection_set else ():
+            if isinstance(child, FieldNode):
+                names.add(child.name.value)
+            elif isinstance(child, FragmentSpreadNode):
+                pending.append(raw.fragments[child.name.value].selection_set)
+            elif isinstance(child, InlineFragmentNode):
+                pending.append(child.selection_set)
+    return names
 
 
 @strawberry.type
@@ -32,7 +63,10 @@ class Query:
         ctx = info.context
         async with ctx.services.engine.connect() as db:
             view = await portfolio_resolver.resolve_portfolio(
-                db, user_id=ctx.caller.user_id, now=ctx.services.clock()
+                db,
+                user_id=ctx.caller.user_id,
+                now=ctx.services.clock(),
+                with_change=not _CHANGE_FIELDS.isdisjoint(_asked(info)),
             )
         return Portfolio.of(view)
 
@@ -120,12 +154,29 @@ class Query:
             )
         return Comparison.of(view)
 
-    @strawberry.field(description="The caller's tracked wallets.")
+    @strawberry.field(
+        description="The caller's tracked wallets.",
+        deprecation_reason="Use walletsConnection: cursor pages.",
+    )
     async def wallets(self, info: Info) -> list[Wallet]:
         ctx = info.context
         async with ctx.services.engine.connect() as db:
             rows = await accounts.list_wallets(db, user_id=ctx.caller.user_id)
         return [Wallet.of(r) for r in rows]
+
+    @strawberry.field(description="The caller's tracked wallets a page at a time, oldest first.")
+    async def wallets_connection(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = DEFAULT_PAGE,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+    ) -> Connection[Wallet]:
+        ctx = info.context
+        async with ctx.services.engine.connect() as db:
+            page = await wallets_resolver.wallets_page(
+                db, user_id=ctx.caller.user_id, first=first, after=after
+            )
+        return Connection.of(page, Wallet.of)
 
 
 @strawberry.input(description="Target weight for an asset, or for a group of assets.")

@@ -2,17 +2,61 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 
 from chainfolio.resolvers.history import HistoryView
-from chainfolio.resolvers.portfolio import PortfolioView
+from chainfolio.resolvers.pages import DEFAULT_PAGE, MAX_PAGE, Page
+from chainfolio.resolvers.portfolio import PortfolioView, holdings_page
+from chainfolio.resolvers.positions import PositionView, group_positions
 from chainfolio.schema.series import DateTimeSeries, DecimalSeries
 from chainfolio.storage.accounts import Wallet as WalletRow
 from chainfolio.storage.holdings import StoredHolding
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+FIRST = f"Page size, 1 to {MAX_PAGE} (default {DEFAULT_PAGE})."
+AFTER = "The `endCursor` of the previous page; none for the first page."
+
+
+@strawberry.type(description="Where a page of a connection sits in the whole list.")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type(description="One item of a connection and its cursor.")
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+@strawberry.type(description="A page of a list (Relay cursor connection).")
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+    total_count: int = strawberry.field(description="Items in the whole list, all pages.")
+
+    @classmethod
+    def of(cls, page: Page[R], node: Callable[[R], T]) -> Connection[T]:
+        """From a resolver's page, each item made a node by `node`."""
+        return cls(
+            edges=[Edge(cursor=c, node=node(item)) for c, item in page.edges],
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=page.has_previous_page,
+                start_cursor=page.edges[0][0] if page.edges else None,
+                end_cursor=page.end_cursor,
+            ),
+            total_count=page.total_count,
+        )
 
 
 @strawberry.type(description="One asset held by one wallet on one chain.")
@@ -35,6 +79,12 @@ class Holding:
     updated_at: datetime
     stale: bool
     error: str | None
+    position: str | None = strawberry.field(
+        default=None, description="The DEX position this holding is a leg of (see positions)."
+    )
+    position_leg: int | None = strawberry.field(
+        default=None, description="0 = the pool's token0, 1 = token1."
+    )
 
     @classmethod
     def of(cls, stored: StoredHolding) -> Holding:
@@ -59,6 +109,8 @@ class Holding:
             updated_at=stored.updated_at,
             stale=h.stale,
             error=h.error,
+            position=h.extra.get("position"),
+            position_leg=int(h.extra["leg"]) if "leg" in h.extra else None,
         )
 
 
@@ -83,6 +135,38 @@ class CategoryValue:
     value: Decimal
 
 
+@strawberry.type(
+    description="A DEX liquidity position (Uniswap V3 NFT, V2 LP tokens) as one row with legs."
+)
+class Position:
+    id: str = strawberry.field(description="`<position manager>#<token id>`, or the V2 pair.")
+    protocol: str
+    chain_id: int
+    chain: str
+    wallet: str
+    pool: str | None
+    in_range: bool | None = strawberry.field(description="V3 only: the price is in its range.")
+    value_usd: Decimal | None = strawberry.field(description="Legs plus fees; null if unknown.")
+    legs: list[Holding] = strawberry.field(
+        description="DEPOSIT legs (what withdrawing returns) and REWARD legs (uncollected fees)."
+    )
+
+    @classmethod
+    def of(cls, view: PositionView) -> Position:
+        """From the resolver's view."""
+        return cls(
+            id=view.id,
+            protocol=view.protocol,
+            chain_id=view.chain_id,
+            chain=view.chain,
+            wallet=view.wallet,
+            pool=view.pool,
+            in_range=view.in_range,
+            value_usd=view.value_usd,
+            legs=[Holding.of(s) for s in view.legs],
+        )
+
+
 @strawberry.type(description="The user's portfolio as last refreshed.")
 class Portfolio:
     total_value: Decimal
@@ -91,10 +175,27 @@ class Portfolio:
     chains: list[ChainValue]
     assets: list[AssetValue]
     categories: list[CategoryValue]
-    holdings: list[Holding]
+    holdings: list[Holding] = strawberry.field(
+        deprecation_reason="Use holdingsConnection: cursor pages (a user may hold hundreds)."
+    )
     stale: bool
     updated_at: datetime | None
     unpriced_count: int
+    positions: list[Position] = strawberry.field(
+        description="DEX positions, each with its legs (the legs are in holdings too)."
+    )
+    stored: strawberry.Private[list[StoredHolding]]
+
+    @strawberry.field(
+        description="Holdings a page at a time: largest absolute value first, unpriced last, "
+        "then chain id, asset, wallet, contract."
+    )
+    def holdings_connection(
+        self,
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = DEFAULT_PAGE,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+    ) -> Connection[Holding]:
+        return Connection.of(holdings_page(self.stored, first=first, after=after), Holding.of)
 
     @classmethod
     def of(cls, view: PortfolioView) -> Portfolio:
@@ -112,9 +213,11 @@ class Portfolio:
             ],
             categories=[CategoryValue(category=c.category, value=c.value) for c in view.categories],
             holdings=[Holding.of(h) for h in view.holdings],
+            stored=view.holdings,
             stale=view.stale,
             updated_at=view.updated_at,
             unpriced_count=view.unpriced_count,
+            positions=[Position.of(p) for p in group_positions(view.holdings)],
         )
 
 

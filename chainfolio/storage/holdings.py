@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,6 +22,37 @@ class StoredHolding:
     chain: str
     wallet_id: uuid.UUID
     updated_at: datetime
+
+
+POSITION_DETAILS = (
+    "protocol",
+    "position",
+    "leg",
+    "token_id",
+    "pool",
+    "fee",
+    "tick_lower",
+    "tick_upper",
+    "tick",
+    "in_range",
+    "liquidity",
+    "underlying",
+    "underlying_contract",
+)
+"""What is kept of a DEX position leg's `extra`: enough to show it as part of its position."""
+
+
+def position_details(holding: Holding) -> str | None:
+    """The JSON stored in `details` for a position leg; None for other holdings."""
+    if "position" not in holding.extra:
+        return None
+    return json.dumps({k: holding.extra[k] for k in POSITION_DETAILS if k in holding.extra})
+
+
+def _details(raw: object) -> dict[str, str]:
+    # asyncpg hands jsonb over as text unless a codec is registered.
+    loaded = json.loads(raw) if isinstance(raw, str) else raw
+    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
 
 
 async def replace_wallet_holdings(
@@ -61,6 +92,7 @@ async def replace_wallet_holdings(
             "block": h.block_number,
             "stale": h.stale or h.amount is None,
             "err": h.error,
+            "details": position_details(h),
         }
         if h.amount is None:
             await db.execute(
@@ -80,9 +112,10 @@ async def replace_wallet_holdings(
             text(
                 """INSERT INTO portfolio_assets (user_id, wallet_id, chain, asset, balance,
                     value_usd, updated_at, chain_id, contract, kind, category, decimals, amount,
-                    price, price_source, price_updated_at, block_number, stale, error)
+                    price, price_source, price_updated_at, block_number, stale, error, details)
                 VALUES (:u, :w, :chain, :asset, :balance, :value, :t, :cid, :contract, :kind,
-                    :cat, :dec, :amount, :price, :src, :pt, :block, :stale, :err)
+                    :cat, :dec, :amount, :price, :src, :pt, :block, :stale, :err,
+                    CAST(:details AS jsonb))
                 ON CONFLICT (wallet_id, contract, category) DO UPDATE SET
                     chain = excluded.chain, asset = excluded.asset, balance = excluded.balance,
                     value_usd = excluded.value_usd, updated_at = excluded.updated_at,
@@ -90,7 +123,7 @@ async def replace_wallet_holdings(
                     price = excluded.price, price_source = excluded.price_source,
                     price_updated_at = excluded.price_updated_at,
                     block_number = excluded.block_number, stale = excluded.stale,
-                    error = excluded.error"""
+                    error = excluded.error, details = excluded.details"""
             ),
             params,
         )
@@ -111,40 +144,63 @@ async def mark_wallet_stale(db: AsyncConnection, *, wallet_id: uuid.UUID, error:
     )
 
 
+_CURRENT = """SELECT pa.chain_id, w.address, pa.asset, pa.contract, pa.kind, pa.category,
+        pa.decimals, pa.amount, pa.price, pa.price_source, pa.price_updated_at, pa.block_number,
+        pa.error, pa.stale, pa.chain, pa.wallet_id, pa.updated_at, pa.details
+    FROM portfolio_assets pa JOIN wallets w ON w.id = pa.wallet_id
+    WHERE pa.user_id = $1
+    ORDER BY abs(pa.value_usd) DESC NULLS LAST, pa.chain_id, pa.asset"""
+
+_KINDS = {k.value: k for k in AssetKind}
+_CATEGORIES = {c.value: c for c in Category}
+
+
 async def current_holdings(db: AsyncConnection, *, user_id: uuid.UUID) -> list[StoredHolding]:
-    """Everything the user holds, as last stored; largest value first, unpriced last."""
-    rows = await db.execute(
-        text(
-            """SELECT pa.chain_id, w.address, pa.asset, pa.contract, pa.kind, pa.category,
-                      pa.decimals, pa.amount, pa.price, pa.price_source, pa.price_updated_at,
-                      pa.block_number, pa.error, pa.stale, pa.chain, pa.wallet_id, pa.updated_at
-               FROM portfolio_assets pa JOIN wallets w ON w.id = pa.wallet_id
-               WHERE pa.user_id = :u
-               ORDER BY abs(pa.value_usd) DESC NULLS LAST, pa.chain_id, pa.asset"""
-        ),
-        {"u": user_id},
-    )
+    """Everything the user holds, as last stored; largest value first, unpriced last.
+
+    Read on the asyncpg driver connection (inside the caller's transaction, if any) with a
+    statement asyncpg prepares once per connection: this is the API's hottest read, and
+    SQLAlchemy's text() + Row path cost four times the query itself (docs/BENCHMARKS.md).
+    """
+    driver = (await db.get_raw_connection()).driver_connection
+    assert driver is not None  # an open connection's asyncpg connection
+    rows = await driver.fetch(_CURRENT, user_id)
     result: list[StoredHolding] = []
-    for r in rows:
-        price = (
-            Price(r.asset, Decimal(r.price), r.price_source, r.price_updated_at)
-            if (r.price is not None)
-            else None
-        )
+    for (
+        chain_id,
+        address,
+        asset,
+        contract,
+        kind,
+        category,
+        decimals,
+        amount,
+        price,
+        price_source,
+        price_updated_at,
+        block_number,
+        error,
+        stale,
+        chain,
+        wallet_id,
+        updated_at,
+        details,
+    ) in rows:
         holding = Holding(
-            chain_id=r.chain_id,
-            wallet=r.address,
-            symbol=r.asset,
-            contract=r.contract,
-            kind=AssetKind(r.kind),
-            category=Category(r.category),
-            decimals=r.decimals,
-            amount=int(r.amount) if r.amount is not None else None,
-            price=price,
-            block_number=r.block_number,
-            error=r.error,
-            stale=r.stale,
-            observed_at=r.updated_at,
+            chain_id=chain_id,
+            wallet=address,
+            symbol=asset,
+            contract=contract,
+            kind=_KINDS[kind],
+            category=_CATEGORIES[category],
+            decimals=decimals,
+            amount=None if amount is None else int(amount),
+            price=None if price is None else Price(asset, price, price_source, price_updated_at),
+            block_number=block_number,
+            error=error,
+            stale=stale,
+            observed_at=updated_at,
+            extra=_details(details),
         )
-        result.append(StoredHolding(holding, r.chain, r.wallet_id, r.updated_at))
+        result.append(StoredHolding(holding, chain, wallet_id, updated_at))
     return result

@@ -230,6 +230,16 @@ async def _v5_rollup_edge(conn: AsyncConnection, timescale: bool, _opts: Storage
     )
 
 
+async def _v6_position_legs(conn: AsyncConnection, _timescale: bool, _opts: StorageOptions) -> None:
+    # A DEX position is stored as legs keyed "<position manager>#<token id>/<leg>": longer than
+    # an address. `details` keeps what groups legs into their position (id, leg, in range…).
+    await _exec(
+        conn,
+        "ALTER TABLE portfolio_assets ALTER COLUMN contract TYPE varchar(120)",
+        "ALTER TABLE portfolio_assets ADD COLUMN details jsonb",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _v1_core),
     Migration(
@@ -238,6 +248,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "storage metadata", _v3_meta),
     Migration(4, "transfer scan cursors; cash flow block numbers", _v4_transfer_cursors),
     Migration(5, "daily rollup edge: days before it are folded in", _v5_rollup_edge),
+    Migration(6, "DEX position legs: longer contract keys, details", _v6_position_legs),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
+import graphql
 import httpx
+from graphql import find_breaking_changes
 
+from chainfolio import __version__
+from chainfolio.schema import build_schema
 from tests.api.conftest import Auth, SeedUser
 
 PORTFOLIO = """{ portfolio { totalValue change24h chains { chain value }
@@ -151,3 +160,104 @@ async def test_decimals_are_plain_strings(
     assert not any("E" in v for v in values)
     rest = (await client.get("/v1/portfolio", headers=headers)).json()["data"]
     assert not any("E" in a["balanceExact"] for a in rest["assets"])
+
+
+async def test_change_is_read_only_when_asked_and_fragments_count(
+    client: httpx.AsyncClient, auth: Auth, seeded_user: SeedUser
+) -> None:
+    """`portfolio` reads the 24 h snapshot only for `change24h`/`changePercent24h`, and a
+    fragment asking for them (spread or inline) is asking: the answers are the same bytes."""
+    subject = await seeded_user()
+    headers = auth(subject)
+    direct = await gql(client, headers, "{ portfolio { change24h changePercent24h } }")
+    spread = await gql(
+        client,
+        headers,
+        "query { portfolio { ...C } } fragment C on Portfolio { change24h changePercent24h }",
+    )
+    inline = await gql(
+        client, headers, "{ portfolio { ... on Portfolio { change24h changePercent24h } } }"
+    )
+    assert direct == spread == inline
+    assert direct["data"]["portfolio"]["change24h"] is not None  # type: ignore[index]
+    full = await gql(client, headers, PORTFOLIO)
+    holdings_only = await gql(
+        client,
+        headers,
+        "{ portfolio { holdings { asset amount balance price priceSource valueUsd stale "
+        "category } } }",
+    )
+    only: dict[str, Any] = holdings_only["data"]  # type: ignore[assignment]
+    everything: dict[str, Any] = full["data"]  # type: ignore[assignment]
+    assert only["portfolio"]["holdings"] == everything["portfolio"]["holdings"]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def changelog_section(title: str) -> str:
+    """The text under `## [title]` in CHANGELOG.md, up to the next release heading."""
+    text = (ROOT / "CHANGELOG.md").read_text()
+    start = text.index(f"## [{title}]")
+    end = text.find("\n## [", start + 1)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def last_release() -> str:
+    """The newest release heading of CHANGELOG.md (Keep a Changelog: `## [x.y.z] - date`)."""
+    found = re.search(r"^## \[(\d+\.\d+\.\d+)\]", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert found, "CHANGELOG.md lists no release"
+    return found.group(1)
+
+
+def unlisted_breaking_changes(released_sdl: str, current_sdl: str, listed: str) -> list[str]:
+    """graphql-core's breaking changes from the released SDL that `listed` does not name."""
+    changes = find_breaking_changes(
+        graphql.build_schema(released_sdl), graphql.build_schema(current_sdl)
+    )
+    return [c.description for c in changes if c.description not in listed]
+
+
+def test_committed_schema_is_the_codes_schema() -> None:
+    committed = (ROOT / "schema.graphql").read_text()
+    assert committed == build_schema().as_str() + "\n", (
+        "schema.graphql is out of date: chainfolio schema > schema.graphql"
+    )
+
+
+def test_the_cli_prints_the_schema() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "chainfolio", "schema"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == (ROOT / "schema.graphql").read_text()
+    assert done.stderr == ""
+
+
+def test_no_unlisted_breaking_change_since_the_last_release() -> None:
+    """A change that breaks clients of the released schema must be named in CHANGELOG.md's
+    Unreleased section (its description verbatim), or be made as a deprecation instead."""
+    release = last_release()
+    assert release == __version__, "the package version is not the last release in CHANGELOG.md"
+    released = (ROOT / "docs" / f"schema-{release}.graphql").read_text()
+    unlisted = unlisted_breaking_changes(
+        released, build_schema().as_str(), changelog_section("Unreleased")
+    )
+    assert unlisted == [], "breaking schema changes not in CHANGELOG.md's Unreleased section"
+
+
+def test_the_breaking_change_check_catches_a_removed_field() -> None:
+    released = (ROOT / "docs" / "schema-0.1.0.graphql").read_text()
+    field = '\n  """The caller\'s tracked wallets."""\n  wallets: [Wallet!]!\n'
+    removed = released.replace(field, "\n", 1)
+    assert removed != released
+    assert unlisted_breaking_changes(released, removed, "") == ["Field Query.wallets was removed."]
+    listed = "### Removed\n- **Breaking**: Field Query.wallets was removed.\n"
+    assert unlisted_breaking_changes(released, removed, listed) == []
+    # deprecating is not breaking
+    deprecated = released.replace(
+        "  wallets: [Wallet!]!\n", '  wallets: [Wallet!]! @deprecated(reason: "x")\n', 1
+    )
+    assert unlisted_breaking_changes(released, deprecated, "") == []

@@ -25,12 +25,14 @@ PANELS = (
     "panel-compare",
     "panel-wallets",
     "panel-holdings",
+    "panel-positions",
     "panel-rebalance",
 )
 
 API = """{
   portfolio { totalValue change24h
-    holdings { chainId wallet asset category valueUsd balance price } }
+    holdings { chainId wallet asset category valueUsd balance price position }
+    positions { id chainId wallet valueUsd inRange } }
   wallets { address }
   history(period: "90d", interval: "1d") { timestamps values }
   performance(period: "90d") { absoluteGain roi twr mwr sharpeRatio maxDrawdown }
@@ -57,6 +59,10 @@ SCRAPE = """() => {
     compare: metrics("compare-metrics"),
     assets: JSON.parse(document.getElementById("panel-allocation").dataset.assets || "[]"),
     wallets: [...document.querySelectorAll("#wallet-list li")].map((li) => li.dataset.address),
+    positions: [...document.querySelectorAll("#positions-table tbody tr")].map((tr) => ({
+      key: tr.dataset.key,
+      value: tr.querySelector("td[data-value]").dataset.value,
+    })),
     canvases: document.querySelectorAll(".chart canvas").length,
   };
 }"""
@@ -101,12 +107,19 @@ def test_every_panel_shows_the_api_numbers(demo: DemoProcess, browser: Browser) 
     assert len(rows) == len(portfolio["holdings"])
     for h in portfolio["holdings"]:
         key = f"{h['chainId']}:{h['wallet']}:{h['asset']}:{h['category']}"
+        key += f":{h['position']}" if h["position"] else ""
         balance, price, value = rows[key]
         assert (balance, price, value) == (
             h["balance"] or "",
             h["price"] or "",
             h["valueUsd"] or "",
         )
+    positions = {p["key"]: p["value"] for p in page["positions"]}
+    assert positions == {
+        f"{p['chainId']}:{p['wallet']}:{p['id']}": p["valueUsd"] or ""
+        for p in portfolio["positions"]
+    }
+    assert {p["inRange"] for p in portfolio["positions"]} == {True, False}  # the demo mints both
     history = api["history"]
     assert page["historyPoints"] == len(history["timestamps"])
     assert page["historyLast"] == history["values"][-1]

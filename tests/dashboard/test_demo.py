@@ -175,3 +175,22 @@ def test_ctrl_c_stops_everything(tmp_path: Path, signal_name: str) -> None:
     assert demo.process.wait() == 0, demo.log()
     assert not [pid for pid in demo.info["nodePids"] if _alive(pid)]
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+
+
+def test_demo_wallets_hold_uniswap_positions_in_and_out_of_range(demo: DemoProcess) -> None:
+    data = demo.gql(
+        """{ portfolio { positions { id protocol chainId inRange valueUsd
+                                     legs { asset category amount } } } }"""
+    )
+    positions = data["portfolio"]["positions"]
+    assert len(positions) == 4  # two per tracked wallet on the first chain
+    assert {p["protocol"] for p in positions} == {"uniswap-v3"}
+    assert sorted(p["inRange"] for p in positions) == [False, False, True, True]
+    for position in positions:
+        assert {(leg["asset"], leg["category"]) for leg in position["legs"]} == {
+            ("WETH", "DEPOSIT"),
+            ("USDC", "DEPOSIT"),
+            ("WETH", "REWARD"),
+            ("USDC", "REWARD"),
+        }
+        assert Decimal(position["valueUsd"]) > 0

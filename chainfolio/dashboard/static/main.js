@@ -2,6 +2,7 @@
 import { ApiError, createClient } from "./api.js";
 import { clearChart, compareChart, donut, valueChart } from "./charts.js";
 import * as fmt from "./format.js";
+import { POSITIONS_FIELDS, renderPositions } from "./positions.js";
 
 const TOKEN_KEY = "chainfolio.token";
 const $ = (id) => document.getElementById(id);
@@ -10,7 +11,8 @@ const PORTFOLIO = `{
   portfolio { totalValue change24h changePercent24h stale updatedAt unpricedCount
     chains { chainId chain value stale } assets { asset balance value } categories { category value }
     holdings { chainId chain wallet asset category amount balance price priceSource valueUsd
-               updatedAt stale error } }
+               updatedAt stale error position }
+    ${POSITIONS_FIELDS} }
   wallets { id chainId address label createdAt }
 }`;
 const ALLOCATION = `{ allocation { totalValue unpricedCount
@@ -27,7 +29,7 @@ const COMPARE = `query($period: String!, $benchmark: String!) {
     informationRatio } }`;
 const TARGETS = `{ allocationTargets { targets { key weight members } band minTradeUsd } }`;
 const REBALANCE = `{ rebalance { withinBands totalGasUsd
-  trades { side asset chainId valueUsd amount }
+  trades { side asset chainId valueUsd amount position }
   gas { chainId trades gasUnits costUsd }
   currentWeights { key label weight } resultingWeights { key label weight } } }`;
 const SET_TARGETS = `mutation($targets: [TargetInput!]!, $band: Decimal!, $minTradeUsd: Decimal!) {
@@ -95,7 +97,7 @@ function renderHoldings(holdings) {
   const rows = [...holdings].sort((a, b) => Math.abs(Number(b.valueUsd ?? 0)) - Math.abs(Number(a.valueUsd ?? 0)));
   body.replaceChildren(...rows.map((h) => {
     const tr = document.createElement("tr");
-    tr.dataset.key = `${h.chainId}:${h.wallet}:${h.asset}:${h.category}`;
+    tr.dataset.key = `${h.chainId}:${h.wallet}:${h.asset}:${h.category}${h.position ? `:${h.position}` : ""}`;
     tr.classList.toggle("is-stale", h.stale);
     const cells = [
       [h.chain], [fmt.shortAddress(h.wallet)], [h.asset], [h.category],
@@ -199,6 +201,7 @@ async function loadPortfolio() {
     setState("panel-total", "empty", "No wallets yet: add one in the Wallets panel.");
     setState("panel-holdings", "empty", "No wallets yet.");
     setState("panel-allocation", "empty", "No wallets yet.");
+    setState("panel-positions", "empty", "No wallets yet.");
     return;
   }
   renderTotal(portfolio.totalValue, portfolio.change24h, portfolio.changePercent24h, portfolio.updatedAt);
@@ -218,6 +221,7 @@ async function loadPortfolio() {
     setState("panel-holdings", portfolio.stale ? "stale" : "ok",
       portfolio.stale ? "Some chains are stale: their rows show the last known values." : "");
   }
+  renderPositions(portfolio.positions, setState);
   await renderDonuts(portfolio, allocationLoad);
 }
 
@@ -387,7 +391,8 @@ function renderTrades(rebalance) {
     const tr = document.createElement("tr");
     tr.dataset.asset = t.asset;
     tr.dataset.value = t.valueUsd;
-    for (const [text, cls] of [[t.side, t.side === "BUY" ? "up" : "down"], [t.asset], [t.chainId ?? "—"],
+    const side = t.position ? `REDUCE position ${t.position.includes("#") ? `#${t.position.split("#")[1]}` : fmt.shortAddress(t.position)}` : t.side;
+    for (const [text, cls] of [[side, t.side === "BUY" ? "up" : "down"], [t.asset], [t.chainId ?? "—"],
       [fmt.usd(t.valueUsd), "num"], [fmt.amount(t.amount), "num"]]) {
       const td = document.createElement("td");
       td.textContent = text;

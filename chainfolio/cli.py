@@ -12,6 +12,7 @@ import logging.config
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,142 @@ from chainfolio.api.auth import issue_token
 from chainfolio.core.errors import ChainfolioError
 from chainfolio.core.logs import LogFormat, logging_config
 from chainfolio.core.settings import Settings
+
+
+class StartupFailure(Exception):
+    """A startup failure the user can fix: what failed, the setting to change, an exit code."""
+
+    def __init__(self, what: str, setting: str, exit_code: int) -> None:
+        super().__init__(what)
+        self.what = what
+        self.setting = setting
+        self.exit_code = exit_code
+
+
+# Exit codes of startup failures (docs/API.md, "Command line"); 2 stays argparse's and errors'.
+EXIT_SETTINGS = 9
+EXIT_DATABASE_UNREACHABLE = 10
+EXIT_DATABASE_AUTH = 11
+EXIT_DATABASE_MISSING = 12
+EXIT_REDIS_UNREACHABLE = 13
+EXIT_CHAINS_FILE = 14
+EXIT_JWKS_URL = 15
+EXIT_PORT_IN_USE = 16
+_CHECK_TIMEOUT_S = 5.0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _check_chains(settings: Settings) -> None:
+    from chainfolio.fetchers.config import load_chains  # noqa: PLC0415
+
+    try:
+        load_chains(settings.chains_file, max_tokens_per_chain=settings.max_tokens_per_chain)
+    except (OSError, ValueError, ChainfolioError) as exc:  # TOML/JSON syntax errors are both
+        raise StartupFailure(
+            f"chains file {settings.chains_file} is unusable: {_first_line(exc)}",
+            "CHAINFOLIO_CHAINS_FILE",
+            EXIT_CHAINS_FILE,
+        ) from exc
+
+
+def _check_port(host: str, port: int) -> None:
+    import socket  # noqa: PLC0415
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise StartupFailure(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                "--port (or --host)",
+                EXIT_PORT_IN_USE,
+            ) from exc
+
+
+async def _check_database(url: str) -> None:
+    import asyncpg  # noqa: PLC0415
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    from chainfolio.storage.database import to_asyncpg_dsn, to_sqlalchemy_url  # noqa: PLC0415
+
+    parsed = make_url(to_sqlalchemy_url(url)).set(drivername="postgresql")
+    shown = parsed.render_as_string(hide_password=True)
+    setting = "CHAINFOLIO_DATABASE_URL"
+    try:
+        conn = await asyncpg.connect(to_asyncpg_dsn(url), timeout=_CHECK_TIMEOUT_S)
+    except asyncpg.InvalidCatalogNameError as exc:
+        what = f"database missing at {shown}: {_first_line(exc)}"
+        raise StartupFailure(what, setting, EXIT_DATABASE_MISSING) from exc
+    except (
+        asyncpg.InvalidPasswordError,
+        asyncpg.InvalidAuthorizationSpecificationError,
+    ) as exc:
+        what = f"database refused the login at {shown}: {_first_line(exc)}"
+        raise StartupFailure(what, setting, EXIT_DATABASE_AUTH) from exc
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        what = f"database unreachable at {shown}: {_first_line(exc)}"
+        raise StartupFailure(what, setting, EXIT_DATABASE_UNREACHABLE) from exc
+    await conn.close()
+
+
+async def _check_redis(url: str) -> None:
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return
+    import redis.asyncio  # noqa: PLC0415
+
+    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=_CHECK_TIMEOUT_S)
+    try:
+        await client.ping()
+    except (redis.RedisError, OSError) as exc:
+        what = f"Redis unreachable at {url}: {_first_line(exc)}"
+        raise StartupFailure(what, "CHAINFOLIO_REDIS_URL", EXIT_REDIS_UNREACHABLE) from exc
+    finally:
+        await client.aclose()
+
+
+async def _check_jwks(url: str | None) -> None:
+    if url is None:
+        return
+    import httpx  # noqa: PLC0415
+
+    setting = "CHAINFOLIO_JWT_JWKS_URL"
+    try:
+        async with httpx.AsyncClient(timeout=_CHECK_TIMEOUT_S) as client:
+            response = await client.get(url)
+            response.raise_for_status()
+            keys = response.json().get("keys")
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        what = f"JWKS URL {url} gives no key set: {_first_line(exc)}"
+        raise StartupFailure(what, setting, EXIT_JWKS_URL) from exc
+    if not isinstance(keys, list):
+        what = f'JWKS URL {url} gives no key set: the document has no "keys" list'
+        raise StartupFailure(what, setting, EXIT_JWKS_URL)
+
+
+def check_startup(
+    settings: Settings, *, listen: tuple[str, int] | None = None, services: bool = True
+) -> None:
+    """Fail early, with one plain line, on what a user can get wrong: the chains file, the
+    port, the database, Redis and the JWKS URL (`StartupFailure`)."""
+    if services:
+        _check_chains(settings)
+    if listen is not None:
+        _check_port(*listen)
+
+    async def reachable() -> None:
+        configured = settings.configured_database_url()
+        if configured:  # the embedded server is started (and its failures told) later
+            await _check_database(configured)
+        if services:
+            await _check_redis(settings.redis_url)
+            await _check_jwks(settings.jwt_jwks_url)
+
+    asyncio.run(reachable())
 
 
 async def _database_url(settings: Settings) -> str:
@@ -37,6 +174,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from chainfolio.api.timeouts import TimedHttpProtocol  # noqa: PLC0415
 
+    check_startup(settings, listen=(args.host, args.port))
     if args.with_worker:  # the factory reads settings from the environment
         os.environ["CHAINFOLIO_RUN_WORKER"] = "true"
     # uvicorn shuts down gracefully on SIGTERM (requests finish, websockets get a 1012 close
@@ -68,6 +206,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
     """Apply database migrations."""
+    check_startup(settings, services=False)
     from chainfolio.storage.database import open_engine  # noqa: PLC0415
     from chainfolio.storage.migrations import StorageOptions, migrate  # noqa: PLC0415
 
@@ -161,6 +300,7 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
     from chainfolio.storage.database import open_engine  # noqa: PLC0415
     from chainfolio.storage.migrations import migrate  # noqa: PLC0415
 
+    check_startup(settings)
     config = load_chains(settings.chains_file, max_tokens_per_chain=settings.max_tokens_per_chain)
 
     async def go() -> None:
@@ -323,13 +463,36 @@ def _log_format(args: argparse.Namespace, settings: Settings) -> LogFormat:
     return chosen or settings.log_format
 
 
+class _DefaultsShown(argparse.HelpFormatter):
+    """Help that ends with each option's default, when it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            action.option_strings
+            and not action.required
+            and action.default not in (None, argparse.SUPPRESS)
+            and "%(default)" not in text
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose help shows defaults (sub-command parsers are of this class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _DefaultsShown)
+        super().__init__(*args, **kwargs)
+
+
 def _add_discover_command(sub: Any) -> None:
     """`discover`: a wallet's received tokens, read only."""
     discover = sub.add_parser(
         "discover", help="find the tokens a wallet received (Transfer logs; nothing stored)"
     )
-    discover.add_argument("--chain-id", type=int, required=True)
-    discover.add_argument("--address", required=True)
+    discover.add_argument("--chain-id", type=int, required=True, help="the wallet's chain id")
+    discover.add_argument("--address", required=True, help="the wallet's address (0x…)")
     discover.add_argument("--blocks", type=int, help="blocks back from the head (default: config)")
     discover.add_argument(
         "--max-range", type=int, help="widest eth_getLogs range (default: config)"
@@ -354,22 +517,26 @@ def _add_ops_commands(sub: Any) -> None:
     dstop.add_argument("--force", action="store_true", help="stop it even while in use")
     dsub.add_parser("status", help="running or not, data dir, URL, processes using it")
     dsub.add_parser("url", help='print the connection URL (psql "$(chainfolio db url)")')
-    dsub.add_parser("dump", help="write a pg_dump (custom format)").add_argument("file", type=Path)
+    dsub.add_parser("dump", help="write a pg_dump (custom format)").add_argument(
+        "file", type=Path, help="the dump file to write"
+    )
     restore = dsub.add_parser("restore", help="replace the database with a dump")
-    restore.add_argument("file", type=Path)
+    restore.add_argument("file", type=Path, help="a dump written by `db dump`")
     db.set_defaults(func=cmd_db)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
-    parser = argparse.ArgumentParser(prog="chainfolio", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser = _Parser(prog="chainfolio", description=__doc__)
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logs; tracebacks of startup failures"
+    )
     parser.add_argument(
         "--version", action="version", version=f"chainfolio {chainfolio.__version__}"
     )
     sub = parser.add_subparsers(dest="command", required=True)
     # every command that opens the database: the embedded server's lifetime
-    uses_db = argparse.ArgumentParser(add_help=False)
+    uses_db = _Parser(add_help=False)
     uses_db.add_argument(
         "--keep-db",
         action="store_true",
@@ -379,36 +546,51 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve", help="run the API (GraphQL, REST, websockets)", parents=[uses_db]
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="uvicorn's log level",
+    )
     serve.add_argument("--with-worker", action="store_true", help="refresh in this process")
-    serve.add_argument("--log-format", choices=["text", "json"], help="default: settings")
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="log line format (default: CHAINFOLIO_LOG_FORMAT, text)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="apply database migrations", parents=[uses_db]).set_defaults(
         func=cmd_migrate
     )
     worker = sub.add_parser("worker", help="run the refresh worker", parents=[uses_db])
-    worker.add_argument("--log-format", choices=["text", "json"], help="default: settings")
+    worker.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="log line format (default: CHAINFOLIO_LOG_FORMAT, text)",
+    )
     worker.set_defaults(func=cmd_worker)
 
     token = sub.add_parser("token", help="print a dev JWT (HS256, configured secret)")
     token.add_argument("--user", required=True, help="subject (user id)")
-    token.add_argument("--days", type=int, default=30)
+    token.add_argument("--days", type=int, default=30, help="days until the token expires")
     token.set_defaults(func=cmd_token)
 
     demo = sub.add_parser(
         "demo", help="run the demo: local chains, history, live dashboard", parents=[uses_db]
     )
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--host", default="127.0.0.1", help="address the API listens on")
+    demo.add_argument("--port", type=int, default=8000, help="port the API listens on")
     demo.add_argument("--chains", default="1,137,42161", help="devnet chain ids, comma-separated")
     demo.add_argument(
         "--tick", type=float, default=5.0, help="seconds between live changes (0: none)"
     )
-    demo.add_argument("--json", type=Path, help="also write the URL, token and chains here")
+    demo.add_argument(
+        "--json", type=Path, help="also write the URL, token and chains to this file (default: no)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     # Its options belong to `python -m chainfolio.devnet`, which parses them (and --help).
@@ -422,24 +604,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_discover_command(sub)
     wallet = sub.add_parser("wallet", help="manage a user's wallets", parents=[uses_db])
     wsub = wallet.add_subparsers(dest="action", required=True)
-    add = wsub.add_parser("add")
-    add.add_argument("--user", required=True)
-    add.add_argument("--chain-id", type=int, required=True)
-    add.add_argument("--address", required=True)
-    add.add_argument("--label")
-    lst = wsub.add_parser("list")
-    lst.add_argument("--user", required=True)
-    rm = wsub.add_parser("remove")
-    rm.add_argument("--user", required=True)
-    rm.add_argument("wallet_id")
+    add = wsub.add_parser("add", help="track a wallet")
+    add.add_argument("--user", required=True, help="subject (user id)")
+    add.add_argument("--chain-id", type=int, required=True, help="EVM chain id of the wallet")
+    add.add_argument("--address", required=True, help="0x address (checksum or lowercase)")
+    add.add_argument("--label", help="a name shown with the wallet (default: none)")
+    lst = wsub.add_parser("list", help="list the user's wallets (id, chain, address, label)")
+    lst.add_argument("--user", required=True, help="subject (user id)")
+    rm = wsub.add_parser("remove", help="stop tracking a wallet")
+    rm.add_argument("--user", required=True, help="subject (user id)")
+    rm.add_argument("wallet_id", help="the id `wallet list` shows")
     wallet.set_defaults(func=cmd_wallet)
 
     _add_ops_commands(sub)
     return parser
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop every command, whatever this process inherited: a shell starts
+    `chainfolio … &` with SIGINT ignored, and Python then installs no handler of its own."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `chainfolio` console script."""
+    _stop_on_signals()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "devnet":
@@ -447,15 +641,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.devnet_argv = extra
     if getattr(args, "keep_db", False):  # serve's app factory reads settings from the environment
         os.environ["CHAINFOLIO_KEEP_DB"] = "true"
-    settings = Settings()
-    level = "DEBUG" if args.verbose else "INFO"
-    logging.config.dictConfig(logging_config(_log_format(args, settings), level))
     func: Command = args.func
     try:
+        try:
+            settings = Settings()
+        except ValueError as exc:  # pydantic's ValidationError: a CHAINFOLIO_* value is wrong
+            what = f"invalid setting: {' '.join(str(exc).split())}"
+            raise StartupFailure(what, "the CHAINFOLIO_* variable named", EXIT_SETTINGS) from exc
+        level = "DEBUG" if args.verbose else "INFO"
+        logging.config.dictConfig(logging_config(_log_format(args, settings), level))
         return func(args, settings)
     except ChainfolioError as exc:
         print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
         return 2
+    except StartupFailure as exc:
+        if args.verbose:
+            traceback.print_exception(exc)
+        print(f"chainfolio: {exc.what} (change {exc.setting})", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

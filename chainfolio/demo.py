@@ -76,6 +76,8 @@ DEVNET_WALLETS = 4
 """Per chain: 0 and 1 tracked, 2 the ticker's counterparty, 3 free (tests, trying things)."""
 HISTORY_DAYS = 90
 PRICE_SOURCE = "demo-backfill"
+MOVED_FEEDS = {"ETH": 8, "BTC": 8}
+"""The feeds the ticker moves (key: decimals); a restart resumes them (`_resume_prices`)."""
 _FEED_MAX_AGE_S = 86_400
 _T = TypeVar("_T")
 
@@ -446,15 +448,39 @@ async def _track_wallets(
     return user_id, tracked
 
 
+async def _resume_prices(
+    engine: AsyncEngine, user_id: uuid.UUID, chains: Sequence[DevnetDeployment]
+) -> dict[str, int]:
+    """Set the moved feeds of the fresh chains to the prices the demo user's holdings were last
+    valued at (a restart continues the series instead of stepping back to the deployment's
+    answers); return the feeds' answers."""
+    async with engine.connect() as db:
+        holdings = await current_holdings(db, user_id=user_id)
+    last = {
+        s.holding.price.symbol.upper(): s.holding.price.usd
+        for s in holdings
+        if s.holding.price is not None
+    }
+    answers = {key: chains[0].feed_answers[key] for key in MOVED_FEEDS}
+    for key, decimals in MOVED_FEEDS.items():
+        if key in last:
+            answers[key] = int(last[key].scaleb(decimals))
+            for chain in chains:
+                set_price(chain, key, answers[key])
+    return answers
+
+
 async def _backfill(
     engine: AsyncEngine, user_id: uuid.UUID, *, now: datetime, stop: asyncio.Event
-) -> int:
-    """Write the synthetic history once per database; return the snapshots written."""
+) -> tuple[int, datetime | None]:
+    """Write the synthetic history once per database; return the snapshots written and when
+    the kept history starts."""
     async with engine.connect() as db:
         first = await timeseries.first_snapshot_time(db, user_id=user_id)
+        oldest = await timeseries.oldest_snapshot_time(db, user_id=user_id)
     if first is not None and first < now - timedelta(days=1):
-        log.info("demo history already present since %s: not back-filled again", first)
-        return 0
+        log.info("demo history already present since %s: not back-filled again", oldest)
+        return 0, oldest
     while True:  # the first refresh stores the holdings the history is derived from
         async with engine.connect() as db:
             holdings = await current_holdings(db, user_id=user_id)
@@ -463,13 +489,14 @@ async def _backfill(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=0.5)
         if stop.is_set():
-            return 0
+            return 0, oldest
     history = synthetic_history(positions_of(holdings), user_id=user_id, now=now)
     async with engine.begin() as db:
         written = await timeseries.write_snapshots(db, history.snapshots)
         await timeseries.write_prices(db, history.prices)
         await timeseries.write_cash_flows(db, history.flows)
-    return written
+        oldest = await timeseries.oldest_snapshot_time(db, user_id=user_id)
+    return written, oldest
 
 
 @dataclass
@@ -504,6 +531,8 @@ class _DemoRun:
             chain_ids=options.chain_ids, wallets=DEVNET_WALLETS, position_wallets=DEVNET_WALLETS
         )
         self.pg_server: Any = None
+        self.answers: dict[str, int] = {}
+        """The moved feeds' answers the chains started with (resumed from stored prices)."""
         self.server: uvicorn.Server | None = None
         self.serving: asyncio.Task[None] | None = None
 
@@ -532,10 +561,13 @@ class _DemoRun:
             user_id, tracked = await _track_wallets(
                 engine, config, self.devnet.chains, settings.max_wallets_per_user
             )
+            self.answers = await _resume_prices(engine, user_id, self.devnet.chains)
             token = issue_token(settings, subject=DEMO_SUBJECT, ttl=timedelta(days=30))
             url = await self._serve(config, database_url, token)
             now = datetime.now(UTC)
-            written = await _until(self.stop, _backfill(engine, user_id, now=now, stop=self.stop))
+            written, since = await _until(
+                self.stop, _backfill(engine, user_id, now=now, stop=self.stop)
+            )
         return {
             "url": url,
             "dashboard": f"{url}/#token={token}",
@@ -544,6 +576,7 @@ class _DemoRun:
             "subject": DEMO_SUBJECT,
             "pid": os.getpid(),
             "backfilledSnapshots": written,
+            "historySince": None if since is None else since.isoformat(),
             "tickSeconds": self.options.tick_s,
             "tracked": {str(k): v for k, v in tracked.items()},
             "nodePids": [n.pid for n in self.devnet.nodes],
@@ -584,12 +617,18 @@ class _DemoRun:
 
     def announce(self, info: dict[str, Any]) -> None:
         """Print how to reach the demo; write it as JSON when asked."""
-        written = info["backfilledSnapshots"]
+        written, since = info["backfilledSnapshots"], info["historySince"]
+        history = (
+            f"{written} hourly snapshots back-filled"
+            if written
+            else f"kept from earlier runs, since {since}"
+            if since
+            else "none yet"
+        )
         print(
             f"\nchainfolio demo is running\n  dashboard  {info['dashboard']}\n"
             f"  GraphQL    {info['graphql']}\n  token      {info['token']}\n"
-            f"  history    {written} hourly snapshots back-filled"
-            f"{'' if written else ' (already present)'}\nCtrl-C to stop",
+            f"  history    {history}\nCtrl-C to stop",
             file=self.options.out,
             flush=True,
         )
@@ -602,10 +641,7 @@ class _DemoRun:
     async def live(self) -> int:
         """Move prices and funds every tick until stopped; 1 if the API died."""
         chains = self.devnet.chains
-        market = _Market(
-            answers={k: chains[0].feed_answers[k] for k in ("ETH", "BTC")},
-            rng=np.random.default_rng(),
-        )
+        market = _Market(answers=dict(self.answers), rng=np.random.default_rng())
         tick_s = self.options.tick_s
         while not self.stop.is_set():
             if self.serving is None or self.serving.done():

@@ -52,6 +52,8 @@ def run_devnet_cli(
     With `json_path`, the deployments are also written there as JSON (a list, one per chain).
     """
     if threading.current_thread() is threading.main_thread():
+        # Whatever was inherited (`cmd &` starts us with SIGINT ignored): Ctrl-C and SIGTERM stop.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _raise_interrupt)
     devnet = Devnet(chain_ids=chain_ids, wallets=wallets, extra_tokens=extra_tokens)
     try:

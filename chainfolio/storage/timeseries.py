@@ -265,6 +265,19 @@ async def first_snapshot_time(db: AsyncConnection, *, user_id: uuid.UUID) -> dat
     return value
 
 
+async def oldest_snapshot_time(db: AsyncConnection, *, user_id: uuid.UUID) -> datetime | None:
+    """The time of the user's oldest kept snapshot row (a daily rollup row: its day)."""
+    value: datetime | None = await db.scalar(
+        text(
+            """SELECT least(
+                (SELECT min("timestamp") FROM portfolio_snapshots WHERE user_id = :u),
+                (SELECT min(bucket) FROM portfolio_snapshots_daily WHERE user_id = :u))"""
+        ),
+        {"u": user_id},
+    )
+    return value
+
+
 async def snapshot_at_or_before(
     db: AsyncConnection, *, user_id: uuid.UUID, moment: datetime
 ) -> Snapshot | None:
@@ -733,6 +746,51 @@ async def save_transfer_cursors(db: AsyncConnection, cursors: Sequence[TransferC
             "c": [c.chain_id for c in cursors],
             "b": [c.block_number for c in cursors],
             "h": [c.block_hash for c in cursors],
+        },
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChainAnchor:
+    """A block of a chain taken as final (the confirmation depth below the head the worker last
+    scanned to): while the node still has it, the node serves the chain scanned before."""
+
+    chain_id: int
+    block_number: int
+    block_hash: str
+
+
+async def chain_anchors(
+    db: AsyncConnection, *, chain_ids: Collection[int]
+) -> dict[int, ChainAnchor]:
+    """The stored anchor of each of `chain_ids` (a chain never scanned has none)."""
+    if not chain_ids:
+        return {}
+    rows = await db.execute(
+        text("SELECT key, value FROM chainfolio_meta WHERE key = ANY(:k)"),
+        {"k": [f"chain_anchor:{c}" for c in chain_ids]},
+    )
+    anchors = {}
+    for key, value in rows:
+        chain_id = int(key.removeprefix("chain_anchor:"))
+        number, block_hash = value.split(":", 1)
+        anchors[chain_id] = ChainAnchor(chain_id, int(number), block_hash)
+    return anchors
+
+
+async def save_chain_anchors(db: AsyncConnection, anchors: Sequence[ChainAnchor]) -> None:
+    """Store each of `anchors` as its chain's (one per chain, shared by every worker)."""
+    if not anchors:
+        return
+    await db.execute(
+        text(
+            "INSERT INTO chainfolio_meta (key, value) "
+            "SELECT * FROM unnest(CAST(:k AS text[]), CAST(:v AS text[])) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        ),
+        {
+            "k": [f"chain_anchor:{a.chain_id}" for a in anchors],
+            "v": [f"{a.block_number}:{a.block_hash}" for a in anchors],
         },
     )
 

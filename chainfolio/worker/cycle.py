@@ -41,7 +41,7 @@ from chainfolio.storage.accounts import Wallet
 from chainfolio.storage.holdings import StoredHolding
 from chainfolio.worker.backfill import Backfill
 from chainfolio.worker.discovery import TokenDiscovery
-from chainfolio.worker.flows import FlowScanner
+from chainfolio.worker.flows import ChainFlows, FlowScanner
 from chainfolio.worker.heads import HeadWatch, Nudges, Tracked, first_of
 from chainfolio.worker.leases import WORKER_APPLICATION, ShardLease, shard_of
 from chainfolio.worker.options import WorkerOptions
@@ -62,7 +62,9 @@ class CycleReport:
     blocks: dict[int, int] = field(default_factory=dict)
     flows: int = 0
     rescanned_chains: dict[int, int] = field(default_factory=dict)
-    """Chain id -> block a reorg (or a restarted chain) made the transfer scan start over at."""
+    """Chain id -> block a reorg made the transfer scan start over at."""
+    rebased_chains: set[int] = field(default_factory=set)
+    """Chains whose node serves another chain than before: cursors re-based, no flows."""
     backfilled: int = 0
     gaps: int = 0
     """Users whose hour was not snapshotted: a chain of theirs could not be read."""
@@ -224,20 +226,9 @@ class Worker:
                     for symbol, p in read.prices.items()
                 ],
             )
-            for chain_id, scan in scans.items():
-                for block, wallet_ids in scan.orphaned_after.items():
-                    await timeseries.delete_cash_flows_after(
-                        db, wallet_ids=wallet_ids, block_number=block
-                    )
-                    await movements_store.delete_movements_after(
-                        db, wallet_ids=wallet_ids, block_number=block
-                    )
-                if scan.rescan_from is not None:
-                    report.rescanned_chains[chain_id] = scan.rescan_from
-                await timeseries.write_cash_flows(db, scan.flows)
-                await movements_store.write_movements(db, scan.openings + scan.movements)
-                await timeseries.save_transfer_cursors(db, scan.cursors)
-                report.flows += len(scan.flows)
+            await _write_scans(db, scans, report)
+        report.rebased_chains = {c for c, scan in scans.items() if scan.rebased}
+        await self._save_anchors(scans)
         # Committed: cached answers of these users are stale (values, times, stale flags). Drop
         # them before publishing, so that a client reacting to the push reads the new state.
         await self._cache.invalidate(users)
@@ -251,6 +242,17 @@ class Worker:
             self._seen |= unseen
         report.duration_s = time.perf_counter() - started
         return report
+
+    async def _save_anchors(self, scans: Mapping[int, ChainFlows]) -> None:
+        # Own short transaction, in chain order: every worker writes the same rows, and holding
+        # their locks through the refresh's transaction would serialize (or deadlock) workers.
+        anchors = sorted(
+            (scan.anchor for scan in scans.values() if scan.anchor is not None),
+            key=lambda anchor: anchor.chain_id,
+        )
+        if anchors:
+            async with self._engine.begin() as db:
+                await timeseries.save_chain_anchors(db, anchors)
 
     async def _stored_before(
         self, db: AsyncConnection, users: set[uuid.UUID], *, forget_others: bool
@@ -437,3 +439,22 @@ class Worker:
             elif heads is not None:
                 waits.append(heads.moved.wait())
             await first_of(*waits, within_s=until - now)
+
+
+async def _write_scans(
+    db: AsyncConnection, scans: Mapping[int, ChainFlows], report: CycleReport
+) -> None:
+    """What the transfer scans found, in the refresh's transaction: orphaned flows and
+    movements dropped, new ones written, cursors moved."""
+    for chain_id, scan in scans.items():
+        for block, wallet_ids in scan.orphaned_after.items():
+            await timeseries.delete_cash_flows_after(db, wallet_ids=wallet_ids, block_number=block)
+            await movements_store.delete_movements_after(
+                db, wallet_ids=wallet_ids, block_number=block
+            )
+        if scan.rescan_from is not None:
+            report.rescanned_chains[chain_id] = scan.rescan_from
+        await timeseries.write_cash_flows(db, scan.flows)
+        await movements_store.write_movements(db, scan.openings + scan.movements)
+        await timeseries.save_transfer_cursors(db, scan.cursors)
+        report.flows += len(scan.flows)

@@ -9,6 +9,14 @@ Every transfer of a tracked wallet is also an asset movement (P&L's history), wi
 external, own (another wallet of the user), wrap (native value into a tracked token) or
 position (a vault or lending market); a wallet seen for the first time gets opening movements
 of what it holds, valued at this refresh's prices.
+
+Flows are only transfers the scan saw happen. Each chain has an anchor, the block the
+confirmation depth (`WorkerOptions.reorg_depth`) below the last scanned head: a cursor whose
+block was replaced above a surviving anchor is a reorg, rescanned (its orphaned flows dropped);
+a node that no longer has the anchor, or reports another chain id, serves another chain (a
+restarted devnet, a node pointed elsewhere, a reorg deeper than the confirmation depth). Then
+the chain's cursors are re-based at its head and the state found there is the starting value,
+as for a wallet seen the first time; flows stored before are kept, warned about once.
 """
 
 from __future__ import annotations
@@ -55,6 +63,9 @@ class ChainFlows:
     orphaned_after: dict[int, list[uuid.UUID]] = field(default_factory=dict)
     """Block -> wallets whose stored flows above that block a reorg orphaned."""
     rescan_from: int | None = None
+    anchor: timeseries.ChainAnchor | None = None
+    rebased: bool = False
+    """The node serves another chain than the one scanned before: cursors moved to its head."""
 
 
 def flow_time(
@@ -80,6 +91,8 @@ class FlowScanner:
         self._engine = engine
         self._chains = chains
         self.options = options
+        self._replaced: dict[int, str] = {}
+        """Chains warned about as replaced, with why (warned again only for another reason)."""
 
     async def detect(
         self,
@@ -96,6 +109,7 @@ class FlowScanner:
                 by_chain[wallet.chain_id].append(wallet)
         async with self._engine.connect() as db:
             cursors = await timeseries.transfer_cursors(db, wallet_ids=[w.id for w in wallets])
+            anchors = await timeseries.chain_anchors(db, chain_ids=list(by_chain))
         chain_ids = list(by_chain)
         results = await asyncio.gather(
             *(
@@ -104,6 +118,7 @@ class FlowScanner:
                     by_chain[chain_id],
                     chains[chain_id],
                     cursors,
+                    anchors.get(chain_id),
                     last_snapshots,
                     hour,
                     now,
@@ -160,6 +175,7 @@ class FlowScanner:
         wallets: Sequence[Wallet],
         read: ChainHoldings,
         cursors: Mapping[uuid.UUID, timeseries.TransferCursor],
+        anchor: timeseries.ChainAnchor | None,
         last_snapshots: Mapping[uuid.UUID, datetime],
         hour: datetime,
         now: datetime,
@@ -167,31 +183,39 @@ class FlowScanner:
         reader = self._chains.readers[chain_id]
         head = read.status.block_number
         assert head is not None
+        confirmed = max(head - self.options.reorg_depth, 0)
         known = {cursors[w.id].block_number for w in wallets if w.id in cursors}
-        hashes = await block_hashes(reader.rpc, {head} | {b for b in known if b <= head})
+        if anchor is not None:
+            known.add(anchor.block_number)
+        hashes = await block_hashes(reader.rpc, {head, confirmed} | {b for b in known if b <= head})
+        node_chain_id = int(await reader.rpc.call("eth_chainId", []), 16)
         result = ChainFlows()
-        starts: dict[uuid.UUID, int] = {}  # last block already scanned, per wallet
-        for wallet in wallets:
-            cursor = cursors.get(wallet.id)
-            if cursor is None:  # first sight: what it holds now is its starting value
-                result.openings += opening_movements(wallet, read, head, now)
-                continue
-            start = cursor.block_number
-            replaced = cursor.block_hash is not None and hashes.get(start) != cursor.block_hash
-            if start > head or replaced:  # a reorg, or a restarted/reverted chain
-                start = max(min(start, head) - self.options.reorg_depth, 0)
-                result.orphaned_after.setdefault(start, []).append(wallet.id)
-                result.rescan_from = min(start, result.rescan_from or start)
-            if head - start > self.options.max_scan_blocks:
+        # first sight: what a wallet holds now is its starting value (and P&L's opening)
+        result.openings = [
+            m for w in wallets if w.id not in cursors for m in opening_movements(w, read, head, now)
+        ]
+        confirmed_hash = hashes.get(confirmed)
+        if confirmed_hash is not None:
+            result.anchor = timeseries.ChainAnchor(chain_id, confirmed, confirmed_hash)
+        result.cursors = [
+            timeseries.TransferCursor(w.id, chain_id, head, hashes.get(head)) for w in wallets
+        ]
+        replaced = _replaced_because(chain_id, node_chain_id, anchor, hashes, head)
+        if replaced is not None:
+            result.rebased = True
+            if any(w.id in cursors for w in wallets) and self._replaced.get(chain_id) != replaced:
                 log.warning(
-                    "chain %d: wallet %s is %d blocks behind; flows before block %d are not seen",
+                    "chain %s (%d) is not the chain scanned before: %s; its transfer cursors "
+                    "start again at block %d and no flows are recorded for what it holds",
+                    reader.chain.name,
                     chain_id,
-                    wallet.address,
-                    head - start,
-                    head - self.options.max_scan_blocks,
+                    replaced,
+                    head,
                 )
-                start = head - self.options.max_scan_blocks
-            starts[wallet.id] = start
+            self._replaced[chain_id] = replaced
+            return result
+        self._replaced.pop(chain_id, None)
+        starts = self._starts(chain_id, wallets, cursors, hashes, head, result)
         scanned = [w for w in wallets if w.id in starts and starts[w.id] < head]
         if scanned:
             chain = reader.chain
@@ -244,10 +268,60 @@ class FlowScanner:
                         flow, pricing = valuation.flow(wallet, transfer, sign, moment)
                         result.flows.append(flow)
                         result.pricing.append(pricing)
-        result.cursors = [
-            timeseries.TransferCursor(w.id, chain_id, head, hashes.get(head)) for w in wallets
-        ]
         return result
+
+    def _starts(  # noqa: PLR0917 - one chain's share of a cycle
+        self,
+        chain_id: int,
+        wallets: Sequence[Wallet],
+        cursors: Mapping[uuid.UUID, timeseries.TransferCursor],
+        hashes: Mapping[int, str | None],
+        head: int,
+        result: ChainFlows,
+    ) -> dict[uuid.UUID, int]:
+        """The last block already scanned, per wallet with a cursor; a cursor a reorg replaced
+        goes back the confirmation depth, and its flows above that are marked orphaned."""
+        starts: dict[uuid.UUID, int] = {}
+        for wallet in wallets:
+            cursor = cursors.get(wallet.id)
+            if cursor is None:  # first sight: what it holds now is its starting value
+                continue
+            start = cursor.block_number
+            moved = cursor.block_hash is not None and hashes.get(start) != cursor.block_hash
+            if start > head or moved:  # a reorg above the anchor
+                start = max(min(start, head) - self.options.reorg_depth, 0)
+                result.orphaned_after.setdefault(start, []).append(wallet.id)
+                result.rescan_from = min(start, result.rescan_from or start)
+            if head - start > self.options.max_scan_blocks:
+                log.warning(
+                    "chain %d: wallet %s is %d blocks behind; flows before block %d are not seen",
+                    chain_id,
+                    wallet.address,
+                    head - start,
+                    head - self.options.max_scan_blocks,
+                )
+                start = head - self.options.max_scan_blocks
+            starts[wallet.id] = start
+        return starts
+
+
+def _replaced_because(
+    chain_id: int,
+    node_chain_id: int,
+    anchor: timeseries.ChainAnchor | None,
+    hashes: Mapping[int, str | None],
+    head: int,
+) -> str | None:
+    """Why the node serves another chain than the one scanned before; None if it does not."""
+    if node_chain_id != chain_id:
+        return f"the node reports chain id {node_chain_id}"
+    if anchor is None:
+        return None
+    if anchor.block_number > head:
+        return f"its head {head} is below block {anchor.block_number}, taken as final"
+    if hashes.get(anchor.block_number) != anchor.block_hash:
+        return f"block {anchor.block_number}, taken as final, was replaced"
+    return None
 
 
 def movement_kind(

@@ -5,6 +5,7 @@ Every figure is checked against numbers worked out by hand in the test (or a pla
 
 from __future__ import annotations
 
+import logging
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -474,3 +475,16 @@ async def test_rebalance_within_bands_and_no_targets(
     rest = await client.get("/v1/portfolio/rebalance", headers=auth(only_loans))
     assert rest.status_code == 422
     assert rest.json()["error"]["code"] == "INSUFFICIENT_DATA"
+
+
+async def test_no_targets_yet_is_not_logged_as_an_error(
+    client: httpx.AsyncClient, auth: Auth, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A new user's dashboard asks for the rebalance plan before any target is saved."""
+    subject = await _seed(engine, *_mixed_portfolio())
+    caplog.set_level(logging.DEBUG)
+    body = await _graphql(client, auth, subject, "{ rebalance { withinBands } }")
+    assert body["errors"][0]["extensions"]["code"] == "NO_TARGETS"
+    rest = await client.get("/v1/portfolio/rebalance", headers=auth(subject))
+    assert rest.status_code == 422
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

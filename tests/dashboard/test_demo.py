@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from chainfolio.devnet import transfer_native
+from chainfolio.devnet import set_price, transfer_native
 from tests.dashboard.harness import (
     HANG_GUARD_S,
     DemoProcess,
@@ -129,6 +129,41 @@ def test_demo_moves_by_itself_stops_cleanly_and_does_not_backfill_twice(
     finally:
         assert stop_demo(second) == 0, second.log()
     assert not [pid for pid in second.info["nodePids"] if _alive(pid)]
+
+
+ETH_PRICE = "{ portfolio { holdings { asset price } } }"
+
+
+def _eth_price(demo: DemoProcess) -> Decimal | None:
+    holdings = demo.gql(ETH_PRICE)["portfolio"]["holdings"]
+    return next((Decimal(h["price"]) for h in holdings if h["asset"] == "ETH"), None)
+
+
+def test_a_restarted_demo_continues_its_prices_on_a_chain_it_knows_is_new(tmp_path: Path) -> None:
+    """The second start runs fresh chains funded as the first were (about $100 k into the
+    tracked wallets): the worker re-bases on them once, recording no flow (the worker's own
+    tests check the flows), and ETH resumes at its last stored price, not the deployment's."""
+    first = start_demo(tmp_path, "--tick", "0", "--chains", "1")
+    try:
+        set_price(first.chains[1], "ETH", 3_456_78000000)
+        wait_until(lambda: _eth_price(first) == Decimal("3456.78"), "the new price")
+        since = first.info["historySince"]
+    finally:
+        assert stop_demo(first) == 0, first.log()
+
+    second = start_demo(tmp_path, "--tick", "0", "--chains", "1")
+    try:
+        assert second.info["backfilledSnapshots"] == 0
+        assert second.info["historySince"] == since  # the oldest row's hour, as announced
+        assert f"kept from earlier runs, since {since}" in second.log()
+        wait_until(
+            lambda: "is not the chain scanned before" in second.log(),
+            "the worker to notice the chain was replaced",
+        )
+        assert _eth_price(second) == Decimal("3456.78")
+        assert second.log().count("is not the chain scanned before") == 1
+    finally:
+        assert stop_demo(second) == 0, second.log()
 
 
 @pytest.mark.parametrize("signal_name", ["SIGINT"])

@@ -1,11 +1,15 @@
 """Cash flows end to end on the devnet: a deposit from an outside address is a net flow in
 `performance`, not a gain; transfers between the user's own wallets are not flows; a reverted
-chain (a reorg) takes its orphaned flows with it."""
+chain (a reorg) takes its orphaned flows with it; a chain replaced under the worker (a
+restarted devnet, a reorg deeper than the confirmation depth) records no flow for what it
+holds."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,7 +32,7 @@ from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import ChainSet, open_chains
 from chainfolio.resolvers.performance import resolve_performance
 from chainfolio.storage.accounts import add_wallet, ensure_user
-from chainfolio.storage.timeseries import cash_flows_between
+from chainfolio.storage.timeseries import CashFlow, cash_flows_between
 from chainfolio.worker.cycle import Worker
 from chainfolio.worker.flows import flow_time
 from chainfolio.worker.options import WorkerOptions
@@ -205,3 +209,141 @@ async def test_a_wallet_too_far_behind_skips_the_older_blocks(
     async with engine.connect() as db:
         flows = await cash_flows_between(db, user_id=user_id, start=START, end=clock.now)
     assert [(f.symbol, f.amount) for f in flows] == [("USDC", 10**6)]
+
+
+REPLACED = "is not the chain scanned before"
+
+
+def replaced_warnings(caplog: pytest.LogCaptureFixture, chain_name: str) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if REPLACED in r.getMessage() and chain_name in r.getMessage()
+    ]
+
+
+async def user_flows(engine: AsyncEngine, user_id: uuid.UUID) -> list[CashFlow]:
+    far = timedelta(days=3650)
+    async with engine.connect() as db:
+        now = datetime.now(UTC)
+        return await cash_flows_between(db, user_id=user_id, start=now - far, end=now + far)
+
+
+async def test_a_reorg_deeper_than_the_confirmation_depth_records_no_flows_for_the_new_chain(
+    engine: AsyncEngine,
+    restore_devnet: Devnet,
+    chains: ChainSet,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The chain goes back 20 blocks (the worker confirms at 12) and other blocks are mined,
+    one with a deposit the worker never saw happen: its state is the new starting value."""
+    caplog.set_level(logging.WARNING, logger="chainfolio.worker.flows")
+    chain = restore_devnet.chain(1)
+    tracked, outsider = chain.wallets[12], chain.wallets[18]
+    user_id = await user_with_wallets(engine, 1, tracked)
+    start = own_time(chain, days=402)
+    clock = Clock(start)
+    names = {c.chain_id: c.name for c in chains.config.chains}
+    async with Bus("memory://") as bus:
+        worker = Worker(engine=engine, bus=bus, chains=chains, clock=clock, chain_names=names)
+        await worker.refresh()
+        caplog.clear()  # other tests' reverts may have replaced the chain its anchor is on
+        old = snapshot(chain)
+        mine(chain, 20)
+        transfer_native(chain, sender=outsider, to=tracked, amount=10**18)  # seen: a flow
+        clock.now = start + timedelta(minutes=10)
+        await worker.refresh()
+        assert [f.amount for f in await user_flows(engine, user_id)] == [10**18]
+
+        revert(chain, old)  # 21 blocks back, then a different history, longer than the old one
+        transfer_token(chain, symbol="USDC", sender=outsider, to=tracked, amount=500 * 10**6)
+        mine(chain, 30)
+        clock.now = start + timedelta(minutes=20)
+        report = await worker.refresh()
+        assert report.rebased_chains == {1}
+        assert report.rescanned_chains == {}
+        # The deposit seen on the old chain stays (it was seen happening); none for the new one.
+        assert [f.amount for f in await user_flows(engine, user_id)] == [10**18]
+        assert len(replaced_warnings(caplog, "devnet-1")) == 1
+
+        # The new chain is now the chain: its transfers are flows again, and no more warnings.
+        transfer_token(chain, symbol="USDC", sender=outsider, to=tracked, amount=7 * 10**6)
+        clock.now = start + timedelta(minutes=30)
+        report = await worker.refresh()
+        assert report.rebased_chains == set()
+    flows = await user_flows(engine, user_id)
+    assert sorted((f.symbol, f.amount) for f in flows) == [("ETH", 10**18), ("USDC", 7 * 10**6)]
+    assert len(replaced_warnings(caplog, "devnet-1")) == 1
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60  # a failure bound, not a performance limit
+    while not await check():
+        assert loop.time() < deadline, f"not within 60 s: {what}"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_devnet_restarted_under_a_running_worker_invents_no_deposits(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A chain of its own (the session's must not restart): the restarted node deploys and
+    funds everything again (10,000s of USD into the tracked wallets), which is not a deposit."""
+    caplog.set_level(logging.WARNING, logger="chainfolio.worker.flows")
+    chain_id = 31337
+    async with Devnet(chain_ids=(chain_id,), wallets=4, position_wallets=4) as devnet:
+        chain = devnet.chain(chain_id)
+        tracked, outsider = chain.wallets[0], chain.wallets[3]
+        user_id = await user_with_wallets(engine, chain_id, tracked)
+        async with (
+            open_chains(config_from_devnet(devnet.chains)) as opened,
+            Bus("memory://") as bus,
+        ):
+            names = {c.chain_id: c.name for c in opened.config.chains}
+            options = WorkerOptions(block_poll_s=0)
+            worker = Worker(
+                engine=engine,
+                bus=bus,
+                chains=opened,
+                clock=lambda: datetime.now(UTC),
+                chain_names=names,
+                interval_s=0.3,
+                options=options,
+            )
+            stop = asyncio.Event()
+            running = asyncio.create_task(worker.run(stop))
+            try:
+
+                async def scanned() -> bool:  # a deposit before is the wallet's starting value
+                    async with engine.connect() as db:
+                        return bool(
+                            await db.scalar(
+                                text(
+                                    "SELECT count(*) FROM transfer_cursors "
+                                    "JOIN wallets ON wallets.id = wallet_id WHERE user_id = :u"
+                                ),
+                                {"u": user_id},
+                            )
+                        )
+
+                async def seen(count: int) -> bool:
+                    return len(await user_flows(engine, user_id)) == count
+
+                await _eventually(scanned, "the first scan")
+                transfer_native(chain, sender=outsider, to=tracked, amount=10**17)
+                await _eventually(lambda: seen(1), "the deposit before the restart")
+                await asyncio.to_thread(devnet.restart, chain_id)
+                name = names[chain_id]
+
+                async def warned() -> bool:
+                    return bool(replaced_warnings(caplog, name))
+
+                await _eventually(warned, "the restart noticed")
+                transfer_native(chain, sender=outsider, to=tracked, amount=2 * 10**17)
+                await _eventually(lambda: seen(2), "the deposit after the restart")
+            finally:
+                stop.set()
+                await running
+    flows = await user_flows(engine, user_id)
+    assert sorted(f.amount for f in flows) == [10**17, 2 * 10**17]
+    assert len(replaced_warnings(caplog, name)) == 1

@@ -21,6 +21,12 @@ if (parentPid > 0) {
   }, 500).unref();
 }
 
+// Stop on SIGINT/SIGTERM even when started with them ignored (a parent launched as `cmd &`
+// passes SIG_IGN on): a listener installs a handler whatever was inherited.
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => process.exit(0));
+}
+
 const scratch = path.join(__dirname, "scratch");
 
 /** @type import('hardhat/config').HardhatUserConfig */

@@ -58,6 +58,10 @@ const commands = {
     await page.selectOption(selector, value);
     return true;
   },
+  async viewport({ width, height }) {
+    await page.setViewportSize({ width, height });
+    return true;
+  },
   async screenshot({ path }) {
     await page.screenshot({ path, fullPage: true });
     return path;

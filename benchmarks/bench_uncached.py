@@ -45,7 +45,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from bench_graphql import lua_request, wrk
+from bench_graphql import CHAINS, PORTFOLIO, SECRET, SUBJECT, lua_request, wrk
 from processes import free_port, running
 from pydantic import SecretStr
 
@@ -60,19 +60,11 @@ from chainfolio.storage.migrations import migrate
 from chainfolio.storage.timeseries import Snapshot, write_snapshots
 
 DB_NAME = "chainfolio_bench_uncached"
-SECRET = "bench-secret-that-is-long-enough-for-hs256!"
-SUBJECT = "bench-user"
 PEERS = Path(__file__).resolve().parent / "peers"
-PORTFOLIO = (
-    "{ portfolio { totalValue change24h changePercent24h "
-    "chains { chain value stale } assets { asset balance value } categories { category value } "
-    "holdings { chain wallet asset amount balance price priceSource valueUsd updatedAt stale } } }"
-)
 HOLDINGS = (
     "{ portfolio { holdings { chain wallet asset amount balance price priceSource valueUsd "
     "updatedAt stale } } }"
 )
-CHAINS = {1: "ethereum", 137: "polygon", 42161: "arbitrum"}
 TOKENS = [  # symbol, decimals, price, amount (whole units)
     ("ETH", 18, "3000.12", 4),
     ("USDC", 6, "1.0001", 25_000),

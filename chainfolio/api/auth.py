@@ -59,10 +59,6 @@ class TokenVerifier:
         self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
         self._verified: OrderedDict[str, tuple[Identity, float, float]] = OrderedDict()
 
-    async def identity(self, authorization: str | None) -> Identity:
-        """The identity from an `Authorization: Bearer …` value, or Unauthorized."""
-        return (await self.claims(authorization))[0]
-
     async def claims(self, authorization: str | None) -> tuple[Identity, float]:
         """The identity and `exp` from an `Authorization: Bearer …` value, or Unauthorized."""
         if not authorization:
@@ -71,10 +67,6 @@ class TokenVerifier:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("malformed Authorization header: expected 'Bearer <JWT>'")
         return await self.claims_of_token(token.strip())
-
-    async def identity_of_token(self, token: str) -> Identity:
-        """The identity of a raw JWT, or Unauthorized with the reason."""
-        return (await self.claims_of_token(token))[0]
 
     async def claims_of_token(self, token: str) -> tuple[Identity, float]:
         """The identity and `exp` (Unix seconds) of a raw JWT, or Unauthorized with the reason."""

@@ -97,6 +97,35 @@ def run_bare(port: int, payload_file: Path) -> None:
 # --- seeding ----------------------------------------------------------------------------------
 
 
+def token_holdings(
+    tokens: list[tuple[str, int, str, int]],
+    *,
+    chain_id: int,
+    n: int,
+    wallet: str,
+    priced_at: datetime,
+    extra_units: int = 0,
+    dust: int = 0,
+) -> list[Holding]:
+    """The native coin and ERC-20s of `tokens` (symbol, decimals, price, whole units) held by
+    `wallet` on the `n`-th chain: (units + extra_units) whole units plus `dust` base units."""
+    return [
+        Holding(
+            chain_id=chain_id,
+            wallet=wallet,
+            symbol=symbol,
+            contract="native" if i == 0 else "0x" + f"{i + 16 * n:02x}" * 20,
+            kind=AssetKind.NATIVE if i == 0 else AssetKind.ERC20,
+            category=Category.WALLET,
+            decimals=decimals,
+            amount=(units + extra_units) * 10**decimals + dust,
+            price=Price(symbol, Decimal(price), "chainlink", priced_at),
+            block_number=1_000,
+        )
+        for i, (symbol, decimals, price, units) in enumerate(tokens)
+    ]
+
+
 async def seed(db_url: str, now: datetime) -> None:
     engine = create_engine(db_url, pool_size=1)
     await migrate(engine)
@@ -111,21 +140,13 @@ async def seed(db_url: str, now: datetime) -> None:
                 label=chain,
                 max_wallets=10,
             )
-            holdings = [
-                Holding(
-                    chain_id=chain_id,
-                    wallet=wallet.address,
-                    symbol=symbol,
-                    contract="native" if i == 0 else "0x" + f"{i + 16 * n:02x}" * 20,
-                    kind=AssetKind.NATIVE if i == 0 else AssetKind.ERC20,
-                    category=Category.WALLET,
-                    decimals=decimals,
-                    amount=units * 10**decimals,
-                    price=Price(symbol, Decimal(price), "chainlink", now - timedelta(minutes=1)),
-                    block_number=1_000,
-                )
-                for i, (symbol, decimals, price, units) in enumerate(TOKENS)
-            ]
+            holdings = token_holdings(
+                TOKENS,
+                chain_id=chain_id,
+                n=n,
+                wallet=wallet.address,
+                priced_at=now - timedelta(minutes=1),
+            )
             holdings.append(
                 Holding(
                     chain_id=chain_id,

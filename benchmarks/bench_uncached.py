@@ -45,12 +45,12 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from bench_graphql import CHAINS, PORTFOLIO, SECRET, SUBJECT, lua_request, wrk
+from bench_graphql import CHAINS, PORTFOLIO, SECRET, SUBJECT, lua_request, token_holdings, wrk
 from processes import free_port, running
 from pydantic import SecretStr
 
 from chainfolio.api.auth import issue_token
-from chainfolio.core.domain import AssetKind, Category, Holding, Price, plain
+from chainfolio.core.domain import plain
 from chainfolio.core.settings import Settings
 from chainfolio.resolvers.updates import percent_change
 from chainfolio.storage.accounts import add_wallet, ensure_user
@@ -218,21 +218,15 @@ async def seed(db_url: str, now: datetime, *, users: int, days: int) -> uuid.UUI
                     label=f"{chain}-{w}",
                     max_wallets=100,
                 )
-                holdings = [
-                    Holding(
-                        chain_id=chain_id,
-                        wallet=wallet.address,
-                        symbol=symbol,
-                        contract="native" if i == 0 else "0x" + f"{i + 16 * n:02x}" * 20,
-                        kind=AssetKind.NATIVE if i == 0 else AssetKind.ERC20,
-                        category=Category.WALLET,
-                        decimals=decimals,
-                        amount=(units + w) * 10**decimals + 123,
-                        price=Price(symbol, Decimal(price), "chainlink", priced_at),
-                        block_number=1_000,
-                    )
-                    for i, (symbol, decimals, price, units) in enumerate(TOKENS)
-                ]
+                holdings = token_holdings(
+                    TOKENS,
+                    chain_id=chain_id,
+                    n=n,
+                    wallet=wallet.address,
+                    priced_at=priced_at,
+                    extra_units=w,
+                    dust=123,
+                )
                 await replace_wallet_holdings(
                     db,
                     user_id=measured,

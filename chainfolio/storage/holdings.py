@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,6 +33,14 @@ class StoredHolding:
     chain_stale: bool = False
     """The wallet's chain could not be read at the last attempt (`holding.stale` is then set
     too; a token-level failure sets only `holding.stale` and `holding.error`)."""
+    balance: Decimal | None = field(init=False)
+    """`holding.balance`, computed once (an answer reads it up to eight times per holding)."""
+    value_usd: Decimal | None = field(init=False)
+    """`holding.value_usd`, computed once."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "balance", self.holding.balance)
+        object.__setattr__(self, "value_usd", self.holding.value_usd)
 
 
 POSITION_DETAILS = (

@@ -108,6 +108,33 @@ def _plain_item(item: Any, rows: list[_Row]) -> dict[str, Any]:
     return answer
 
 
+def _leaf_list(item_type: Any, items: list[Any] | tuple[Any, ...]) -> list[Any] | None:
+    """A list of scalars or enums serialised in one loop (a year of hourly `history` values is
+    8,760 of them), or None when it is not that or an item is not the plain case (a null for a
+    non-null item, a serialisation that fails): graphql-core then reports it as before."""
+    nullable = not isinstance(item_type, GraphQLNonNull)
+    kind = item_type if nullable else item_type.of_type
+    if not isinstance(kind, GraphQLScalarType | GraphQLEnumType):
+        return None
+    serialize = kind.serialize
+    answer: list[Any] = []
+    append = answer.append
+    try:
+        for item in items:
+            if item is None:
+                if not nullable:
+                    return None
+                append(None)
+                continue
+            serialized = serialize(item)
+            if serialized is None or serialized is Undefined:
+                return None
+            append(serialized)
+    except Exception:  # graphql-core's path reports it
+        return None
+    return answer
+
+
 class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context with the plain-leaf shortcut."""
 
@@ -149,7 +176,12 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         items: Any,
         position_context: Any,
     ) -> Any:
-        """A list of plain objects in one loop; every other list as graphql-core does."""
+        """A list of plain objects or of scalars in one loop; every other list as graphql-core
+        does."""
+        if isinstance(items, list | tuple) and not self.get_stream_usage(field_details_list, path):
+            leaves = _leaf_list(item_type, items)
+            if leaves is not None:
+                return leaves
         rows = self._plain_rows(item_type, field_details_list, path)
         if rows is not None and isinstance(items, list | tuple):
             try:

@@ -88,6 +88,26 @@ class Query:
         return [ROWS[0], None]
 
     @strawberry.field
+    def amounts(self) -> list[Decimal]:
+        return [r.amount for r in ROWS]
+
+    @strawberry.field
+    def prices(self) -> list[Decimal | None]:
+        return [r.price for r in ROWS]
+
+    @strawberry.field
+    def sides(self) -> list[Side]:
+        return [r.side for r in ROWS]
+
+    @strawberry.field
+    def counts(self) -> list[int]:
+        return [1, None, 3]  # type: ignore[list-item]
+
+    @strawberry.field
+    def bad_counts(self) -> list[int]:
+        return [1, "x", 3]  # type: ignore[list-item]
+
+    @strawberry.field
     def groups(self) -> list[Group]:
         return [Group(title="g", members=ROWS[:2]), Group(title="h", members=[])]
 
@@ -122,6 +142,10 @@ DOCUMENTS = [
     "{ items { __typename name } }",
     "{ groups { title members { name amount } } }",
     "{ items { name ...on Item { n: name price } } }",
+    # lists of scalars and enums in one loop, and the items that send them back
+    "{ amounts prices sides }",
+    "{ counts }",
+    "{ badCounts }",
 ]
 
 

@@ -39,6 +39,14 @@ async def _fill(cache: NearCache, user: uuid.UUID, key: str, answer: bytes) -> N
     assert await cache.store(user, key, answer, generation, LATER)
 
 
+async def _near_only(cache: NearCache, user: uuid.UUID, key: str, answer: bytes) -> None:
+    """`answer` stored, read back (so kept near), then forgotten in Redis: from here on the
+    cache answers it only from its near layer."""
+    await _fill(cache, user, key, answer)
+    assert (await cache.lookup(user, key, NOW))[0] == answer
+    await _forget_in_redis(cache._shared.url, user)
+
+
 async def _forget_in_redis(url: str, user: uuid.UUID) -> None:
     """Delete the user's answers in Redis behind the caches' backs (not an invalidation):
     whatever a cache still answers after this comes from its near layer."""
@@ -71,9 +79,7 @@ async def test_an_invalidation_anywhere_drops_every_near_copy(redis_server: Redi
             await asyncio.sleep(0.001)
 
         # the invalidating process drops its own copy before it returns
-        await _fill(first, user, "r", b"answer")
-        assert (await first.lookup(user, "r", NOW))[0] == b"answer"
-        await _forget_in_redis(url, user)
+        await _near_only(first, user, "r", b"answer")
         await first.invalidate([user])
         assert (await first.lookup(user, "r", NOW))[0] is None
 
@@ -81,9 +87,7 @@ async def test_an_invalidation_anywhere_drops_every_near_copy(redis_server: Redi
 async def test_a_near_copy_lives_at_most_its_ttl(redis_server: RedisServer) -> None:
     user = uuid.uuid4()
     async with near(redis_server.url, ttl_s=2) as cache:
-        await _fill(cache, user, "q", b"answer")
-        assert (await cache.lookup(user, "q", NOW))[0] == b"answer"
-        await _forget_in_redis(redis_server.url, user)
+        await _near_only(cache, user, "q", b"answer")
         assert (await cache.lookup(user, "q", NOW + timedelta(seconds=1.9)))[0] == b"answer"
         assert (await cache.lookup(user, "q", NOW + timedelta(seconds=2.1)))[0] is None
 
@@ -128,9 +132,7 @@ async def test_a_push_drops_the_near_copy_before_its_subscribers_see_it(
         bus = await stack.enter_async_context(Bus(redis_server.url))
         bus.listen(cache.drop_channel)
         subscription = await stack.enter_async_context(bus.subscribe(portfolio_channel(user)))
-        await _fill(cache, user, "q", b"old")
-        assert (await cache.lookup(user, "q", NOW))[0] == b"old"
-        await _forget_in_redis(redis_server.url, user)
+        await _near_only(cache, user, "q", b"old")
         publisher = await stack.enter_async_context(Bus(redis_server.url))
         await publisher.publish(portfolio_channel(user), "{}")  # no invalidation sent at all
         await asyncio.wait_for(subscription.get(), 10)

@@ -61,6 +61,8 @@ from chainfolio.fetchers.devnet_config import (
 )
 from chainfolio.fetchers.multicall import revert_reason
 from chainfolio.storage import accounts, timeseries
+from chainfolio.storage import flows as flow_store
+from chainfolio.storage import prices as price_store
 from chainfolio.storage.holdings import StoredHolding, current_holdings
 
 if TYPE_CHECKING:
@@ -116,8 +118,8 @@ class SyntheticHistory:
     """Hourly snapshots, prices and cash flows that agree with each other and with now."""
 
     snapshots: list[timeseries.Snapshot]
-    prices: list[timeseries.PricePoint]
-    flows: list[timeseries.CashFlow]
+    prices: list[price_store.PricePoint]
+    flows: list[flow_store.CashFlow]
 
 
 def price_paths(
@@ -192,7 +194,7 @@ def synthetic_history(
     paths = price_paths(now_prices, hours + 1, seed=seed)  # last point is now
     units = np.array([p.value / (now_prices[p.driver] if p.driver else 1.0) for p in positions])
     unit_paths = np.repeat(units[:, None], hours, axis=1)
-    flows: list[timeseries.CashFlow] = []
+    flows: list[flow_store.CashFlow] = []
     index = {id(p): i for i, p in enumerate(positions)}
     for n, (days_ago, position, share) in enumerate(_flow_plan(positions)):
         at = hour - timedelta(days=days_ago) + timedelta(minutes=30)
@@ -206,7 +208,7 @@ def synthetic_history(
         whole = delta if position.driver else delta / position.price
         value = delta * price if position.driver else delta
         flows.append(
-            timeseries.CashFlow(
+            flow_store.CashFlow(
                 user_id=user_id,
                 chain_id=position.chain_id,
                 time=at,
@@ -245,13 +247,13 @@ def synthetic_history(
             )
         )
     prices = [
-        timeseries.PricePoint(moment, key, _cents(float(path[i]), places=6), PRICE_SOURCE)
+        price_store.PricePoint(moment, key, _cents(float(path[i]), places=6), PRICE_SOURCE)
         for key, path in paths.items()
         for i, moment in enumerate(times)
     ]
     stable = {p.symbol: p.price for p in positions if not p.driver and p.price}
     prices += [
-        timeseries.PricePoint(moment, symbol, _cents(price, places=6), PRICE_SOURCE)
+        price_store.PricePoint(moment, symbol, _cents(price, places=6), PRICE_SOURCE)
         for symbol, price in stable.items()
         for moment in times
     ]
@@ -493,8 +495,8 @@ async def _backfill(
     history = synthetic_history(positions_of(holdings), user_id=user_id, now=now)
     async with engine.begin() as db:
         written = await timeseries.write_snapshots(db, history.snapshots)
-        await timeseries.write_prices(db, history.prices)
-        await timeseries.write_cash_flows(db, history.flows)
+        await price_store.write_prices(db, history.prices)
+        await flow_store.write_cash_flows(db, history.flows)
         oldest = await timeseries.oldest_snapshot_time(db, user_id=user_id)
     return written, oldest
 

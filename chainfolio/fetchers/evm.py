@@ -38,7 +38,7 @@ from chainfolio.fetchers.multicall import (
     with_addresses,
     with_uint,
 )
-from chainfolio.fetchers.positions import PositionReader
+from chainfolio.fetchers.position_reader import PositionReader
 from chainfolio.fetchers.rpc import RpcClient, RpcConnection
 
 

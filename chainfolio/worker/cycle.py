@@ -1,5 +1,9 @@
 """The refresh cycle: read tracked wallets, store holdings, publish changes, snapshot.
 
+Why this is long: one `Worker` holds the state a cycle and the loop that schedules it share
+(tracked wallets, stored holdings, leases, nudges); the parts that stand alone live beside it
+(`flows`, `backfill`, `heads`, `leases`, `snapshots`).
+
 Each cycle reads every wallet of this worker's shards (all chains concurrently, Multicall3
 batches pinned to one block per chain), stores the holdings (a chain that fails keeps its last
 values, flagged stale), records the cash flows found since the last cycle (`flows`), publishes

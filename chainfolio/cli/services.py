@@ -107,6 +107,14 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _add_log_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="log line format (default: CHAINFOLIO_LOG_FORMAT, text)",
+    )
+
+
 def add_service_commands(sub: Any, uses_db: argparse.ArgumentParser) -> None:
     """`serve`, `migrate` and `worker`."""
     serve = sub.add_parser(
@@ -122,20 +130,12 @@ def add_service_commands(sub: Any, uses_db: argparse.ArgumentParser) -> None:
         help="uvicorn's log level",
     )
     serve.add_argument("--with-worker", action="store_true", help="refresh in this process")
-    serve.add_argument(
-        "--log-format",
-        choices=["text", "json"],
-        help="log line format (default: CHAINFOLIO_LOG_FORMAT, text)",
-    )
+    _add_log_format(serve)
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="apply database migrations", parents=[uses_db]).set_defaults(
         func=cmd_migrate
     )
     worker = sub.add_parser("worker", help="run the refresh worker", parents=[uses_db])
-    worker.add_argument(
-        "--log-format",
-        choices=["text", "json"],
-        help="log line format (default: CHAINFOLIO_LOG_FORMAT, text)",
-    )
+    _add_log_format(worker)
     worker.set_defaults(func=cmd_worker)

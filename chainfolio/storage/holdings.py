@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.core.domain import AssetKind, Category, Holding, Price
+from chainfolio.storage.database import driver_connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,8 +220,7 @@ async def current_holdings(db: AsyncConnection, *, user_id: uuid.UUID) -> list[S
     statement asyncpg prepares once per connection: this is the API's hottest read, and
     SQLAlchemy's text() + Row path cost four times the query itself (docs/BENCHMARKS.md).
     """
-    driver = (await db.get_raw_connection()).driver_connection
-    assert driver is not None  # an open connection's asyncpg connection
+    driver = await driver_connection(db)
     rows = await driver.fetch(_CURRENT, user_id)
     result: list[StoredHolding] = []
     for (

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chainfolio.storage.database import driver_connection
 from chainfolio.storage.timeseries import snapshot_at_or_before
 
 _RECENT_TOTAL = """SELECT total_value FROM portfolio_snapshots
@@ -29,8 +30,7 @@ async def total_at_or_before(
 
     Runs inside the caller's transaction when it has one (the driver connection is the same).
     """
-    driver = (await db.get_raw_connection()).driver_connection
-    assert driver is not None  # an open connection's asyncpg connection
+    driver = await driver_connection(db)
     total: Decimal | None = await driver.fetchval(_RECENT_TOTAL, user_id, moment)
     if total is not None:
         return total

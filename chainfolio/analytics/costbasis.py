@@ -7,16 +7,9 @@ across all of a user's wallets:
   disposal takes that average, and the pool's average is unchanged by it;
 * first in, first out (`FIFO`): a disposal consumes the oldest lots first.
 
-What a movement is for cost basis (`classify`):
-
-* `external` in / out: an acquisition / a disposal at its value;
-* `opening`: what a wallet held when it was first seen, acquired at that time's price;
-* `own` (between the user's wallets), `wrap` (ETH <-> WETH) and `position` (a vault or lending
-  deposit or withdrawal): not a disposal, the cost basis is kept (assets are keyed by the
-  symbol that prices them, so WETH and ETH, or ETH on two chains, are one asset);
-* a swap — one transaction whose external movements are out of exactly one asset and into
-  exactly one other — disposes of the first and acquires the second at the same value (the
-  value of the side given up; the side received when that one is unvalued).
+Which movements are acquisitions and disposals (own-wallet moves, wraps and deposits keep the
+basis; swaps) is `chainfolio.analytics.acquisitions`; the methods' books are
+`chainfolio.analytics.lots`.
 
 Unvalued movements are never valued at zero. An acquisition without a value is a lot of
 unknown cost; a disposal's gain is known for the part taken from lots of known cost (average
@@ -24,231 +17,69 @@ cost: the pool's unknown-cost share is taken pro rata) and only when its proceed
 whatever is not known is counted and flagged. Disposing of more than the history acquired
 (e.g. gas paid from units received before the wallet was tracked) takes the excess at unknown
 cost.
+
+Two ways in: `CostBasis` / `run` over `Movement`s keep every disposal (per-movement answers:
+holdings, exports); `summarize` folds columns (one list per field, as a database aggregate
+returns them) into what a P&L summary reads, without an object per movement.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from decimal import Context, Decimal, localcontext
-from enum import StrEnum
-from operator import attrgetter
-from typing import NamedTuple
+from decimal import Decimal, localcontext
 
-# Wide enough for uint256 amounts times 18-decimal prices: sums stay exact, the divisions of
-# average cost and partial lots are correct to 80 significant digits.
-_EXACT = Context(prec=80)
-ZERO = Decimal(0)
+from chainfolio.analytics.acquisitions import (
+    KEEPS_BASIS,
+    Event,
+    Kind,
+    Leg,
+    Movement,
+    Side,
+    classify_movements,
+    swap_values,
+)
+from chainfolio.analytics.lots import (
+    EXACT,
+    ZERO,
+    AssetLedger,
+    Book,
+    Disposal,
+    Lot,
+    Method,
+    book_of,
+    disposal_gain,
+)
 
-
-class Method(StrEnum):
-    """A cost-basis method."""
-
-    AVERAGE = "average"
-    FIFO = "fifo"
-
-
-class Kind(StrEnum):
-    """Why a wallet's balance of an asset moved."""
-
-    EXTERNAL = "external"
-    OPENING = "opening"
-    OWN = "own"
-    WRAP = "wrap"
-    POSITION = "position"
-
-
-KEEPS_BASIS = frozenset({Kind.OWN, Kind.WRAP, Kind.POSITION})
-
-
-class Movement(NamedTuple):
-    """One wallet's balance of one asset changing, as the caller stored it (a NamedTuple:
-    built ten thousand at a time per request, twice as fast as a frozen dataclass)."""
-
-    ref: int
-    """The caller's handle for this movement (results name it)."""
-    time: datetime
-    asset: str
-    """The symbol that prices it: WETH and ETH are one asset."""
-    quantity: Decimal
-    """Signed whole units: + in, - out."""
-    value: Decimal | None
-    """Unsigned value at its time (None: unvalued)."""
-    kind: Kind
-    tx: str | None = None
-
-
-class Side(StrEnum):
-    """Acquisition or disposal."""
-
-    ACQUIRE = "acquire"
-    DISPOSE = "dispose"
-
-
-class Event(NamedTuple):
-    """An acquisition or disposal that changes cost basis."""
-
-    ref: int
-    time: datetime
-    asset: str
-    side: Side
-    quantity: Decimal
-    """Positive."""
-    value: Decimal | None
-    swap: bool = False
+__all__ = [
+    "KEEPS_BASIS",
+    "AssetLedger",
+    "AssetPnl",
+    "AssetTotals",
+    "CostBasis",
+    "Disposal",
+    "Event",
+    "Fold",
+    "Kind",
+    "Lot",
+    "Method",
+    "Movement",
+    "Side",
+    "Sold",
+    "asset_pnl",
+    "classify",
+    "disposals_by_ref",
+    "run",
+    "summarize",
+]
 
 
 def classify(movements: Iterable[Movement]) -> list[Event]:
     """The acquisitions and disposals among `movements` (time order kept; swaps recognised)."""
-    with localcontext(_EXACT):
-        return _classify(movements)
-
-
-_ORDER = attrgetter("time", "ref")
-
-
-def _classify(movements: Iterable[Movement]) -> list[Event]:
-    ordered = sorted(movements, key=_ORDER)
-    by_tx: dict[str, list[Movement]] = defaultdict(list)
-    external = Kind.EXTERNAL
-    for m in ordered:
-        if m.kind is external and m.tx is not None:
-            by_tx[m.tx].append(m)
-    swap_values: dict[int, Decimal | None] = {}
-    for legs in by_tx.values():
-        if len(legs) < 2:  # most transactions: one leg, no swap
-            continue
-        net: dict[str, Decimal] = defaultdict(Decimal)
-        for leg in legs:
-            net[leg.asset] += leg.quantity
-        outs = [a for a, q in net.items() if q < 0]
-        ins = [a for a, q in net.items() if q > 0]
-        if len(outs) != 1 or len(ins) != 1:
-            continue
-        given = [m for m in legs if m.asset == outs[0]]
-        received = [m for m in legs if m.asset == ins[0]]
-        value = _total(given)
-        if value is None:
-            value = _total(received)
-        for m in given + received:
-            swap_values[m.ref] = value
-    events: list[Event] = []
-    acquire, dispose, opening = Side.ACQUIRE, Side.DISPOSE, Kind.OPENING
-    for m in ordered:
-        # identity, not `in KEEPS_BASIS`: an enum member hashes in Python (10 K per request)
-        if (m.kind is not external and m.kind is not opening) or not m.quantity:
-            continue
-        side = acquire if m.quantity > 0 else dispose
-        swapped = m.ref in swap_values
-        value = _share(swap_values[m.ref], m, by_tx[m.tx or ""]) if swapped else m.value
-        events.append(Event(m.ref, m.time, m.asset, side, abs(m.quantity), value, swapped))
-    return events
-
-
-def _total(legs: Sequence[Movement]) -> Decimal | None:
-    if any(m.value is None for m in legs):
-        return None
-    return sum((m.value for m in legs if m.value is not None), ZERO)
-
-
-def _share(value: Decimal | None, leg: Movement, legs: Sequence[Movement]) -> Decimal | None:
-    """A swap leg's part of the swap's value (legs of one asset share it by quantity)."""
-    if value is None:
-        return None
-    same = [m for m in legs if m.asset == leg.asset]
-    if len(same) == 1:
-        return value
-    total = sum((abs(m.quantity) for m in same), ZERO)
-    return value * abs(leg.quantity) / total
-
-
-@dataclass(frozen=True, slots=True)
-class Lot:
-    """Units acquired together, still held (FIFO), or the average-cost pool as one lot."""
-
-    asset: str
-    acquired: datetime
-    quantity: Decimal
-    cost: Decimal | None
-    """None: acquired unvalued."""
-    ref: int
-
-
-@dataclass(frozen=True, slots=True)
-class Disposal:
-    """What one disposal realised."""
-
-    ref: int
-    time: datetime
-    asset: str
-    quantity: Decimal
-    proceeds: Decimal | None
-    cost_basis: Decimal | None
-    """Cost of the units of known cost it took (None when it took none)."""
-    gain: Decimal | None
-    """Proceeds of those units minus their cost (None when proceeds are unknown)."""
-    unknown_quantity: Decimal
-    """Units taken at unknown cost (unvalued lots, or more than the history acquired)."""
-    swap: bool = False
-
-    @property
-    def complete(self) -> bool:
-        """Whether the gain covers the whole disposal."""
-        return self.gain is not None and self.unknown_quantity == 0
-
-
-@dataclass(slots=True)
-class AssetLedger:
-    """One asset's state after the whole history."""
-
-    asset: str
-    lots: list[Lot] = field(default_factory=list)
-    disposals: list[Disposal] = field(default_factory=list)
-    acquired_cost: dict[int, Decimal | None] = field(default_factory=dict)
-    """Per acquisition ref: the cost it entered with."""
-    unvalued: int = 0
-    """Acquisitions and disposals without a value."""
-
-    @property
-    def quantity(self) -> Decimal:
-        """Units held, by the history."""
-        with localcontext(_EXACT):
-            return sum((lot.quantity for lot in self.lots), ZERO)
-
-    @property
-    def known_quantity(self) -> Decimal:
-        """Units held whose cost is known."""
-        with localcontext(_EXACT):
-            return sum((lot.quantity for lot in self.lots if lot.cost is not None), ZERO)
-
-    @property
-    def cost_basis(self) -> Decimal:
-        """Cost of the units held whose cost is known."""
-        with localcontext(_EXACT):
-            return sum((lot.cost for lot in self.lots if lot.cost is not None), ZERO)
-
-    @property
-    def average_cost(self) -> Decimal | None:
-        """Cost per unit held (over the units of known cost); None when none is known."""
-        known = self.known_quantity
-        with localcontext(_EXACT):
-            return self.cost_basis / known if known > 0 else None
-
-    def realized(self, start: datetime | None = None, end: datetime | None = None) -> Decimal:
-        """Known gains of the disposals with start < time <= end."""
-        with localcontext(_EXACT):
-            return sum(
-                (
-                    d.gain
-                    for d in self.disposals
-                    if d.gain is not None
-                    and (start is None or d.time > start)
-                    and (end is None or d.time <= end)
-                ),
-                ZERO,
-            )
+    with localcontext(EXACT):
+        return classify_movements(movements)
 
 
 class CostBasis:
@@ -259,25 +90,42 @@ class CostBasis:
     def __init__(self, method: Method, *, keep: bool = True) -> None:
         self.method = method
         self._keep = keep
-        self._books: dict[str, _Book] = {}
+        self._books: dict[str, Book] = {}
+        self._new_book = book_of(method)
 
     def add(self, movements: Iterable[Movement]) -> dict[int, Disposal]:
         """Run `movements`; the disposals they made, by movement ref."""
         made: dict[int, Disposal] = {}
-        books, acquire = self._books, Side.ACQUIRE
-        with localcontext(_EXACT):
-            for event in _classify(movements):
+        books, acquire, keep = self._books, Side.ACQUIRE, self._keep
+        with localcontext(EXACT):
+            for event in classify_movements(movements):
                 book = books.get(event.asset)
                 if book is None:
-                    kind = _Fifo if self.method is Method.FIFO else _Pool
-                    book = books[event.asset] = kind(event.asset, keep=self._keep)
+                    book = books[event.asset] = self._new_book(event.asset)
+                ledger = book.ledger
                 if event.value is None:
-                    book.ledger.unvalued += 1
+                    ledger.unvalued += 1
                 if event.side is acquire:
-                    book.acquire(event)
-                else:
-                    disposal = book.dispose(event)
-                    made[disposal.ref] = disposal
+                    book.acquire(event.ref, event.time, event.quantity, event.value)
+                    if keep:
+                        ledger.acquired_cost[event.ref] = event.value
+                    continue
+                known_qty, known_cost, unknown_qty = book.take(event.quantity)
+                cost, gain = disposal_gain(event.quantity, event.value, known_qty, known_cost)
+                disposal = Disposal(
+                    event.ref,
+                    event.time,
+                    event.asset,
+                    event.quantity,
+                    event.value,
+                    cost,
+                    gain,
+                    unknown_qty,
+                    event.swap,
+                )
+                if keep:
+                    ledger.disposals.append(disposal)
+                made[disposal.ref] = disposal
         return made
 
     def ledgers(self) -> dict[str, AssetLedger]:
@@ -285,140 +133,142 @@ class CostBasis:
         return {asset: book.finish() for asset, book in self._books.items()}
 
 
-class _Book:
-    def __init__(self, asset: str, *, keep: bool) -> None:
-        self.ledger = AssetLedger(asset)
-        self.keep = keep
-
-    def acquire(self, event: Event) -> None:
-        raise NotImplementedError
-
-    def dispose(self, event: Event) -> Disposal:
-        raise NotImplementedError
-
-    def finish(self) -> AssetLedger:
-        return self.ledger
-
-    def _record(
-        self, event: Event, known_qty: Decimal, known_cost: Decimal, unknown_qty: Decimal
-    ) -> Disposal:
-        gain = cost = None
-        if known_qty > 0:
-            cost = known_cost
-            if event.value is not None:
-                proceeds = (event.value * known_qty) / event.quantity
-                gain = proceeds - known_cost
-        disposal = Disposal(
-            event.ref,
-            event.time,
-            event.asset,
-            event.quantity,
-            event.value,
-            cost,
-            gain,
-            unknown_qty,
-            event.swap,
-        )
-        if self.keep:
-            self.ledger.disposals.append(disposal)
-        return disposal
-
-
 @dataclass(slots=True)
-class _OpenLot:
-    quantity: Decimal
-    cost: Decimal | None
-    time: datetime
-    ref: int
+class AssetTotals:
+    """One asset after a `summarize`: what is held by the history, of known cost and at what
+    cost, the known gains realised from `realized_from` on, the acquisitions and disposals
+    without a value, and how many disposals of the whole history are partial (a gain
+    unknown, or units of unknown cost taken)."""
+
+    asset: str
+    quantity: Decimal = ZERO
+    known_quantity: Decimal = ZERO
+    cost_basis: Decimal = ZERO
+    realized: Decimal = ZERO
+    unvalued: int = 0
+    incomplete: int = 0
+
+    @property
+    def average_cost(self) -> Decimal | None:
+        """Cost per unit held (over the units of known cost); None when none is known."""
+        with localcontext(EXACT):
+            return self.cost_basis / self.known_quantity if self.known_quantity > 0 else None
 
 
-class _Fifo(_Book):
-    def __init__(self, asset: str, *, keep: bool) -> None:
-        super().__init__(asset, keep=keep)
-        self.queue: deque[_OpenLot] = deque()
-
-    def acquire(self, event: Event) -> None:
-        self.queue.append(_OpenLot(event.quantity, event.value, event.time, event.ref))
-        if self.keep:
-            self.ledger.acquired_cost[event.ref] = event.value
-
-    def dispose(self, event: Event) -> Disposal:
-        left = event.quantity
-        known_qty = known_cost = unknown_qty = ZERO
-        while left > 0 and self.queue:
-            lot = self.queue[0]
-            take = min(lot.quantity, left)
-            if lot.cost is None:
-                unknown_qty = unknown_qty + take
-            else:
-                part = lot.cost
-                if take < lot.quantity:
-                    part = (lot.cost * take) / lot.quantity
-                known_qty = known_qty + take
-                known_cost = known_cost + part
-                lot.cost = lot.cost - part
-            lot.quantity = lot.quantity - take
-            if lot.quantity == 0:
-                self.queue.popleft()
-            left = left - take
-        return self._record(event, known_qty, known_cost, (unknown_qty + left))
-
-    def finish(self) -> AssetLedger:
-        asset = self.ledger.asset
-        self.ledger.lots = [Lot(asset, o.time, o.quantity, o.cost, o.ref) for o in self.queue]
-        return self.ledger
+Sold = tuple[Decimal | None, Decimal | None, bool]
+"""A disposal's cost basis (None when it took no units of known cost), gain (None when
+unknown) and whether it was a swap."""
 
 
-class _Pool(_Book):
-    def __init__(self, asset: str, *, keep: bool) -> None:
-        super().__init__(asset, keep=keep)
-        self.known_qty = self.cost = self.unknown_qty = ZERO
-        self.since: datetime | None = None
-        self.first_ref = -1
+class Fold:
+    """`summarize`, incrementally: feed columns oldest first, every leg of a transaction in the
+    same call (a swap is recognised within one call). Memory holds the open lots, not the
+    history (a streamed export)."""
 
-    def acquire(self, event: Event) -> None:
-        if self.since is None:
-            self.since, self.first_ref = event.time, event.ref
-        if event.value is None:
-            self.unknown_qty = self.unknown_qty + event.quantity
-        else:
-            self.known_qty = self.known_qty + event.quantity
-            self.cost = self.cost + event.value
-        if self.keep:
-            self.ledger.acquired_cost[event.ref] = event.value
+    def __init__(self, method: Method) -> None:
+        self._new_book = book_of(method)
+        self._books: dict[str, Book] = {}
+        self._totals: dict[str, AssetTotals] = {}
 
-    def dispose(self, event: Event) -> Disposal:
-        held = self.known_qty + self.unknown_qty
-        taken = min(event.quantity, held)
-        excess = event.quantity - taken
-        known_qty = known_cost = unknown_qty = ZERO
-        if taken > 0:
-            # Every unit is alike: the taken units are known and unknown in the pool's shares.
-            known_qty = (taken * self.known_qty) / held
-            unknown_qty = taken - known_qty
-            if taken == held:
-                known_qty, unknown_qty, known_cost = self.known_qty, self.unknown_qty, self.cost
-            elif self.known_qty == 0:
-                known_cost = ZERO
-            else:
-                known_cost = (self.cost * known_qty) / self.known_qty
-            self.known_qty = self.known_qty - known_qty
-            self.unknown_qty = self.unknown_qty - unknown_qty
-            self.cost = self.cost - known_cost
-        if self.known_qty == 0 and self.unknown_qty == 0:
-            self.cost, self.since = ZERO, None
-        return self._record(event, known_qty, known_cost, (unknown_qty + excess))
+    def add(
+        self,
+        assets: Sequence[str],
+        quantities: Sequence[Decimal],
+        values: Sequence[Decimal | None],
+        txs: Sequence[str | None],
+        *,
+        realized_from: int = 0,
+        sold: dict[int, Sold] | None = None,
+    ) -> None:
+        """Run the columns (see `summarize`); a zero quantity changes nothing (give it to a
+        movement that keeps the basis, with no transaction). With `sold`, each disposal's
+        figures are put there by its index in these columns."""
+        with localcontext(EXACT):
+            self._add(assets, quantities, values, txs, realized_from, sold)
 
-    def finish(self) -> AssetLedger:
-        lots = []
-        if self.since is not None and self.known_qty > 0:
-            lots.append(
-                Lot(self.ledger.asset, self.since, self.known_qty, self.cost, self.first_ref)
-            )
-        if self.since is not None and self.unknown_qty > 0:
-            lots.append(Lot(self.ledger.asset, self.since, self.unknown_qty, None, self.first_ref))
-        self.ledger.lots = lots
-        return self.ledger
+    def _add(  # noqa: PLR0917 - the public `add`'s arguments, passed through
+        self,
+        assets: Sequence[str],
+        quantities: Sequence[Decimal],
+        values: Sequence[Decimal | None],
+        txs: Sequence[str | None],
+        realized_from: int,
+        sold: dict[int, Sold] | None,
+    ) -> None:
+        swapped = swap_values(
+            [Leg(i, assets[i], quantities[i], values[i]) for i in legs]
+            for legs in _shared(txs).values()
+        )
+        totals, books, new_book = self._totals, self._books, self._new_book
+        for i, signed in enumerate(quantities):
+            if not signed:
+                continue
+            asset = assets[i]
+            value = swapped[i] if i in swapped else values[i]
+            book = books.get(asset)
+            if book is None:
+                book = books[asset] = new_book(asset)
+                totals[asset] = AssetTotals(asset)
+            total = totals[asset]
+            if value is None:
+                total.unvalued += 1
+            if signed > 0:
+                book.acquire(i, None, signed, value)
+                continue
+            quantity = -signed
+            known_qty, known_cost, unknown_qty = book.take(quantity)
+            cost, gain = disposal_gain(quantity, value, known_qty, known_cost)
+            if gain is None or unknown_qty:
+                total.incomplete += 1
+            if gain is not None and i >= realized_from:
+                total.realized = total.realized + gain
+            if sold is not None:
+                sold[i] = (cost, gain, i in swapped)
+
+    def totals(self) -> dict[str, AssetTotals]:
+        """Every asset's totals as of the columns fed so far."""
+        with localcontext(EXACT):
+            for asset, book in self._books.items():
+                total = self._totals[asset]
+                total.quantity = total.known_quantity = total.cost_basis = ZERO
+                for _, quantity, cost, _ in book.open_lots():
+                    total.quantity = total.quantity + quantity
+                    if cost is not None:
+                        total.known_quantity = total.known_quantity + quantity
+                        total.cost_basis = total.cost_basis + cost
+        return self._totals
+
+
+def _shared(txs: Sequence[str | None]) -> dict[str, list[int]]:
+    """The indices of each transaction key given more than once."""
+    counts = Counter(txs)
+    if all(n == 1 or tx is None for tx, n in counts.items()):  # most histories: no swaps
+        return {}
+    shared: dict[str, list[int]] = {}
+    for i, tx in enumerate(txs):
+        if tx is not None and counts[tx] > 1:
+            shared.setdefault(tx, []).append(i)
+    return shared
+
+
+def summarize(
+    assets: Sequence[str],
+    quantities: Sequence[Decimal],
+    values: Sequence[Decimal | None],
+    txs: Sequence[str | None],
+    method: Method,
+    *,
+    realized_from: int = 0,
+) -> dict[str, AssetTotals]:
+    """Every asset's totals from a history given as columns, oldest first (index i is a
+    movement's ref): the asset, signed quantity and value of each movement of kind `external`
+    or `opening` (the others keep the basis and change nothing), and the transaction key of
+    the external ones (None for openings). Gains of the disposals with index >=
+    `realized_from` are summed. The arithmetic of `run`, in its order: the same answers,
+    without an object per movement."""
+    fold = Fold(method)
+    fold.add(assets, quantities, values, txs, realized_from=realized_from)
+    return fold.totals()
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,7 +288,7 @@ class AssetPnl:
 
 
 def asset_pnl(
-    ledger: AssetLedger,
+    ledger: AssetLedger | AssetTotals,
     *,
     held: Decimal | None = None,
     value: Decimal | None = None,
@@ -447,13 +297,13 @@ def asset_pnl(
 ) -> AssetPnl:
     """Cost basis and unrealised P&L of `held` units worth `value` now, at the ledger's average
     cost of the units held (the history's own quantity when `held` is None); realised P&L of
-    the disposals in (start, end]."""
-    with localcontext(_EXACT):
+    the disposals in (start, end] (of a ledger; totals were summed by `summarize`)."""
+    with localcontext(EXACT):
         return _asset_pnl(ledger, held, value, start, end)
 
 
 def _asset_pnl(
-    ledger: AssetLedger,
+    ledger: AssetLedger | AssetTotals,
     held: Decimal | None,
     value: Decimal | None,
     start: datetime | None,
@@ -476,7 +326,7 @@ def _asset_pnl(
         average,
         unrealized,
         percent,
-        ledger.realized(start, end),
+        ledger.realized if isinstance(ledger, AssetTotals) else ledger.realized(start, end),
         ledger.unvalued,
     )
 

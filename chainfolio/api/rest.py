@@ -26,6 +26,7 @@ from chainfolio.resolvers import compare as compare_resolver
 from chainfolio.resolvers import history as history_resolver
 from chainfolio.resolvers import performance as performance_resolver
 from chainfolio.resolvers import pnl as pnl_resolver
+from chainfolio.resolvers import pnl_export
 from chainfolio.resolvers import portfolio as portfolio_resolver
 from chainfolio.resolvers import targets as targets_resolver
 from chainfolio.resolvers import wallets as wallets_resolver
@@ -296,7 +297,7 @@ async def get_transactions_csv(request: Request) -> Response:
 
     async def rows() -> AsyncIterator[list[list[str]]]:
         async with services.engine.connect() as db:
-            async for batch in pnl_resolver.transaction_rows(
+            async for batch in pnl_export.transaction_rows(
                 db,
                 user_id=caller.user_id,
                 currency=currency,
@@ -306,7 +307,7 @@ async def get_transactions_csv(request: Request) -> Response:
             ):
                 yield batch
 
-    return _csv(pnl_resolver.TRANSACTION_COLUMNS, rows(), "transactions.csv")
+    return _csv(pnl_export.TRANSACTION_COLUMNS, rows(), "transactions.csv")
 
 
 async def get_pnl_csv(request: Request) -> Response:
@@ -314,9 +315,9 @@ async def get_pnl_csv(request: Request) -> Response:
     view = await _pnl_view(request)
 
     async def rows() -> AsyncIterator[list[list[str]]]:
-        yield pnl_resolver.pnl_rows(view)
+        yield pnl_export.pnl_rows(view)
 
-    return _csv(pnl_resolver.PNL_COLUMNS, rows(), "pnl.csv")
+    return _csv(pnl_export.PNL_COLUMNS, rows(), "pnl.csv")
 
 
 def _iso(moment: datetime) -> str:

@@ -47,12 +47,17 @@ class Rates:
         return None if rate is None else usd / rate
 
 
+def rate_source(currency: str) -> tuple[str, timedelta]:
+    """The price symbol of a display currency's rate, and how near a stored rate must be."""
+    window = CRYPTO_RATE_WINDOW if CURRENCIES[currency].crypto else FIAT_RATE_WINDOW
+    return CURRENCIES[currency].price_symbol, window
+
+
 async def load_rates(db: AsyncConnection, currency: str, moments: Collection[datetime]) -> Rates:
     """The currency's stored rates nearest each of `moments` (one query)."""
     if currency == USD or not moments:
         return Rates(currency, {})
-    window = CRYPTO_RATE_WINDOW if CURRENCIES[currency].crypto else FIAT_RATE_WINDOW
-    symbol = CURRENCIES[currency].price_symbol
+    symbol, window = rate_source(currency)
     found = await prices_nearest(db, [(symbol, m) for m in set(moments)], window=window)
     return Rates(currency, {moment: price for (_, moment), (_, price) in found.items()})
 

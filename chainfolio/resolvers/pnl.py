@@ -9,21 +9,28 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Context, Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.analytics import costbasis
-from chainfolio.analytics.costbasis import AssetLedger, AssetPnl, Disposal, Kind, Method
+from chainfolio.analytics.costbasis import (
+    AssetLedger,
+    AssetPnl,
+    AssetTotals,
+    Disposal,
+    Kind,
+    Method,
+)
 from chainfolio.core.currencies import USD, parse_currency
-from chainfolio.core.domain import Category, plain
+from chainfolio.core.domain import Category
 from chainfolio.core.errors import InvalidInput
 from chainfolio.core.periods import parse_period
-from chainfolio.resolvers.currency import Rates, load_rates
+from chainfolio.resolvers.currency import Rates, load_rates, rate_source
 from chainfolio.storage import movements as movements_store
 from chainfolio.storage.holdings import StoredHolding, current_holdings
 from chainfolio.storage.movements import AssetMovement
@@ -236,35 +243,55 @@ async def resolve_pnl(
     now: datetime,
     method: str | None = None,
 ) -> PnlView:
-    """Realised P&L of the period's disposals and unrealised P&L of what is held now."""
+    """Realised P&L of the period's disposals and unrealised P&L of what is held now.
+
+    Reads the movements as columns (`movements.basis_columns`, display-currency rates joined
+    in) and folds them with `costbasis.summarize`: no object per movement, the same figures
+    as the per-movement run (`load_books`), which the holdings' per-wallet P&L still takes."""
     code = parse_currency(currency)
     window = parse_period(period, now=now)
     holdings = await current_holdings(db, user_id=user_id)
-    books = await load_books(
-        db,
-        user_id=user_id,
-        currency=code,
-        method=method,
-        extra_moments={s.updated_at for s in holdings},
+    chosen = method_of(method, await movements_store.cost_basis_method(db, user_id=user_id))
+    start = None if window.period == "all" else window.start
+    symbol, rate_window = rate_source(code) if code != USD else (None, timedelta(0))
+    columns = await movements_store.basis_columns(
+        db, user_id=user_id, after=start, rate_symbol=symbol, rate_window=rate_window
     )
-    by_token, by_symbol = books.keys
+    values = columns.values_usd
+    if symbol is not None:  # as `Rates.convert`, in the caller's context
+        values = [
+            None if v is None or r is None else v / r
+            for v, r in zip(values, columns.rates, strict=True)
+        ]
+    totals = costbasis.summarize(
+        columns.assets,
+        columns.quantities,
+        values,
+        columns.txs,
+        chosen,
+        realized_from=columns.before,
+    )
+    rates = await load_rates(db, code, {s.updated_at for s in holdings})
+    symbols = {s.holding.symbol for s in holdings}
+    found = await movements_store.asset_keys(db, user_id=user_id, symbols=symbols)
+    by_token, by_symbol = _asset_keys(found)
     held: dict[str, Decimal] = defaultdict(Decimal)
-    values: dict[str, Decimal | None] = {}
+    worth: dict[str, Decimal | None] = {}
     for stored in holdings:
         h = stored.holding
         if h.category is Category.LOAN or h.balance is None:
             continue
         asset = asset_of(stored, by_token, by_symbol)
         held[asset] += h.balance.normalize(_WIDE)
-        value = _holding_value(stored, books.rates)
-        before = values.get(asset, Decimal(0))
-        values[asset] = None if value is None or before is None else before + value
+        value = _holding_value(stored, rates)
+        before = worth.get(asset, Decimal(0))
+        worth[asset] = None if value is None or before is None else before + value
     rows = []
-    start = None if window.period == "all" else window.start
-    for asset in sorted(set(books.ledgers) | set(held)):
-        ledger = books.ledgers.get(asset) or AssetLedger(asset)
+    for asset in sorted(set(totals) | set(held)):
         pnl = costbasis.asset_pnl(
-            ledger, held=held.get(asset, Decimal(0)), value=values.get(asset), start=start, end=None
+            totals.get(asset) or AssetTotals(asset),
+            held=held.get(asset, Decimal(0)),
+            value=worth.get(asset),
         )
         rows.append(
             replace(
@@ -288,13 +315,13 @@ async def resolve_pnl(
             None if r.unrealized is None or unrealized is None else unrealized + r.unrealized
         )
     unvalued = sum(r.unvalued for r in rows)
-    partial = any(not d.complete for d in books.disposals.values())
+    partial = any(t.incomplete for t in totals.values())
     return PnlView(
         period=window.period,
         start=window.start,
         end=window.end,
         currency=code,
-        method=books.method.value,
+        method=chosen.value,
         realized=realized.normalize(_WIDE),
         unrealized=_tidy(unrealized),
         by_asset=rows,
@@ -336,136 +363,4 @@ async def resolve_lots(
             None if lot.cost is None or not lot.quantity else _tidy(lot.cost / lot.quantity),
         )
         for lot in ledger.lots
-    ]
-
-
-# --- CSV export -----------------------------------------------------------------------------
-
-TRANSACTION_COLUMNS = (
-    "date",
-    "chain",
-    "tx_hash",
-    "wallet",
-    "asset",
-    "symbol",
-    "amount",
-    "value",
-    "currency",
-    "kind",
-    "counterparty",
-    "cost_basis",
-    "gain",
-)
-
-
-def _cell(value: Decimal | None) -> str:
-    return "" if value is None else plain(value.normalize(_WIDE))
-
-
-async def transaction_rows(
-    db: AsyncConnection,
-    *,
-    user_id: uuid.UUID,
-    currency: str | None,
-    chain_names: Mapping[int, str],
-    period: str = "all",
-    now: datetime,
-    batch: int = 2_000,
-) -> AsyncIterator[list[list[str]]]:
-    """The user's movements as CSV rows (in batches, oldest first), within the period: a
-    disposal carries its cost basis and gain under the user's method. One pass over a
-    server-side cursor: a gain needs only the movements before it, and a swap's legs (one
-    block time) are run together — memory holds a batch and the open lots, not the history."""
-    code = parse_currency(currency)
-    window = parse_period(period, now=now)
-    method = method_of(None, await movements_store.cost_basis_method(db, user_id=user_id))
-    basis = costbasis.CostBasis(method, keep=False)
-    start = None if window.period == "all" else window.start
-    refs = 0
-
-    async def rows_of(moves: list[AssetMovement]) -> list[list[str]]:
-        nonlocal refs
-        rates = await load_rates(db, code, {m.time for m in moves})
-        inputs = _inputs(moves, rates, refs)
-        refs += len(moves)
-        made = basis.add(inputs)
-        rows = []
-        for m, move in zip(moves, inputs, strict=True):
-            if start is not None and m.time <= start:  # no upper bound: blocks may run ahead
-                continue
-            disposal = made.get(move.ref)
-            rows.append(
-                [
-                    m.time.isoformat().replace("+00:00", "Z"),
-                    chain_names.get(m.chain_id, str(m.chain_id)),
-                    m.tx_hash or "",
-                    m.wallet_address or "",
-                    m.asset,
-                    m.symbol,
-                    _cell(move.quantity),
-                    _cell(move.value),
-                    code,
-                    _kind(m, disposal),
-                    m.counterparty or "",
-                    "" if disposal is None else _cell(disposal.cost_basis),
-                    "" if disposal is None else _cell(disposal.gain),
-                ]
-            )
-        return rows
-
-    held: list[AssetMovement] = []
-    async for chunk in movements_store.stream_movements(db, user_id=user_id, batch=batch):
-        pending = held + chunk
-        cut = len(pending)
-        while cut and pending[cut - 1].time == pending[-1].time:  # may go on in the next batch
-            cut -= 1
-        held = pending[cut:]
-        if cut and (rows := await rows_of(pending[:cut])):
-            yield rows
-    if held and (rows := await rows_of(held)):
-        yield rows
-
-
-def _kind(move: AssetMovement, disposal: Disposal | None) -> str:
-    if move.kind != "external":
-        return move.kind
-    if disposal is not None:
-        return "swap_out" if disposal.swap else "disposal"
-    return "acquisition"
-
-
-PNL_COLUMNS = (
-    "asset",
-    "quantity",
-    "value",
-    "cost_basis",
-    "average_cost",
-    "unrealized",
-    "unrealized_percent",
-    "realized",
-    "unvalued",
-    "currency",
-    "method",
-    "period",
-)
-
-
-def pnl_rows(view: PnlView) -> list[list[str]]:
-    """The P&L by asset as CSV rows."""
-    return [
-        [
-            r.asset,
-            plain(r.quantity),
-            _cell(r.value),
-            _cell(r.cost_basis),
-            _cell(r.average_cost),
-            _cell(r.unrealized),
-            _cell(r.unrealized_percent),
-            plain(r.realized),
-            str(r.unvalued),
-            view.currency,
-            view.method,
-            view.period,
-        ]
-        for r in view.by_asset
     ]

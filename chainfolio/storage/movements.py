@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
-from datetime import datetime
-from decimal import Decimal
+from datetime import datetime, timedelta
+from decimal import Context, Decimal
 from typing import Any, NamedTuple
 
 from sqlalchemy import text
@@ -138,30 +138,134 @@ async def basis_rows(db: AsyncConnection, *, user_id: uuid.UUID) -> list[Any]:
     )
 
 
-async def asset_keys(db: AsyncConnection, *, user_id: uuid.UUID) -> list[tuple[int, str, str, str]]:
-    """Per (chain, token contract, symbol) the user's movements name: the asset it counts as."""
+class BasisColumns(NamedTuple):
+    """What cost basis reads of a user's movements of kind external or opening, oldest first,
+    as one list per field (`chainfolio.analytics.costbasis.summarize`)."""
+
+    assets: list[str]
+    quantities: list[Decimal]
+    """Signed whole units, exact."""
+    values_usd: list[Decimal | None]
+    rates: list[Decimal | None]
+    """The display currency's stored rate nearest each movement (empty: none asked)."""
+    txs: list[str | None]
+    """`chain:tx hash` of the external movements (None for openings)."""
+    before: int
+    """How many of them are at or before the `after` given (none when it is None)."""
+
+
+# One sort, in the subquery, which PostgreSQL never flattens (it has an ORDER BY): the
+# aggregates above it read its rows in that order (an ORDER BY in each aggregate would sort
+# the rows once per column). Amounts are scaled here (`Decimal.scaleb` is exact).
+_COLUMNS = """SELECT array_agg(m.asset), array_agg(m.amount::text), array_agg(m.decimals),
+        array_agg(m.value_usd::text), {rates}, array_agg(m.chain_id),
+        array_agg(CASE WHEN m.kind = 'external' THEN m.tx_hash END),
+        count(*) FILTER (WHERE m.time <= $2)
+    FROM (SELECT * FROM asset_movements
+          WHERE user_id = $1 AND kind IN ('external', 'opening')
+          ORDER BY time, id) m"""
+_USD_COLUMNS = _COLUMNS.format(rates="NULL::text[]")
+# The rate ($3: its price symbol) nearest a movement's time within ±$4, as `prices_nearest`.
+_NEAREST_RATE = """(SELECT price::text FROM prices
+    WHERE symbol = $3 AND time >= m.time - $4::interval AND time <= m.time + $4::interval
+    ORDER BY abs(extract(epoch FROM time - m.time)), time
+    LIMIT 1)"""
+_RATE_COLUMNS = _COLUMNS.format(rates=f"array_agg({_NEAREST_RATE})")
+_SCALE = Context(prec=100)
+
+
+def _decimals(texts: list[str | None] | None) -> list[Decimal | None]:
+    return [None if t is None else Decimal(t) for t in texts or ()]
+
+
+async def basis_columns(
+    db: AsyncConnection,
+    *,
+    user_id: uuid.UUID,
+    after: datetime | None = None,
+    rate_symbol: str | None = None,
+    rate_window: timedelta = timedelta(0),
+) -> BasisColumns:
+    """The user's movements that cost basis runs on, in one statement and one row of arrays:
+    no object per movement (a long history is read without garbage-collector churn), amounts
+    scaled by the database (exact numeric), the rate of `rate_symbol` nearest each movement
+    within ±`rate_window` joined in when asked (as `prices_nearest` finds it)."""
+    await db.execute(text("SELECT 1"))  # begins the caller's transaction (as timeseries does)
+    conn = await driver_connection(db)
+    if rate_symbol is None:
+        row = await conn.fetchrow(_USD_COLUMNS, user_id, after)
+    else:
+        row = await conn.fetchrow(_RATE_COLUMNS, user_id, after, rate_symbol, rate_window)
+    assets, amounts, decimals, values, rates, chains, hashes, before = row
+    scale = _SCALE
+    return BasisColumns(
+        assets or [],
+        [Decimal(a).scaleb(-d, scale) for a, d in zip(amounts or (), decimals or (), strict=True)],
+        _decimals(values),
+        _decimals(rates),
+        [
+            None if h is None else f"{c}:{h}"
+            for c, h in zip(chains or (), hashes or (), strict=True)
+        ],
+        before,
+    )
+
+
+async def asset_keys(
+    db: AsyncConnection, *, user_id: uuid.UUID, symbols: Collection[str] | None = None
+) -> list[tuple[int, str, str, str]]:
+    """Per (chain, token contract, symbol) the user's movements name: the asset it counts as
+    (only of `symbols` when given: what a few holdings need, without sorting every movement)."""
+    if symbols is not None and not symbols:
+        return []
     rows = await db.execute(
         text(
             """SELECT DISTINCT ON (chain_id, contract, symbol) chain_id, contract, symbol, asset
-               FROM asset_movements WHERE user_id = :u
+               FROM asset_movements
+               WHERE user_id = :u AND (CAST(:s AS text[]) IS NULL OR symbol = ANY(:s))
                ORDER BY chain_id, contract, symbol, time DESC"""
         ),
-        {"u": user_id},
+        {"u": user_id, "s": None if symbols is None else sorted(symbols)},
     )
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
-async def stream_movements(
-    db: AsyncConnection, *, user_id: uuid.UUID, batch: int = 2_000
-) -> AsyncIterator[list[AssetMovement]]:
-    """The user's movements, oldest first, in batches from a server-side cursor (flat memory).
+# The date as the export writes it (`datetime.isoformat` of a UTC time, `Z` for +00:00):
+# formatted by the database, the stream reads no timestamps.
+_ISO = """to_char(m.time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+    || CASE WHEN date_trunc('second', m.time) = m.time THEN ''
+            ELSE to_char(m.time AT TIME ZONE 'UTC', '.US') END || 'Z'"""
+_EXPORT = f"""SELECT {_ISO}, m.chain_id, m.tx_hash, w.address, m.asset, m.symbol,
+        m.amount::text, m.decimals, m.value_usd::text, {{rate}}, m.kind, m.counterparty,
+        coalesce(m.time > $2, true)
+    FROM asset_movements m LEFT JOIN wallets w ON w.id = m.wallet_id
+    WHERE m.user_id = $1 ORDER BY m.time, m.id"""
+_USD_EXPORT = _EXPORT.format(rate="NULL::text")
+_RATE_EXPORT = _EXPORT.format(rate=_NEAREST_RATE)
 
-    Needs a transaction (`engine.begin()` or `connect()` then a statement)."""
+
+async def stream_export(
+    db: AsyncConnection,
+    *,
+    user_id: uuid.UUID,
+    after: datetime | None = None,
+    rate_symbol: str | None = None,
+    rate_window: timedelta = timedelta(0),
+    batch: int = 5_000,
+) -> AsyncIterator[list[Any]]:
+    """Every movement of the user as an export reads it, oldest first, in batches of records
+    from a server-side cursor (flat memory): date (ISO 8601, `Z`), chain id, tx hash, wallet
+    address, asset, symbol, amount (text, base units), decimals, value in USD (text), the rate
+    of `rate_symbol` nearest it (text, as `basis_columns`), kind, counterparty, and whether it
+    is after `after`. Needs a transaction (`engine.begin()` or `connect()` then a statement)."""
     await db.execute(text("SELECT 1"))
     conn = await driver_connection(db)
-    cursor = await conn.cursor(f"{_SELECT} WHERE m.user_id = $1 ORDER BY m.time, m.id", user_id)
+    if rate_symbol is None:
+        cursor = await conn.cursor(_USD_EXPORT, user_id, after)
+    else:
+        cursor = await conn.cursor(_RATE_EXPORT, user_id, after, rate_symbol, rate_window)
     while rows := await cursor.fetch(batch):
-        yield [_movement(r) for r in rows]
+        yield rows
 
 
 async def cost_basis_method(db: AsyncConnection, *, user_id: uuid.UUID) -> str:

@@ -18,6 +18,7 @@ from chainfolio.analytics.costbasis import (
     classify,
     disposals_by_ref,
     run,
+    summarize,
 )
 from tests.analytics.costbasis_reference import Trade, cost_basis, reference
 
@@ -209,3 +210,57 @@ def test_exact_when_nothing_divides(method: Method) -> None:
         ("ETH", "0.1", "200.1", E), ("ETH", "0.2", "600.2", E), ("ETH", "-0.3", "1200", E)
     )
     assert run(moves, method)["ETH"].realized() == D("399.7")
+
+
+# --- the columnar fold against the per-movement run -----------------------------------------
+
+kinds = st.sampled_from([Kind.EXTERNAL, Kind.EXTERNAL, Kind.EXTERNAL, Kind.OPENING, Kind.OWN])
+
+
+@st.composite
+def busy_histories(draw: st.DrawFn) -> list[Movement]:
+    """Movements of every kind, some of zero quantity, some sharing a transaction (swaps,
+    transactions that are not swaps, several legs of one asset), in time order."""
+    moves = []
+    for i in range(draw(st.integers(1, 40))):
+        kind = draw(kinds)
+        quantity = draw(st.sampled_from([1, 1, -1, 0])) * draw(quantities)
+        tx = draw(st.sampled_from(["a", "b", "c", f"t{i}", f"t{i}", f"t{i}"]))
+        asset = draw(st.sampled_from(["ETH", "BTC", "USDC"]))
+        moves.append(
+            Movement(i, T0 + timedelta(minutes=i), asset, quantity, draw(values), kind, tx)
+        )
+    return moves
+
+
+@settings(max_examples=300, deadline=None)
+@given(busy_histories(), st.sampled_from(list(Method)), st.integers(0, 40))
+def test_summarize_answers_exactly_as_run(
+    moves: list[Movement], method: Method, realized_from: int
+) -> None:
+    kept = [m for m in moves if m.kind in {Kind.EXTERNAL, Kind.OPENING}]
+    totals = summarize(
+        [m.asset for m in kept],
+        [m.quantity for m in kept],
+        [m.value for m in kept],
+        [m.tx if m.kind is Kind.EXTERNAL else None for m in kept],
+        method,
+        realized_from=realized_from,
+    )
+    books = run(moves, method)
+    assert set(totals) == set(books)
+    # the disposals from index `realized_from` on are those after the one before it
+    start = kept[min(realized_from, len(kept)) - 1].time if realized_from and kept else None
+    for asset, book in books.items():
+        got = totals[asset]
+        assert (got.quantity, got.known_quantity, got.cost_basis) == (
+            book.quantity,
+            book.known_quantity,
+            book.cost_basis,
+        )
+        assert got.average_cost == book.average_cost
+        assert got.unvalued == book.unvalued
+        assert got.incomplete == sum(not d.complete for d in book.disposals)
+        assert got.realized == book.realized(start, None)
+        now = asset_pnl(book, held=D(2), value=D(100), start=start)
+        assert asset_pnl(got, held=D(2), value=D(100)) == now

@@ -23,7 +23,8 @@ from chainfolio.core.domain import AssetKind, Category, Holding, Price
 from chainfolio.devnet import Devnet, set_price, set_time, transfer_native
 from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import open_chains
-from chainfolio.resolvers.pnl import resolve_pnl, transaction_rows
+from chainfolio.resolvers.pnl import resolve_pnl
+from chainfolio.resolvers.pnl_export import transaction_rows
 from chainfolio.storage.accounts import Wallet, add_wallet, ensure_user
 from chainfolio.storage.holdings import replace_wallet_holdings
 from chainfolio.storage.movements import AssetMovement, user_movements, write_movements

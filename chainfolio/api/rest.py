@@ -265,13 +265,18 @@ async def get_pnl(request: Request) -> Response:
     )
 
 
-def _csv(header: Sequence[str], rows: AsyncIterator[list[list[str]]], name: str) -> Response:
+def _csv(header: Sequence[str], rows: AsyncIterator[list[list[str]] | str], name: str) -> Response:
+    """A streamed CSV file: batches of rows, or of lines already written (`\\r\\n`)."""
+
     async def body() -> AsyncIterator[bytes]:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(header)
         async for batch in rows:
-            writer.writerows(batch)
+            if isinstance(batch, str):
+                buffer.write(batch)
+            else:
+                writer.writerows(batch)
             yield buffer.getvalue().encode()
             buffer.seek(0)
             buffer.truncate()
@@ -295,9 +300,9 @@ async def get_transactions_csv(request: Request) -> Response:
     now = services.clock()
     parse_period(period, now=now)  # a bad period is a 400, not a broken stream
 
-    async def rows() -> AsyncIterator[list[list[str]]]:
+    async def rows() -> AsyncIterator[str]:
         async with services.engine.connect() as db:
-            async for batch in pnl_export.transaction_rows(
+            async for batch in pnl_export.transaction_lines(
                 db,
                 user_id=caller.user_id,
                 currency=currency,

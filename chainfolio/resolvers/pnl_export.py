@@ -10,6 +10,8 @@ here from exact Decimals.
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -52,7 +54,7 @@ def _cell(value: Decimal | None) -> str:
     return "" if value is None else plain(value.normalize(_WIDE))
 
 
-async def transaction_rows(
+async def transaction_lines(
     db: AsyncConnection,
     *,
     user_id: uuid.UUID,
@@ -61,13 +63,15 @@ async def transaction_rows(
     period: str = "all",
     now: datetime,
     batch: int = 5_000,
-) -> AsyncIterator[list[list[str]]]:
-    """The user's movements as CSV rows (in batches, oldest first), within the period: a
-    disposal carries its cost basis and gain under the user's method."""
+) -> AsyncIterator[str]:
+    """The user's movements as CSV lines (`\\r\\n`-terminated, as `csv.writer` writes them,
+    without the header; in chunks, oldest first), within the period: a disposal carries its
+    cost basis and gain under the user's method."""
     code = parse_currency(currency)
     window = parse_period(period, now=now)
     fold = Fold(method_of(None, await movements_store.cost_basis_method(db, user_id=user_id)))
     symbol, rate_window = rate_source(code) if code != USD else (None, timedelta(0))
+    chains = _Chains(chain_names)
     held: list[Any] = []
     async for chunk in movements_store.stream_export(
         db,
@@ -82,43 +86,55 @@ async def transaction_rows(
         while cut and pending[cut - 1][0] == pending[-1][0]:  # the time may go on next batch
             cut -= 1
         held = pending[cut:]
-        if cut and (rows := _rows(fold, pending[:cut], code, chain_names)):
-            yield rows
-    if held and (rows := _rows(fold, held, code, chain_names)):
-        yield rows
+        if cut and (lines := _lines(fold, pending[:cut], code, chains)):
+            yield lines
+    if held and (lines := _lines(fold, held, code, chains)):
+        yield lines
 
 
-def _rows(
-    fold: Fold, records: Sequence[Any], code: str, chain_names: Mapping[int, str]
-) -> list[list[str]]:
-    """Fold one batch (whole block times) and format its rows within the period."""
-    scale, basis_kinds, zero = _SCALE, _BASIS_KINDS, Decimal(0)
+class _Chains(dict[int, str]):
+    """Chain id -> its name as a CSV field (an unknown chain: its id)."""
+
+    def __init__(self, names: Mapping[int, str]) -> None:
+        super().__init__()
+        self._names = names
+
+    def __missing__(self, chain_id: int) -> str:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="").writerow([self._names.get(chain_id, str(chain_id))])
+        field = self[chain_id] = buffer.getvalue()
+        return field
+
+
+def _lines(fold: Fold, records: Sequence[Any], code: str, chains: _Chains) -> str:
+    """Fold one batch (whole block times) and write its lines within the period."""
+    scale, zero, usd = _SCALE, Decimal(0), code == USD
     quantities: list[Decimal] = []
     values: list[Decimal | None] = []
-    basis: list[Decimal] = []
+    cells: list[str] = []
     txs: list[str | None] = []
-    for r in records:
-        quantity = Decimal(r[6]).scaleb(-r[7], scale)
-        usd, rate = r[8], r[9]
-        if usd is None:
+    for _, chain_id, _, _, amount, decimals, value_usd, usd_cell, rate, kind, _, _, tx in records:
+        if value_usd is None:
             value = None
-        elif code == USD:
-            value = Decimal(usd)
+        elif usd:
+            value = Decimal(value_usd)
         else:  # as `Rates.convert`, in the caller's context
-            value = None if rate is None else Decimal(usd) / Decimal(rate)
-        quantities.append(quantity)
+            value = None if rate is None else Decimal(value_usd) / Decimal(rate)
         values.append(value)
-        kind = r[10]
-        basis.append(quantity if kind in basis_kinds else zero)
-        txs.append(f"{r[1]}:{r[2]}" if kind == "external" and r[2] is not None else None)
+        cells.append((usd_cell or "") if usd else _cell(value))
+        if kind in _BASIS_KINDS:
+            quantities.append(Decimal(amount).scaleb(-decimals, scale))
+            txs.append(None if tx is None else f"{chain_id}:{tx}")
+        else:
+            quantities.append(zero)
+            txs.append(None)
     sold: dict[int, Sold] = {}
-    fold.add([r[4] for r in records], basis, values, txs, sold=sold)
-    rows = []
-    for i, r in enumerate(records):
-        if not r[12]:  # no upper bound: blocks may run ahead of the clock
+    fold.add([r[3] for r in records], quantities, values, txs, sold=sold)
+    lines = []
+    for i, (date, chain_id, middle, *_, stored, counterparty, in_period, _) in enumerate(records):
+        if not in_period:  # no upper bound: blocks may run ahead of the clock
             continue
-        kind = r[10]
-        cost = gain = ""
+        kind, cost, gain = stored, "", ""
         disposal = sold.get(i)
         if disposal is not None:
             cost, gain = _cell(disposal[0]), _cell(disposal[1])
@@ -126,25 +142,11 @@ def _rows(
                 kind = "swap_out" if disposal[2] else "disposal"
         elif kind == "external":
             kind = "acquisition"
-        chain_id = r[1]
-        rows.append(
-            [
-                r[0],
-                chain_names.get(chain_id, str(chain_id)),
-                r[2] or "",
-                r[3] or "",
-                r[4],
-                r[5],
-                _cell(quantities[i]),
-                _cell(values[i]),
-                code,
-                kind,
-                r[11] or "",
-                cost,
-                gain,
-            ]
+        lines.append(
+            f"{date},{chains[chain_id]},{middle},{cells[i]},{code},{kind},{counterparty},"
+            f"{cost},{gain}\r\n"
         )
-    return rows
+    return "".join(lines)
 
 
 PNL_COLUMNS = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime, timedelta
@@ -230,17 +231,34 @@ async def asset_keys(
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
-# The date as the export writes it (`datetime.isoformat` of a UTC time, `Z` for +00:00):
-# formatted by the database, the stream reads no timestamps.
+# The export's text, formatted by the database where it is exact: the date (as
+# `datetime.isoformat` of a UTC time, `Z` for +00:00), numbers without trailing zeros (as a
+# normalized Decimal), and text fields quoted as `csv.writer` quotes them (a field holding a
+# comma, a quote or a line break is quoted, its quotes doubled: token symbols are anything).
 _ISO = """to_char(m.time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
     || CASE WHEN date_trunc('second', m.time) = m.time THEN ''
             ELSE to_char(m.time AT TIME ZONE 'UTC', '.US') END || 'Z'"""
-_EXPORT = f"""SELECT {_ISO}, m.chain_id, m.tx_hash, w.address, m.asset, m.symbol,
-        m.amount::text, m.decimals, m.value_usd::text, {{rate}}, m.kind, m.counterparty,
-        coalesce(m.time > $2, true)
+
+
+def _csv_field(column: str) -> str:
+    value = f"coalesce({column}, '')"
+    return (
+        f"""CASE WHEN {value} ~ E'[",\\r\\n]' THEN '"' || replace({value}, '"', '""') || '"'"""
+        f" ELSE {value} END"
+    )
+
+
+_EXPORT = f"""SELECT {_ISO}, m.chain_id,
+        {_csv_field("m.tx_hash")} || ',' || {_csv_field("w.address")} || ','
+            || {_csv_field("m.asset")} || ',' || {_csv_field("m.symbol")} || ','
+            || trim_scale(m.amount * ('1e-' || m.decimals)::numeric)::text,
+        m.asset, m.amount::text, m.decimals, m.value_usd::text, trim_scale(m.value_usd)::text,
+        {{rate}}, m.kind, {_csv_field("m.counterparty")}, coalesce(m.time > $2, true),
+        CASE WHEN m.kind = 'external' THEN m.tx_hash END
     FROM asset_movements m LEFT JOIN wallets w ON w.id = m.wallet_id
     WHERE m.user_id = $1 ORDER BY m.time, m.id"""
 _USD_EXPORT = _EXPORT.format(rate="NULL::text")
+_CURSOR = "chainfolio_export"
 _RATE_EXPORT = _EXPORT.format(rate=_NEAREST_RATE)
 
 
@@ -253,19 +271,40 @@ async def stream_export(
     rate_window: timedelta = timedelta(0),
     batch: int = 5_000,
 ) -> AsyncIterator[list[Any]]:
-    """Every movement of the user as an export reads it, oldest first, in batches of records
-    from a server-side cursor (flat memory): date (ISO 8601, `Z`), chain id, tx hash, wallet
-    address, asset, symbol, amount (text, base units), decimals, value in USD (text), the rate
-    of `rate_symbol` nearest it (text, as `basis_columns`), kind, counterparty, and whether it
-    is after `after`. Needs a transaction (`engine.begin()` or `connect()` then a statement)."""
+    """Every movement of the user as the transactions export writes it, oldest first, in
+    batches of records from a server-side cursor (flat memory): the date (ISO 8601, `Z`), chain
+    id, the CSV fields tx hash to amount (whole units) joined, asset, amount (base units,
+    text), decimals, USD value (text), its CSV field, the rate of `rate_symbol` nearest it
+    (text, as `basis_columns`), kind, the counterparty's CSV field, whether it is after
+    `after` (always without one), and the tx hash of an external movement (swap legs).
+
+    A `DECLARE`d cursor, which PostgreSQL plans for its first rows (the index in time order,
+    no sort of the whole history first), and the next batch is asked for before this one is
+    handed over: the database formats it while the caller works on this one. Needs a
+    transaction (`engine.begin()` or `connect()` then a statement); nothing else may use the
+    connection until the iteration ends."""
     await db.execute(text("SELECT 1"))
     conn = await driver_connection(db)
     if rate_symbol is None:
-        cursor = await conn.cursor(_USD_EXPORT, user_id, after)
+        await conn.execute(f"DECLARE {_CURSOR} NO SCROLL CURSOR FOR {_USD_EXPORT}", user_id, after)
     else:
-        cursor = await conn.cursor(_RATE_EXPORT, user_id, after, rate_symbol, rate_window)
-    while rows := await cursor.fetch(batch):
-        yield rows
+        await conn.execute(
+            f"DECLARE {_CURSOR} NO SCROLL CURSOR FOR {_RATE_EXPORT}",
+            user_id,
+            after,
+            rate_symbol,
+            rate_window,
+        )
+    fetch = f"FETCH {int(batch)} FROM {_CURSOR}"
+    ahead = asyncio.ensure_future(conn.fetch(fetch))
+    try:
+        while rows := await ahead:
+            ahead = asyncio.ensure_future(conn.fetch(fetch))
+            await asyncio.sleep(0)  # sends the FETCH before the caller takes this batch
+            yield rows
+    finally:
+        ahead.cancel()  # the caller stopped early (the transaction's end closes the cursor)
+    await conn.execute(f"CLOSE {_CURSOR}")
 
 
 async def cost_basis_method(db: AsyncConnection, *, user_id: uuid.UUID) -> str:

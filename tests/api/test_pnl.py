@@ -24,7 +24,7 @@ from chainfolio.devnet import Devnet, set_price, set_time, transfer_native
 from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import open_chains
 from chainfolio.resolvers.pnl import resolve_pnl
-from chainfolio.resolvers.pnl_export import transaction_rows
+from chainfolio.resolvers.pnl_export import transaction_lines
 from chainfolio.storage.accounts import Wallet, add_wallet, ensure_user
 from chainfolio.storage.holdings import replace_wallet_holdings
 from chainfolio.storage.movements import AssetMovement, user_movements, write_movements
@@ -548,12 +548,12 @@ async def test_the_csv_stream_keeps_a_swap_whole_across_batches(engine: AsyncEng
     )
     async with engine.connect() as db:
         batches = [
-            rows
-            async for rows in transaction_rows(
+            lines
+            async for lines in transaction_lines(
                 db, user_id=user_id, currency="USD", chain_names={1: "ethereum"}, now=T0, batch=1
             )
         ]
-    rows = [row for batch in batches for row in batch]
+    rows = list(csv.reader(io.StringIO("".join(batches))))
     assert len(batches) > 1  # streamed
     kinds = [(r[4], r[9], r[11], r[12]) for r in rows]
     assert kinds[:3] == [
@@ -567,3 +567,109 @@ async def test_the_csv_stream_keeps_a_swap_whole_across_batches(engine: AsyncEng
     assert (asset, kind) == ("USDC", "disposal")
     assert abs(Fraction(cost) - Fraction(3000 * 1000, 2990)) < Fraction(1, 10**60)
     assert Fraction(Decimal(gain_text)) == 1000 - Fraction(cost)
+
+
+async def test_the_csv_export_writes_fields_as_the_csv_module_does(engine: AsyncEngine) -> None:
+    """The database formats dates, amounts and text fields: each line is what `csv.writer`
+    writes for the same values (a symbol may hold commas, quotes and line breaks)."""
+    _, user_id, (w,) = await _user(engine)
+    odd = 'A,"B"\r\nC'
+    moved = T0 + timedelta(hours=3, microseconds=250)
+    await _store(
+        engine,
+        [
+            _move(
+                user_id,
+                w,
+                0,
+                15 * 10**17,
+                "3000.50",
+                symbol=odd,
+                asset=odd,
+                contract="0x" + "cd" * 20,
+            ),
+            _move(
+                user_id, w, 1, -(10**18), "4000", symbol=odd, asset=odd, contract="0x" + "cd" * 20
+            ),
+            _move(user_id, w, 2, 7 * 10**20, "1400000", kind="own"),
+            _move(user_id, w, 3, 0, None)._replace(time=moved, counterparty="0x" + "ab" * 20),
+        ],
+    )
+    async with engine.connect() as db:
+        text_out = "".join(
+            [
+                lines
+                async for lines in transaction_lines(
+                    db, user_id=user_id, currency="USD", chain_names={1: 'main, "net"'}, now=T0
+                )
+            ]
+        )
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\r\n")
+    address = w.address
+    tx = [f"0x{h:064x}" for h in range(4)]
+    writer.writerows(
+        [
+            [
+                "2026-06-01T00:00:00Z",
+                'main, "net"',
+                tx[0],
+                address,
+                odd,
+                odd,
+                "1.5",
+                "4500.75",
+                "USD",
+                "acquisition",
+                "",
+                "",
+                "",
+            ],
+            [
+                "2026-06-01T01:00:00Z",
+                'main, "net"',
+                tx[1],
+                address,
+                odd,
+                odd,
+                "-1",
+                "4000",
+                "USD",
+                "disposal",
+                "",
+                "3000.5",
+                "999.5",
+            ],
+            [
+                "2026-06-01T02:00:00Z",
+                'main, "net"',
+                tx[2],
+                address,
+                "ETH",
+                "ETH",
+                "700",
+                "980000000",
+                "USD",
+                "own",
+                "",
+                "",
+                "",
+            ],
+            [
+                "2026-06-01T03:00:00.000250Z",
+                'main, "net"',
+                tx[3],
+                address,
+                "ETH",
+                "ETH",
+                "0",
+                "",
+                "USD",
+                "acquisition",
+                "0x" + "ab" * 20,
+                "",
+                "",
+            ],
+        ]
+    )
+    assert text_out == expected.getvalue()

@@ -263,9 +263,9 @@ def summarize(
     """Every asset's totals from a history given as columns, oldest first (index i is a
     movement's ref): the asset, signed quantity and value of each movement of kind `external`
     or `opening` (the others keep the basis and change nothing), and the transaction key of
-    the external ones (None for openings). Gains of the disposals with index >=
-    `realized_from` are summed. The arithmetic of `run`, in its order: the same answers,
-    without an object per movement."""
+    the external ones (None for openings; may be None for a transaction of one movement).
+    Gains of the disposals with index >= `realized_from` are summed. The arithmetic of `run`,
+    in its order: the same answers, without an object per movement."""
     fold = Fold(method)
     fold.add(assets, quantities, values, txs, realized_from=realized_from)
     return fold.totals()

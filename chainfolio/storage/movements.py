@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime, timedelta
 from decimal import Context, Decimal
@@ -150,7 +151,8 @@ class BasisColumns(NamedTuple):
     rates: list[Decimal | None]
     """The display currency's stored rate nearest each movement (empty: none asked)."""
     txs: list[str | None]
-    """`chain:tx hash` of the external movements (None for openings)."""
+    """`chain:tx hash` of the external movements that share their hash with another (None
+    for the others: a transaction of one movement is no swap)."""
     before: int
     """How many of them are at or before the `after` given (none when it is None)."""
 
@@ -162,7 +164,8 @@ _COLUMNS = """SELECT array_agg(m.asset), array_agg(m.amount::text), array_agg(m.
         array_agg(m.value_usd::text), {rates}, array_agg(m.chain_id),
         array_agg(CASE WHEN m.kind = 'external' THEN m.tx_hash END),
         count(*) FILTER (WHERE m.time <= $2)
-    FROM (SELECT * FROM asset_movements
+    FROM (SELECT time, asset, amount, decimals, value_usd, chain_id, kind, tx_hash
+          FROM asset_movements
           WHERE user_id = $1 AND kind IN ('external', 'opening')
           ORDER BY time, id) m"""
 _USD_COLUMNS = _COLUMNS.format(rates="NULL::text[]")
@@ -204,12 +207,19 @@ async def basis_columns(
         [Decimal(a).scaleb(-d, scale) for a, d in zip(amounts or (), decimals or (), strict=True)],
         _decimals(values),
         _decimals(rates),
-        [
-            None if h is None else f"{c}:{h}"
-            for c, h in zip(chains or (), hashes or (), strict=True)
-        ],
+        _shared_keys(chains or [], hashes or []),
         before,
     )
+
+
+def _shared_keys(chains: list[int], hashes: list[str | None]) -> list[str | None]:
+    """`chain:hash` of the movements whose hash more than one has (the only swap candidates);
+    None for the others: most histories have one movement per transaction."""
+    counts = Counter(hashes)
+    shared = {h for h, n in counts.items() if n > 1 and h is not None}
+    if not shared:
+        return [None] * len(hashes)
+    return [f"{c}:{h}" if h in shared else None for c, h in zip(chains, hashes, strict=True)]
 
 
 async def asset_keys(

@@ -169,10 +169,19 @@ _COLUMNS = """SELECT array_agg(m.asset), array_agg(m.amount::text), array_agg(m.
           WHERE user_id = $1 AND kind IN ('external', 'opening')
           ORDER BY time, id) m"""
 _USD_COLUMNS = _COLUMNS.format(rates="NULL::text[]")
-# The rate ($3: its price symbol) nearest a movement's time within ±$4, as `prices_nearest`.
-_NEAREST_RATE = """(SELECT price::text FROM prices
-    WHERE symbol = $3 AND time >= m.time - $4::interval AND time <= m.time + $4::interval
-    ORDER BY abs(extract(epoch FROM time - m.time)), time
+# The rate ($3: its price symbol) nearest a movement's time within ±$4, as `prices_nearest`
+# chooses it (the earlier of two as near): the nearest is the last one at or before the time
+# or the first one after it, two probes of the prices' (symbol, time) key instead of sorting
+# every price of the window for each movement.
+_NEAREST_RATE = """(SELECT price::text FROM (
+        (SELECT time, price FROM prices
+         WHERE symbol = $3 AND time <= m.time AND time >= m.time - $4::interval
+         ORDER BY time DESC LIMIT 1)
+        UNION ALL
+        (SELECT time, price FROM prices
+         WHERE symbol = $3 AND time > m.time AND time <= m.time + $4::interval
+         ORDER BY time LIMIT 1)) near
+    ORDER BY abs(extract(epoch FROM near.time - m.time)), near.time
     LIMIT 1)"""
 _RATE_COLUMNS = _COLUMNS.format(rates=f"array_agg({_NEAREST_RATE})")
 _SCALE = Context(prec=100)

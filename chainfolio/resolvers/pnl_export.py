@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -113,7 +114,17 @@ def _lines(fold: Fold, records: Sequence[Any], code: str, chains: _Chains) -> st
     values: list[Decimal | None] = []
     cells: list[str] = []
     txs: list[str | None] = []
-    for _, chain_id, _, _, amount, decimals, value_usd, usd_cell, rate, kind, _, _, tx in records:
+    for r in records:
+        chain_id, tx, amount, decimals, value_usd, usd_cell, rate, kind = (
+            r[1],
+            r[2],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            r[11],
+        )
         if value_usd is None:
             value = None
         elif usd:
@@ -124,17 +135,17 @@ def _lines(fold: Fold, records: Sequence[Any], code: str, chains: _Chains) -> st
         cells.append((usd_cell or "") if usd else _cell(value))
         if kind in _BASIS_KINDS:
             quantities.append(Decimal(amount).scaleb(-decimals, scale))
-            txs.append(None if tx is None else f"{chain_id}:{tx}")
+            txs.append(f"{chain_id}:{tx}" if kind == "external" and tx is not None else None)
         else:
             quantities.append(zero)
             txs.append(None)
     sold: dict[int, Sold] = {}
-    fold.add([r[3] for r in records], quantities, values, txs, sold=sold)
+    fold.add([r[5] for r in records], quantities, values, txs, sold=sold)
     lines = []
-    for i, (date, chain_id, middle, *_, stored, counterparty, in_period, _) in enumerate(records):
-        if not in_period:  # no upper bound: blocks may run ahead of the clock
+    for i, r in enumerate(records):
+        if not r[13]:  # no upper bound: blocks may run ahead of the clock
             continue
-        kind, cost, gain = stored, "", ""
+        kind, cost, gain = r[11], "", ""
         disposal = sold.get(i)
         if disposal is not None:
             cost, gain = _cell(disposal[0]), _cell(disposal[1])
@@ -143,10 +154,23 @@ def _lines(fold: Fold, records: Sequence[Any], code: str, chains: _Chains) -> st
         elif kind == "external":
             kind = "acquisition"
         lines.append(
-            f"{date},{chains[chain_id]},{middle},{cells[i]},{code},{kind},{counterparty},"
-            f"{cost},{gain}\r\n"
+            f"{r[0]},{chains[r[1]]},{_field(r[2])},{_field(r[3])},{r[4]},{cells[i]},{code},"
+            f"{kind},{_field(r[12])},{cost},{gain}\r\n"
         )
     return "".join(lines)
+
+
+_SPECIAL = re.compile('[",\r\n]').search
+
+
+def _field(text: str | None) -> str:
+    """A text field as `csv.writer` writes it (quoted when it holds a comma, a quote or a
+    line break)."""
+    if not text:
+        return ""
+    if _SPECIAL(text) is None:
+        return text
+    return '"' + text.replace('"', '""') + '"'
 
 
 PNL_COLUMNS = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime, timedelta
@@ -252,8 +253,9 @@ async def asset_keys(
 
 # The export's text, formatted by the database where it is exact: the date (as
 # `datetime.isoformat` of a UTC time, `Z` for +00:00), numbers without trailing zeros (as a
-# normalized Decimal), and text fields quoted as `csv.writer` quotes them (a field holding a
-# comma, a quote or a line break is quoted, its quotes doubled: token symbols are anything).
+# normalized Decimal), and the asset and symbol quoted as `csv.writer` quotes them (a field
+# holding a comma, a quote or a line break is quoted, its quotes doubled: token symbols are
+# anything). Hashes and addresses, hex, are checked by the caller (cheaper there).
 _ISO = """to_char(m.time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
     || CASE WHEN date_trunc('second', m.time) = m.time THEN ''
             ELSE to_char(m.time AT TIME ZONE 'UTC', '.US') END || 'Z'"""
@@ -267,17 +269,14 @@ def _csv_field(column: str) -> str:
     )
 
 
-_EXPORT = f"""SELECT {_ISO}, m.chain_id,
-        {_csv_field("m.tx_hash")} || ',' || {_csv_field("w.address")} || ','
-            || {_csv_field("m.asset")} || ',' || {_csv_field("m.symbol")} || ','
+_EXPORT = f"""SELECT {_ISO}, m.chain_id, m.tx_hash, w.address,
+        {_csv_field("m.asset")} || ',' || {_csv_field("m.symbol")} || ','
             || trim_scale(m.amount * ('1e-' || m.decimals)::numeric)::text,
         m.asset, m.amount::text, m.decimals, m.value_usd::text, trim_scale(m.value_usd)::text,
-        {{rate}}, m.kind, {_csv_field("m.counterparty")}, coalesce(m.time > $2, true),
-        CASE WHEN m.kind = 'external' THEN m.tx_hash END
+        {{rate}}, m.kind, m.counterparty, coalesce(m.time > $2, true)
     FROM asset_movements m LEFT JOIN wallets w ON w.id = m.wallet_id
     WHERE m.user_id = $1 ORDER BY m.time, m.id"""
 _USD_EXPORT = _EXPORT.format(rate="NULL::text")
-_CURSOR = "chainfolio_export"
 _RATE_EXPORT = _EXPORT.format(rate=_NEAREST_RATE)
 
 
@@ -292,10 +291,10 @@ async def stream_export(
 ) -> AsyncIterator[list[Any]]:
     """Every movement of the user as the transactions export writes it, oldest first, in
     batches of records from a server-side cursor (flat memory): the date (ISO 8601, `Z`), chain
-    id, the CSV fields tx hash to amount (whole units) joined, asset, amount (base units,
-    text), decimals, USD value (text), its CSV field, the rate of `rate_symbol` nearest it
-    (text, as `basis_columns`), kind, the counterparty's CSV field, whether it is after
-    `after` (always without one), and the tx hash of an external movement (swap legs).
+    id, tx hash, wallet address, the CSV fields asset, symbol and amount (whole units) joined,
+    asset, amount (base units, text), decimals, USD value (text), its CSV field, the rate of
+    `rate_symbol` nearest it (text, as `basis_columns`), kind, counterparty, and whether it is
+    after `after` (always without one).
 
     A `DECLARE`d cursor, which PostgreSQL plans for its first rows (the index in time order,
     no sort of the whole history first), and the next batch is asked for before this one is
@@ -304,17 +303,15 @@ async def stream_export(
     connection until the iteration ends."""
     await db.execute(text("SELECT 1"))
     conn = await driver_connection(db)
-    if rate_symbol is None:
-        await conn.execute(f"DECLARE {_CURSOR} NO SCROLL CURSOR FOR {_USD_EXPORT}", user_id, after)
-    else:
-        await conn.execute(
-            f"DECLARE {_CURSOR} NO SCROLL CURSOR FOR {_RATE_EXPORT}",
-            user_id,
-            after,
-            rate_symbol,
-            rate_window,
-        )
-    fetch = f"FETCH {int(batch)} FROM {_CURSOR}"
+    # asyncpg caches `FETCH n FROM name` with the columns it first returned: one cursor name
+    # per statement, so a FETCH is never decoded with another statement's columns.
+    args: list[object] = [user_id, after]
+    query = _USD_EXPORT
+    if rate_symbol is not None:
+        query, args = _RATE_EXPORT, [*args, rate_symbol, rate_window]
+    cursor = f"chainfolio_export_{zlib.crc32(query.encode()):08x}"
+    await conn.execute(f"DECLARE {cursor} NO SCROLL CURSOR FOR {query}", *args)
+    fetch = f"FETCH {int(batch)} FROM {cursor}"
     ahead = asyncio.ensure_future(conn.fetch(fetch))
     try:
         while rows := await ahead:
@@ -323,7 +320,7 @@ async def stream_export(
             yield rows
     finally:
         ahead.cancel()  # the caller stopped early (the transaction's end closes the cursor)
-    await conn.execute(f"CLOSE {_CURSOR}")
+    await conn.execute(f"CLOSE {cursor}")
 
 
 async def cost_basis_method(db: AsyncConnection, *, user_id: uuid.UUID) -> str:

@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "dashboard": ([], ["--runs", "2"]),
     "tokens": ([], ["--blocks", "100000", "--rounds", "2"]),
     "healthz_under_load": ([], ["--rounds", "1"]),
+    "pnl": ([], ["--transfers", "2000", "--rows", "10000", "--runs", "5"]),
 }
 
 

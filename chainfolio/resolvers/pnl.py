@@ -3,6 +3,10 @@
 Money in another currency than USD is converted at each figure's own time with the stored
 Chainlink rate nearest it (a movement at its block's time, the holdings at their refresh):
 cost basis, proceeds and gains are computed in that currency, never converted at today's rate.
+
+`resolve_pnl` folds the movements as columns (`costbasis.summarize`); the holdings' per-wallet
+realised P&L and the lots still run them one by one (`load_books`). The CSV exports are
+`chainfolio.resolvers.pnl_export`.
 """
 
 from __future__ import annotations

@@ -185,10 +185,22 @@ async def read_portfolio(
         )
         for chain_id, owners in per_chain.items()
     ]
+    # Discovered tokens are priced by their address keys, held or not (a flow of one that left
+    # the wallet is valued too); listed ones only once the read shows them held.
     symbols = set().union(*(chains.readers[c].chain.price_keys() for c in per_chain))
+    symbols.update(t.price_key for tokens in (discovered or {}).values() for t in tokens)
     results, prices = await asyncio.gather(
         gather_all(chain_reads), _read_prices(chains.prices, symbols, chain_timeout_s, with_prices)
     )
+    held = {
+        h.extra.get("price_symbol", h.symbol)
+        for result in results
+        for hs in result.holdings.values()
+        for h in hs
+        if h.amount
+    }
+    if held - symbols:
+        prices |= await _read_prices(chains.prices, held - symbols, chain_timeout_s, with_prices)
     for status in (result.status for result in results):
         observe_chain_read(status.name, status.state.value, status.duration_s)
     priced = {

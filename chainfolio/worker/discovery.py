@@ -27,8 +27,8 @@ from chainfolio.fetchers.config import DiscoveryConfig, TokenConfig
 from chainfolio.fetchers.discovery import Candidate, discover_tokens
 from chainfolio.fetchers.metadata import TokenMetadata, as_token
 from chainfolio.fetchers.portfolio import ChainSet
+from chainfolio.fetchers.prices import address_key
 from chainfolio.fetchers.spam import AIRDROP_RECIPIENTS, inspect_tokens
-from chainfolio.fetchers.tokenlists import unpriced_key
 from chainfolio.storage import tokens as token_store
 from chainfolio.storage.accounts import Wallet
 from chainfolio.storage.tokens import StoredToken, SyncState, WalletSync, WalletToken
@@ -230,4 +230,4 @@ def _as_token(stored: StoredToken) -> TokenConfig:
         stored.decimals,
         stored.unreadable,
     )
-    return as_token(meta, price_key=unpriced_key(stored.chain_id, stored.contract))
+    return as_token(meta, price_key=address_key(stored.chain_id, stored.contract))

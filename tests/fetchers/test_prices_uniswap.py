@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from fractions import Fraction
 
@@ -20,6 +21,7 @@ from chainfolio.devnet.uniswap import (
 )
 from chainfolio.fetchers import ChainsConfig, open_chains
 from chainfolio.fetchers.positions import sqrt_ratio_at_tick
+from chainfolio.fetchers.prices import UniswapPriceSource, address_key
 
 from .uniswap import WETH, UniswapWorld, deploy_token, uniswap_world
 
@@ -175,3 +177,44 @@ async def test_twap_when_observations_reach_back(
     assert min(old_tick, new_tick) <= mean <= max(old_tick, new_tick)
     assert price.usd == _spot_in_usd(world, tokens.v3_pool, tokens.v3, sqrt_ratio_at_tick(mean))
     assert price.usd != _spot_in_usd(world, tokens.v3_pool, tokens.v3, sqrt_now)
+
+
+async def test_unconfigured_tokens_are_priced_by_address_with_pools_found_once(
+    uniswap_world: UniswapWorld, tokens: Tokens
+) -> None:
+    world = uniswap_world
+    keys = {name: address_key(1, address) for name, address in vars(tokens).items()}
+    # Nothing about these tokens is configured: only the chain's factories and quote tokens.
+    async with open_chains(world.config(positions=False, lp_pairs=False)) as chains:
+        rpc = chains.reader(1).rpc
+        before = rpc.stats.http_requests
+        one = await chains.prices.prices({keys["v3"]})
+        trips_one = rpc.stats.http_requests - before
+        source = next(s for s in chains.prices.sources if isinstance(s, UniswapPriceSource))
+        source_pools = source.pools_of(1, tokens.v3)
+        before = rpc.stats.http_requests
+        prices = await chains.prices.prices({keys["v3"], keys["v2"], keys["thin"]})
+        trips_three = rpc.stats.http_requests - before
+        before = rpc.stats.http_requests
+        again = await chains.prices.prices({keys["v2"], keys["thin"]})
+        trips_again = rpc.stats.http_requests - before
+        reasons = dict(source.unpriced)
+    sqrt_price = v3_contract(world.chain, "pool", tokens.v3_pool).functions.slot0().call()[0]
+    three = prices[keys["v3"]]
+    assert three == one[keys["v3"]]
+    assert three.symbol == keys["v3"]
+    assert three.usd == _spot_in_usd(world, tokens.v3_pool, tokens.v3, sqrt_price)
+    assert three.source.startswith(f"uniswap-v3:devnet-1:{tokens.v3_pool} (")
+    assert "/WETH spot x chainlink:devnet-1" in three.source
+    assert source_pools == (tokens.v3_pool,)  # the one pool its 4 quotes x 4 tiers + V2 found
+    two = prices[keys["v2"]]
+    assert two.usd == 4 * Decimal(world.chain.feed_answers["USDC"]).scaleb(-8)
+    assert two.source.startswith("uniswap-v2:devnet-1:")
+    assert two.updated_at <= datetime.now(UTC)  # the age: its quote feed's update
+    assert keys["thin"] not in prices
+    assert "below the 100000 USD liquidity floor" in reasons[keys["thin"]]
+    assert again[keys["v2"]].usd == two.usd
+    # Batched: three new tokens cost the round trips one did (feeds, factories, pools — each
+    # one Multicall3 batch); pools are found once, so a second ask skips the factories.
+    assert trips_three == trips_one
+    assert trips_again < trips_three

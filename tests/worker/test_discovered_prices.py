@@ -1,0 +1,327 @@
+"""Discovered tokens through the worker on Hardhat, the real Uniswap contracts and PostgreSQL:
+nothing configured about them, yet one is priced by its V3 pool, one by its V2 pair, one whose
+only pool is below the liquidity floor stays unpriced (listed with the reason, in no total,
+never zero), a spam token is flagged and kept out until the user un-hides it; a transfer of a
+discovered token into or out of the wallet is a cash flow valued at its price, not a gain."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, localcontext
+from fractions import Fraction
+
+import pytest
+from eth_utils.address import to_checksum_address
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from web3.types import RPCEndpoint, Wei
+
+from chainfolio.bus.broadcast import Bus
+from chainfolio.core.domain import MONEY, Holding
+from chainfolio.devnet import Devnet, increase_time, set_price, web3_for
+from chainfolio.devnet.uniswap import create_v2_pair, v3_contract
+from chainfolio.fetchers.config import TokenListsConfig
+from chainfolio.fetchers.portfolio import open_chains
+from chainfolio.fetchers.positions import sqrt_ratio_at_tick
+from chainfolio.fetchers.prices import address_key
+from chainfolio.resolvers.portfolio import summarize_holdings
+from chainfolio.storage import tokens as token_store
+from chainfolio.storage.accounts import add_wallet, ensure_user
+from chainfolio.storage.holdings import current_holdings
+from chainfolio.storage.market import latest_prices
+from chainfolio.storage.timeseries import PricePoint, cash_flows_between, write_prices
+from chainfolio.worker.cycle import Worker
+from tests.fetchers.test_prices_uniswap import _deep_pool
+from tests.fetchers.tokens import OPENZEPPELIN, deploy_token, mint
+from tests.fetchers.uniswap import USDC, WETH, UniswapWorld, uniswap_world
+from tests.fixtures.devnet import own_time
+
+pytestmark = pytest.mark.chain
+__all__ = ["uniswap_world"]
+
+UNIT = 10**18
+HOUR = timedelta(hours=1)
+OUTSIDE = to_checksum_address("0x" + "ab" * 20)
+
+
+class Clock:
+    """A worker clock the test moves by hand."""
+
+    def __init__(self, now: object) -> None:
+        self.now = now
+
+    def __call__(self):  # type: ignore[no-untyped-def]
+        return self.now
+
+
+@dataclass(frozen=True)
+class Discovered:
+    v3: str
+    v2: str
+    thin: str
+    spam: str
+    pool: str
+
+
+def _deploy(world: UniswapWorld) -> Discovered:
+    """Four OpenZeppelin ERC-20s nobody configured, each with its pools."""
+    chain = world.chain
+    names = {
+        "v3": ("Pool Three", "PTHREE"),
+        "v2": ("Pair Two", "PTWO"),
+        "thin": ("Thin Pool", "TTHIN"),
+        "spam": ("Visit claim-rewards.xyz to claim", "CLAIM"),
+    }
+    made = {k: deploy_token(chain, OPENZEPPELIN, *v) for k, v in names.items()}
+    # 2 USD in a deep V3 pool against WETH (ETH at 3,000).
+    pool = _deep_pool(
+        world, made["v3"], world.weth, Fraction(2, 3000), (300_000 * UNIT, 200 * WETH)
+    )
+    # 4 USDC in a deep V2 pair; the spam token 1.5 USDC in another.
+    create_v2_pair(
+        chain,
+        world.uniswap,
+        token_a=made["v2"],
+        token_b=world.usdc,
+        amount_a=50_000 * UNIT,
+        amount_b=200_000 * USDC,
+    )
+    create_v2_pair(
+        chain,
+        world.uniswap,
+        token_a=made["spam"],
+        token_b=world.usdc,
+        amount_a=100_000 * UNIT,
+        amount_b=150_000 * USDC,
+    )
+    # ~1,000 USDC of liquidity: far below the 100,000 USD floor.
+    _deep_pool(world, made["thin"], world.usdc, Fraction(USDC, UNIT), (1_000 * UNIT, 1_000 * USDC))
+    return Discovered(made["v3"], made["v2"], made["thin"], made["spam"], pool)
+
+
+def _send(world: UniswapWorld, token: str, sender: str, to: str, amount: int) -> None:
+    """An ERC-20 transfer sent as `sender` (impersonated, at zero gas price)."""
+    w3 = web3_for(world.chain)
+    contract = w3.eth.contract(
+        address=to_checksum_address(token),
+        abi=[
+            {
+                "name": "transfer",
+                "type": "function",
+                "stateMutability": "nonpayable",
+                "inputs": [{"name": "to", "type": "address"}, {"name": "v", "type": "uint256"}],
+                "outputs": [{"name": "", "type": "bool"}],
+            }
+        ],
+    )
+    sender = to_checksum_address(sender)
+    w3.provider.make_request(RPCEndpoint("hardhat_impersonateAccount"), [sender])
+    try:
+        tx = contract.functions.transfer(to_checksum_address(to), amount).transact(
+            {"from": sender, "gasPrice": Wei(0)}
+        )
+        assert w3.eth.wait_for_transaction_receipt(tx, timeout=30)["status"] == 1
+    finally:
+        w3.provider.make_request(RPCEndpoint("hardhat_stopImpersonatingAccount"), [sender])
+
+
+def _exact(value: Fraction) -> Decimal:
+    with localcontext() as exact:
+        exact.prec = 200
+        return Decimal(value.numerator) / Decimal(value.denominator)
+
+
+async def _held(engine: AsyncEngine, user_id: uuid.UUID) -> dict[str, Holding]:
+    async with engine.connect() as db:
+        return {s.holding.contract: s.holding for s in await current_holdings(db, user_id=user_id)}
+
+
+async def test_discovered_tokens_priced_by_pools_and_their_transfers_are_flows(
+    engine: AsyncEngine, restore_devnet: Devnet, uniswap_world: UniswapWorld
+) -> None:
+    world = uniswap_world
+    chain = world.chain
+    found = _deploy(world)
+    wallet = chain.wallets[12]
+    sent = {found.v3: 1_000 * UNIT + 7, found.v2: 250 * UNIT + 3, found.thin: 10 * UNIT}
+    sent[found.spam] = 10 * UNIT
+    for token, amount in sent.items():  # sent by transfers, as a wallet receives tokens
+        mint(chain, OPENZEPPELIN, token, chain.deployer, amount)
+        _send(world, token, chain.deployer, wallet, amount)
+    start = own_time(chain, days=520)
+    clock = Clock(start)
+    config = world.config(positions=False, lp_pairs=False).model_copy(
+        update={"token_lists": TokenListsConfig(shipped=False)}
+    )
+    async with engine.begin() as db:
+        user_id = await ensure_user(db, subject=f"discovered-{uuid.uuid4().hex[:6]}")
+        await add_wallet(
+            db, user_id=user_id, chain_id=1, address=wallet, label=None, max_wallets=10
+        )
+    async with open_chains(config) as chains, Bus("memory://") as bus:
+        names = {c.chain_id: c.name for c in chains.config.chains}
+        worker = Worker(engine=engine, bus=bus, chains=chains, clock=clock, chain_names=names)
+        await worker.refresh()
+        held = await _held(engine, user_id)
+        async with engine.connect() as db:
+            excluded = {
+                e.contract: e for e in await token_store.excluded_tokens(db, user_id=user_id)
+            }
+            total = summarize_holdings(await current_holdings(db, user_id=user_id))[0]
+            recorded = await latest_prices(
+                db, symbols=[address_key(1, t) for t in (found.v3, found.v2, found.thin)]
+            )
+
+        # References: the pool's slot0 and the pair's reserves, read directly, x the feeds.
+        eth = Fraction(chain.feed_answers["ETH"], 10**8)
+        usdc = Fraction(chain.feed_answers["USDC"], 10**8)
+        # The chain's clock moved days ahead: the pool's observations reach back 1,800 s, so
+        # the price is OracleLibrary's mean tick over them.
+        cumulatives = v3_contract(chain, "pool", found.pool).functions.observe([1800, 0]).call()[0]
+        delta = cumulatives[1] - cumulatives[0]
+        mean = delta // 1800 if delta >= 0 else -((-delta) // 1800) - (1 if delta % 1800 else 0)
+        raw = Fraction(sqrt_ratio_at_tick(mean) ** 2, 2**192)
+        v3_price = _exact((raw if int(found.v3, 16) < int(world.weth, 16) else 1 / raw) * eth)
+        v2_price = _exact(Fraction(200_000 * USDC, 50_000 * UNIT) * 10**12 * usdc)
+
+        three, two = held[found.v3], held[found.v2]
+        assert three.amount == sent[found.v3]
+        assert three.price is not None
+        assert three.price.usd == v3_price
+        assert three.price.source.startswith(f"uniswap-v3:devnet-1:{found.pool} (")
+        assert "/WETH twap 1800s x chainlink:devnet-1" in three.price.source
+        assert recorded == {address_key(1, found.v3): v3_price, address_key(1, found.v2): v2_price}
+        assert two.price is not None
+        assert two.price.usd == v2_price == 4 * _exact(usdc)
+        assert two.price.source.startswith("uniswap-v2:devnet-1:")
+        # The thin one: listed with its reason, unpriced (never 0), in no total.
+        thin = held[found.thin]
+        assert thin.amount == sent[found.thin]
+        assert thin.price is None
+        assert thin.value_usd is None
+        assert excluded[found.thin].reason.startswith("unpriced")
+        # The spam one: flagged and out of the total although a deep pair prices it.
+        spam = held[found.spam]
+        assert spam.price is None
+        assert excluded[found.spam].reason.startswith("spam: ")
+        assert three.value_usd is not None
+        assert two.value_usd is not None
+        others = [
+            h.value_usd for h in held.values() if h.contract not in sent and h.value_usd is not None
+        ]
+        with localcontext(MONEY):  # the totals' context
+            assert total == sum([three.value_usd, two.value_usd, *others], Decimal(0))
+
+        # Un-hiding the spam token counts it at its pair's price; hiding it again does not.
+        async with engine.begin() as db:
+            await token_store.set_visibility(
+                db, user_id=user_id, chain_id=1, contract=found.spam, hidden=False
+            )
+        clock.now = start + timedelta(minutes=5)
+        await worker.refresh()
+        shown = (await _held(engine, user_id))[found.spam]
+        assert shown.price is not None
+        assert shown.price.usd == _exact(Fraction(3, 2) * usdc)
+        async with engine.begin() as db:
+            await token_store.set_visibility(
+                db, user_id=user_id, chain_id=1, contract=found.spam, hidden=True
+            )
+
+        # A discovered token moving in and out of the wallet: a deposit and a withdrawal,
+        # valued at its pool's price, so the value it adds is never counted as a gain.
+        before_value = three.value_usd
+        mint(chain, OPENZEPPELIN, found.v3, chain.deployer, 500 * UNIT)
+        _send(world, found.v3, chain.deployer, wallet, 500 * UNIT)
+        _send(world, found.v3, wallet, OUTSIDE, 200 * UNIT)
+        _send(world, found.v2, wallet, OUTSIDE, 50 * UNIT)
+        clock.now = start + timedelta(hours=1)
+        await worker.refresh()
+        after = (await _held(engine, user_id))[found.v3]
+        async with engine.connect() as db:
+            flows = await cash_flows_between(
+                db, user_id=user_id, start=start - timedelta(hours=2), end=clock.now
+            )
+    by = {(f.contract, f.amount): f for f in flows}
+    deposit = by[(found.v3, 500 * UNIT)]
+    withdrawal = by[(found.v3, -200 * UNIT)]
+    assert deposit.symbol == "PTHREE"
+    assert deposit.decimals == 18
+    assert deposit.value_usd == 500 * v3_price
+    assert withdrawal.value_usd == -200 * v3_price
+    assert by[(found.v2, -50 * UNIT)].value_usd == -50 * v2_price
+    assert after.value_usd is not None
+    assert after.value_usd - before_value == deposit.value_usd + withdrawal.value_usd
+
+
+async def test_missed_hours_are_back_filled_with_discovered_tokens(
+    engine: AsyncEngine, restore_devnet: Devnet, uniswap_world: UniswapWorld
+) -> None:
+    world = uniswap_world
+    chain = world.chain
+    found = _deploy(world)
+    wallet = chain.wallets[13]
+    for token, amount in ((found.v3, 100 * UNIT), (found.thin, UNIT), (found.spam, UNIT)):
+        mint(chain, OPENZEPPELIN, token, chain.deployer, amount)
+        _send(world, token, chain.deployer, wallet, amount)
+    started = own_time(chain, days=530)
+    clock = Clock(started)
+    config = world.config(positions=False, lp_pairs=False).model_copy(
+        update={"token_lists": TokenListsConfig(shipped=False)}
+    )
+    async with engine.begin() as db:
+        user_id = await ensure_user(db, subject=f"backfill-{uuid.uuid4().hex[:6]}")
+        await add_wallet(
+            db, user_id=user_id, chain_id=1, address=wallet, label=None, max_wallets=10
+        )
+    w3 = web3_for(chain)
+    async with open_chains(config) as chains, Bus("memory://") as bus:
+        names = {c.chain_id: c.name for c in chains.config.chains}
+        first = Worker(engine=engine, bus=bus, chains=chains, clock=clock, chain_names=names)
+        await first.refresh()  # then the worker is down for three hours
+        price = (await _held(engine, user_id))[found.v3].price
+        assert price is not None
+        increase_time(chain, 3_600)
+        mint(chain, OPENZEPPELIN, found.v3, chain.deployer, 50 * UNIT)
+        _send(world, found.v3, chain.deployer, wallet, 50 * UNIT)  # +50 PTHREE in hour 2
+        increase_time(chain, 2 * 3_600)
+        for feed, answer in chain.feed_answers.items():  # fresh rounds: feeds are not stale
+            set_price(chain, feed, answer)
+        start_hour = started.replace(minute=0, second=0, microsecond=0)
+        now = datetime.fromtimestamp(w3.eth.get_block("latest")["timestamp"], UTC)
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        missed = [start_hour + i * HOUR for i in range(1, 4) if start_hour + i * HOUR < hour]
+        async with engine.begin() as db:  # other workers kept recording prices meanwhile
+            rows = await db.execute(
+                text("SELECT symbol, price, source FROM prices WHERE time = :t"),
+                {"t": started.replace(second=0, microsecond=0)},
+            )
+            observed = list(rows)
+            assert address_key(1, found.v3) in {r[0] for r in observed}
+            await write_prices(
+                db, [PricePoint(m, s, Decimal(p), src) for m in missed for s, p, src in observed]
+            )
+        clock.now = now
+        restarted = Worker(engine=engine, bus=bus, chains=chains, clock=clock, chain_names=names)
+        report = await restarted.refresh()
+    assert report.backfilled >= len(missed) >= 2  # other tests' users may be back-filled too
+    async with engine.connect() as db:
+        series: dict[datetime, Decimal] = dict(
+            (
+                await db.execute(
+                    text(
+                        'SELECT "timestamp", total_value FROM portfolio_snapshots '
+                        'WHERE user_id = :u ORDER BY "timestamp"'
+                    ),
+                    {"u": user_id},
+                )
+            ).all()
+        )
+    # Every missed hour is there (the thin and the spam token made none a gap), each with the
+    # PTHREE the wallet held at the block nearest it, at its stored price.
+    assert list(series) == [start_hour, *missed, hour]
+    base = series[start_hour]
+    with localcontext(MONEY):
+        assert series[start_hour + HOUR] == base
+        assert series[start_hour + 2 * HOUR] == base + 50 * price.usd

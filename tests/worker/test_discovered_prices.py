@@ -201,7 +201,8 @@ async def test_discovered_tokens_priced_by_pools_and_their_transfers_are_flows(
         assert thin.amount == sent[found.thin]
         assert thin.price is None
         assert thin.value_usd is None
-        assert excluded[found.thin].reason.startswith("unpriced")
+        assert excluded[found.thin].reason.startswith("unpriced: pool ")
+        assert "below the 100000 USD liquidity floor" in excluded[found.thin].reason
         # The spam one: flagged and out of the total although a deep pair prices it.
         spam = held[found.spam]
         assert spam.price is None

@@ -190,9 +190,7 @@ class Worker:
             last_snapshots = await timeseries.latest_snapshot_times(
                 db, user_ids=users, since=hour - timedelta(days=self.options.retention_days)
             )
-        scans = await self._flows.detect(
-            wallets, read.chains, last_snapshots, hour, now, discovered=plan.tokens
-        )
+        scans = await self._flows.detect(wallets, read.chains, last_snapshots, hour, now, plan=plan)
         async with self._engine.begin() as db:
             for wallet in wallets:
                 chain = read.chains[wallet.chain_id]

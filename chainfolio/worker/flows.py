@@ -34,12 +34,12 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chainfolio.fetchers.config import TokenConfig
 from chainfolio.fetchers.portfolio import ChainHoldings, ChainSet, ChainState
 from chainfolio.fetchers.transfers import block_hashes, scan_transfers
 from chainfolio.storage import timeseries
 from chainfolio.storage.accounts import Wallet
 from chainfolio.storage.movements import AssetMovement
+from chainfolio.worker.discovery import DiscoveryPlan
 from chainfolio.worker.movements import FlowValuation, movement_kind, opening_movements
 from chainfolio.worker.options import WorkerOptions
 
@@ -104,10 +104,11 @@ class FlowScanner:
         hour: datetime,
         now: datetime,
         *,
-        discovered: Mapping[tuple[int, str], Sequence[TokenConfig]] | None = None,
+        plan: DiscoveryPlan | None = None,
     ) -> dict[int, ChainFlows]:
-        """Each chain's flows since its wallets' cursors; `discovered` (chain id, wallet) ->
-        tokens found for the wallet are scanned and valued like configured ones."""
+        """Each chain's flows since its wallets' cursors. The wallets' discovered tokens
+        (`plan`) are scanned and valued like configured ones; a token `plan` keeps out of a
+        user's totals (hidden, spam) gives that user no flow: it adds nothing to the value."""
         by_chain: dict[int, list[Wallet]] = defaultdict(list)
         for wallet in wallets:
             chain = chains[wallet.chain_id]
@@ -128,11 +129,7 @@ class FlowScanner:
                     last_snapshots,
                     hour,
                     now,
-                    [
-                        t
-                        for w in by_chain[chain_id]
-                        for t in (discovered or {}).get((chain_id, w.address), ())
-                    ],
+                    plan or DiscoveryPlan(),
                 )
                 for chain_id in chain_ids
             ),
@@ -190,7 +187,7 @@ class FlowScanner:
         last_snapshots: Mapping[uuid.UUID, datetime],
         hour: datetime,
         now: datetime,
-        discovered: Sequence[TokenConfig],
+        plan: DiscoveryPlan,
     ) -> ChainFlows:
         reader = self._chains.readers[chain_id]
         head = read.status.block_number
@@ -233,6 +230,7 @@ class FlowScanner:
             chain = reader.chain
             # Configured, listed and discovered tokens alike: a token the wallet received
             # unasked is a deposit, never a gain.
+            discovered = [t for w in wallets for t in plan.tokens.get((chain_id, w.address), ())]
             tracked = [t for t in (*chain.tokens, *reader.listed, *discovered) if not t.spam]
             scan = await scan_transfers(
                 reader.rpc,
@@ -272,7 +270,8 @@ class FlowScanner:
                         )
                         result.movements.append(move)
                         result.movement_pricing.append(move_pricing)
-                        if kind != "external":
+                        excluded = plan.excluded.get(wallet.user_id, {})
+                        if kind != "external" or (chain_id, transfer.contract) in excluded:
                             continue
                         moment = flow_time(
                             transfer.block_time,

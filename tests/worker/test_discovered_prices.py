@@ -237,6 +237,8 @@ async def test_discovered_tokens_priced_by_pools_and_their_transfers_are_flows(
         _send(world, found.v3, chain.deployer, wallet, 500 * UNIT)
         _send(world, found.v3, wallet, OUTSIDE, 200 * UNIT)
         _send(world, found.v2, wallet, OUTSIDE, 50 * UNIT)
+        mint(chain, OPENZEPPELIN, found.spam, chain.deployer, UNIT)  # hidden: adds nothing
+        _send(world, found.spam, chain.deployer, wallet, UNIT)
         clock.now = start + timedelta(hours=1)
         await worker.refresh()
         after = (await _held(engine, user_id))[found.v3]
@@ -252,6 +254,7 @@ async def test_discovered_tokens_priced_by_pools_and_their_transfers_are_flows(
     assert deposit.value_usd == 500 * v3_price
     assert withdrawal.value_usd == -200 * v3_price
     assert by[(found.v2, -50 * UNIT)].value_usd == -50 * v2_price
+    assert not [f for f in flows if f.contract == found.spam]  # counted in no total: no flow
     assert after.value_usd is not None
     assert after.value_usd - before_value == deposit.value_usd + withdrawal.value_usd
 

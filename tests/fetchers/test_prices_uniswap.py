@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 
 import pytest
+from aiohttp import web
 
 from chainfolio.devnet import increase_time, revert, snapshot
 from chainfolio.devnet.uniswap import (
@@ -20,9 +22,11 @@ from chainfolio.devnet.uniswap import (
     v3_contract,
 )
 from chainfolio.fetchers import ChainsConfig, open_chains
+from chainfolio.fetchers.config import HttpPriceConfig, PricesConfig
 from chainfolio.fetchers.positions import sqrt_ratio_at_tick
 from chainfolio.fetchers.prices import UniswapPriceSource, address_key
 
+from .servers import serve
 from .uniswap import WETH, UniswapWorld, deploy_token, uniswap_world
 
 pytestmark = pytest.mark.chain
@@ -218,3 +222,31 @@ async def test_unconfigured_tokens_are_priced_by_address_with_pools_found_once(
     # one Multicall3 batch); pools are found once, so a second ask skips the factories.
     assert trips_three == trips_one
     assert trips_again < trips_three
+
+
+async def test_the_order_for_tokens_known_by_address_ends_with_the_http_api(
+    uniswap_world: UniswapWorld, tokens: Tokens
+) -> None:
+    world = uniswap_world
+    asked: list[str] = []
+
+    async def coingecko(request: web.Request) -> web.StreamResponse:
+        asked.append(request.path)
+        quoted = {"usd": 0.77, "last_updated_at": int(time.time())}
+        wanted = request.query.get("contract_addresses", "").split(",")
+        return web.json_response(dict.fromkeys(wanted, quoted))
+
+    v3, thin = address_key(1, tokens.v3), address_key(1, tokens.thin)
+    async with serve(coingecko) as url:
+        http = HttpPriceConfig(enabled=True, base_url=url)
+        config = world.config(positions=False, lp_pairs=False).model_copy(
+            update={"prices": PricesConfig(http=http)}
+        )
+        async with open_chains(config) as chains:
+            prices = await chains.prices.prices({v3, thin, "ETH"})
+    assert prices["ETH"].source == "chainlink:devnet-1"
+    assert prices[v3].source.startswith(f"uniswap-v3:devnet-1:{tokens.v3_pool}")  # not 0.77
+    # Its pools are below the floor: the API, asked last and for it alone, prices it.
+    assert prices[thin].usd == Decimal("0.77")
+    assert prices[thin].source == "http:127.0.0.1"
+    assert asked == ["/simple/token_price/ethereum"]

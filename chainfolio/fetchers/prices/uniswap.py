@@ -19,6 +19,7 @@ price); without one, the deepest V2 pair above its floor does. Quote tokens are 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -146,14 +147,17 @@ class UniswapPriceSource:
                 self.unpriced.pop(token.key, None)
         if not wanted:
             return {}
-        await gather_all([self._discover(c, ts) for c, ts in wanted.items()])
+        # The quote tokens' prices are read while the factories are asked (all of a chain's
+        # quotes: they share the feeds' one batch), not after: a round trip less to wait for.
         quote_keys = {
-            pool.quote.price_key
-            for chain_id, tokens in wanted.items()
-            for token in tokens
-            for pool in self._found(chain_id, token.address)
+            quote.price_key
+            for chain_id in wanted
+            for quote in _quote_tokens(self._readers[chain_id].chain)
         }
-        quotes = await self._quotes.prices(quote_keys) if quote_keys else {}
+        _, quotes = await asyncio.gather(
+            gather_all([self._discover(c, ts) for c, ts in wanted.items()]),
+            self._quotes.prices(quote_keys),
+        )
         found: dict[str, Price] = {}
         reads = await gather_all([self._read(c, ts, quotes) for c, ts in wanted.items()])
         for chain_prices in reads:

@@ -28,11 +28,13 @@ from chainfolio.fetchers.positions import sqrt_ratio_at_tick
 from chainfolio.fetchers.prices import address_key
 from chainfolio.resolvers.portfolio import summarize_holdings
 from chainfolio.storage import tokens as token_store
-from chainfolio.storage.accounts import add_wallet, ensure_user
+from chainfolio.storage.accounts import Wallet, add_wallet, ensure_user, list_wallets
 from chainfolio.storage.holdings import current_holdings
 from chainfolio.storage.market import latest_prices
+from chainfolio.storage.pools import token_pools
 from chainfolio.storage.timeseries import PricePoint, cash_flows_between, write_prices
 from chainfolio.worker.cycle import Worker
+from chainfolio.worker.discovery import TokenDiscovery
 from tests.fetchers.test_prices_uniswap import _deep_pool
 from tests.fetchers.tokens import OPENZEPPELIN, deploy_token, mint
 from tests.fetchers.uniswap import USDC, WETH, UniswapWorld, uniswap_world
@@ -131,6 +133,11 @@ def _exact(value: Fraction) -> Decimal:
     with localcontext() as exact:
         exact.prec = 200
         return Decimal(value.numerator) / Decimal(value.denominator)
+
+
+async def _wallets(engine: AsyncEngine, user_id: uuid.UUID) -> list[Wallet]:
+    async with engine.connect() as db:
+        return await list_wallets(db, user_id=user_id)
 
 
 async def _held(engine: AsyncEngine, user_id: uuid.UUID) -> dict[str, Holding]:
@@ -246,6 +253,22 @@ async def test_discovered_tokens_priced_by_pools_and_their_transfers_are_flows(
             flows = await cash_flows_between(
                 db, user_id=user_id, start=start - timedelta(hours=2), end=clock.now
             )
+        wallets = await _wallets(engine, user_id)
+
+    # The pools the factories named were stored: a restarted worker's price source has them
+    # before it asks anything.
+    async with engine.connect() as db:
+        stored = {p.token: p for p in await token_pools(db, chain_ids=[1])}
+    assert [p[1] for p in stored[found.v3].pools] == [found.pool]
+    async with open_chains(config) as restarted:
+        assert restarted.uniswap is not None
+        assert restarted.uniswap.pools_of(1, found.v3) == ()
+        await TokenDiscovery(engine=engine, chains=restarted).plan(wallets)
+        assert restarted.uniswap.pools_of(1, found.v3) == (found.pool,)
+        assert restarted.uniswap.pools_of(1, found.v2) == tuple(
+            p[1] for p in stored[found.v2].pools
+        )
+
     by = {(f.contract, f.amount): f for f in flows}
     deposit = by[(found.v3, 500 * UNIT)]
     withdrawal = by[(found.v3, -200 * UNIT)]
@@ -285,7 +308,7 @@ async def test_missed_hours_are_back_filled_with_discovered_tokens(
         first = Worker(engine=engine, bus=bus, chains=chains, clock=clock, chain_names=names)
         await first.refresh()  # then the worker is down for three hours
         price = (await _held(engine, user_id))[found.v3].price
-        assert price is not None
+        assert price is not None, (await _held(engine, user_id))[found.v3]
         increase_time(chain, 3_600)
         mint(chain, OPENZEPPELIN, found.v3, chain.deployer, 50 * UNIT)
         _send(world, found.v3, chain.deployer, wallet, 50 * UNIT)  # +50 PTHREE in hour 2

@@ -16,7 +16,7 @@ from chainfolio.fetchers.prices.chainlink import ChainlinkPriceSource
 from chainfolio.fetchers.prices.composite import CompositePriceSource
 from chainfolio.fetchers.prices.dex import DexPriceSource
 from chainfolio.fetchers.prices.http import HttpPriceSource
-from chainfolio.fetchers.prices.uniswap import UniswapPriceSource
+from chainfolio.fetchers.prices.uniswap import KnownPools, UniswapPriceSource
 
 __all__ = [
     "USD",
@@ -24,6 +24,7 @@ __all__ = [
     "CompositePriceSource",
     "DexPriceSource",
     "HttpPriceSource",
+    "KnownPools",
     "PriceSource",
     "UniswapPriceSource",
     "address_key",

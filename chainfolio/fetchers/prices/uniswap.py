@@ -6,8 +6,9 @@ address key `"<chain id>:<address>"` (`base.address_key`): nothing needs configu
 Per token and chain, discovery asks the V3 factory's `getPool(token, quote, fee)` over the
 fee tiers and the V2 factory's `getPair(token, quote)` against the quote tokens (WETH, USDC,
 USDT, DAI — those the chain lists), every new token of a call in one Multicall3 batch. What it
-finds is kept for the process: pools do not move; a token without any pool is asked again
-after `recheck_after` (a pool may be created). Each read then asks every found pool's state in
+finds is kept (pools do not move; `take_found`/`remember` let the worker store it across
+restarts); a token without any pool is asked again after `recheck_after` (a pool may be
+created). Each read then asks every found pool's state in
 one Multicall3 batch per chain: a V3 pool's `slot0`, `observe([twap, 0])` and its quote-token
 balance; a V2 pair's reserves. The deepest V3 pool whose quote side is worth at least the
 floor prices the token (its TWAP when the observations reach back that far, else the spot
@@ -21,11 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
-from fractions import Fraction
 
 from eth_utils.address import to_checksum_address
 
@@ -46,8 +46,9 @@ from chainfolio.fetchers.multicall import (
     with_address,
     with_addresses,
 )
-from chainfolio.fetchers.positions import SLOT0, signed, sqrt_ratio_at_tick, words
+from chainfolio.fetchers.positions import SLOT0
 from chainfolio.fetchers.prices.base import PriceSource, parse_address_key, utcnow
+from chainfolio.fetchers.prices.pool_state import observe_args, pool_quote
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,17 @@ class _Pools:
     asked_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class KnownPools:
+    """What the factories answered for one token, to keep across restarts (`remember`)."""
+
+    chain_id: int
+    token: str
+    pools: tuple[tuple[int, str, str, int], ...]
+    """(version, pool, quote token address, fee) each; empty: none found."""
+    asked_at: datetime
+
+
 class UniswapPriceSource:
     """Prices by Uniswap factory pools, for configured symbols and address keys alike."""
 
@@ -108,6 +120,33 @@ class UniswapPriceSource:
         self._decimals: dict[tuple[int, str], int] = {}
         self.unpriced: dict[str, str] = {}
         """Key -> why the last call asking for it left it unpriced (no pool, a thin pool …)."""
+        self._new: set[tuple[int, str]] = set()
+
+    def take_found(self) -> list[KnownPools]:
+        """What the factories answered since the last call (to store)."""
+        taken = []
+        for chain_id, token in sorted(self._new):
+            pools = self._pools[(chain_id, token)]
+            found = tuple((p.version, p.address, p.quote.address, p.fee) for p in pools.found)
+            taken.append(KnownPools(chain_id, token, found, pools.asked_at))
+        self._new.clear()
+        return taken
+
+    def remember(self, known: Iterable[KnownPools]) -> None:
+        """Take stored answers for tokens not asked about in this process (a pool whose quote
+        token the chain no longer lists is left out)."""
+        for entry in known:
+            reader = self._readers.get(entry.chain_id)
+            key = (entry.chain_id, entry.token)
+            if reader is None or key in self._pools:
+                continue
+            quotes = {q.address: q for q in _quote_tokens(reader.chain)}
+            found = tuple(
+                _FoundPool(version, pool, quotes[quote], fee)
+                for version, pool, quote, fee in entry.pools
+                if quote in quotes
+            )
+            self._pools[key] = _Pools(found, entry.asked_at)
 
     def pools_of(self, chain_id: int, address: str) -> tuple[str, ...]:
         """The pools found for a token so far (empty when none or not asked yet)."""
@@ -204,23 +243,20 @@ class UniswapPriceSource:
                 if v2_factory is not None:
                     calls.append(Call(v2_factory, with_addresses(GET_PAIR, address, quote.address)))
                     asked.append((address, _FoundPool(2, "", quote)))
-        addresses = set(new) | {q.address for q in quotes}
-        unknown = sorted(a for a in addresses if self._decimals_of(reader, a) is None)
-        calls += [Call(address, DECIMALS) for address in unknown]
         try:
             _, results = await reader.call_at_latest(calls)
         except SourceUnavailable as exc:
             log.warning("Uniswap factories on %s unavailable: %s", chain.name, exc.message)
             return
-        self._learn_decimals(chain_id, unknown, results[len(asked) :])
         found: dict[str, list[_FoundPool]] = {address: [] for address in new}
-        for (address, pool), result in zip(asked, results[: len(asked)], strict=True):
+        for (address, pool), result in zip(asked, results, strict=True):
             if not result.success or len(result.data) != 32 or not int.from_bytes(result.data):
                 continue
             pool_address = to_checksum_address(result.data[12:])
             found[address].append(_FoundPool(pool.version, pool_address, pool.quote, pool.fee))
         for address, pools_found in found.items():
             self._pools[(chain_id, address)] = _Pools(tuple(pools_found), now)
+            self._new.add((chain_id, address))
 
     def _learn_decimals(
         self, chain_id: int, addresses: Sequence[str], results: Sequence[CallResult]
@@ -239,20 +275,18 @@ class UniswapPriceSource:
                 return token.decimals
         return self._decimals.get((reader.chain.chain_id, address))
 
-    async def _read(
-        self, chain_id: int, tokens: Sequence[_Wanted], quotes: Mapping[str, Price]
-    ) -> dict[str, Price]:
-        reader = self._readers[chain_id]
-        chain = reader.chain
-        v3 = chain.uniswap_v3
-        twap = v3.twap_seconds if v3 is not None else 0
+    def _state_calls(
+        self, chain_id: int, tokens: Sequence[_Wanted]
+    ) -> tuple[list[tuple[_Wanted, _FoundPool, int]], list[Call]]:
+        """Each known pool's state calls: (token, pool, index of its first call), calls."""
+        v3 = self._readers[chain_id].chain.uniswap_v3
+        observe = OBSERVE + observe_args(v3.twap_seconds if v3 is not None else 0)
         asked: list[tuple[_Wanted, _FoundPool, int]] = []
         calls: list[Call] = []
         for token in tokens:
             for pool in self._found(chain_id, token.address):
                 asked.append((token, pool, len(calls)))
                 if pool.version == 3:
-                    observe = OBSERVE + _observe_args(twap)
                     calls += [
                         Call(pool.address, SLOT0),
                         Call(pool.address, observe),
@@ -260,8 +294,21 @@ class UniswapPriceSource:
                     ]
                 else:
                     calls.append(Call(pool.address, GET_RESERVES))
+        return asked, calls
+
+    async def _read(
+        self, chain_id: int, tokens: Sequence[_Wanted], quotes: Mapping[str, Price]
+    ) -> dict[str, Price]:
+        reader = self._readers[chain_id]
+        chain = reader.chain
+        asked, calls = self._state_calls(chain_id, tokens)
         if not calls:
             return {}
+        # Decimals not known yet (read once, with the first pool state that needs them).
+        used = {a for t, p, _ in asked for a in (t.address, p.quote.address)}
+        unknown = sorted(a for a in used if self._decimals_of(reader, a) is None)
+        state = len(calls)
+        calls += [Call(address, DECIMALS) for address in unknown]
         try:
             _, results = await reader.call_at_latest(calls)
         except SourceUnavailable as exc:
@@ -269,9 +316,13 @@ class UniswapPriceSource:
             for token in tokens:
                 self.unpriced[token.key] = f"Uniswap pools unavailable: {exc.message}"
             return {}
+        self._learn_decimals(chain_id, unknown, results[state:])
         now = self._clock()
         best: dict[str, tuple[int, Decimal, Price]] = {}
+        answering: set[str] = set()
         for token, pool, at in asked:
+            if results[at].success and results[at].data:
+                answering.add(token.address)
             price = self._priced(reader, token, pool, results[at : at + 3], quotes, now)
             if isinstance(price, str):
                 log.info("%s %s pool %s not used: %s", chain.name, token.label, pool.address, price)
@@ -283,6 +334,11 @@ class UniswapPriceSource:
             current = best.get(token.key)
             if current is None or (rank, depth) > (current[0], current[1]):
                 best[token.key] = (rank, depth, usd)
+        # Pools that no longer answer (no code there: a remembered pool of another chain's
+        # past, a devnet restarted) are forgotten: the factories are asked again next time.
+        for token, _, _ in asked:
+            if token.address not in answering:
+                self._pools.pop((chain_id, token.address), None)
         return {key: price for key, (_, _, price) in best.items()}
 
     def _priced(  # noqa: PLR0917 - one pool's answer and everything that values it
@@ -299,8 +355,20 @@ class UniswapPriceSource:
         quote_price = quotes.get(pool.quote.price_key)
         if quote_price is None:
             return f"no USD price for its quote {pool.quote.symbol}"
-        twap = chain.uniswap_v3.twap_seconds if chain.uniswap_v3 is not None else 0
-        quoted = self._pool_quote(reader, token, pool, results, twap)
+        decimals = (
+            self._decimals_of(reader, token.address),
+            self._decimals_of(reader, pool.quote.address),
+        )
+        if decimals[0] is None or decimals[1] is None:
+            return "token decimals unknown"
+        quoted = pool_quote(
+            version=pool.version,
+            token=token.address,
+            quote=pool.quote.address,
+            decimals=(decimals[0], decimals[1]),
+            results=results,
+            twap=chain.uniswap_v3.twap_seconds if chain.uniswap_v3 is not None else 0,
+        )
         if isinstance(quoted, str):
             return quoted
         price_in_quote, quote_units, how = quoted
@@ -316,48 +384,6 @@ class UniswapPriceSource:
             f"({token.label}/{pool.quote.symbol} {how} x {quote_price.source})"
         )
         return depth, Price(token.key, usd, source, min(now, quote_price.updated_at))
-
-    def _pool_quote(
-        self,
-        reader: EvmChainReader,
-        token: _Wanted,
-        pool: _FoundPool,
-        results: Sequence[CallResult],
-        twap: int,
-    ) -> tuple[Decimal, Decimal, str] | str:
-        """(token price in quote units, quote-side depth in whole units, "twap"/"spot")."""
-        token_decimals = self._decimals_of(reader, token.address)
-        quote_decimals = self._decimals_of(reader, pool.quote.address)
-        if token_decimals is None or quote_decimals is None:
-            return "token decimals unknown"
-        token_is_0 = int(token.address, 16) < int(pool.quote.address, 16)
-        try:
-            if pool.version == 3:
-                sqrt_price = words(results[0], 1)[0]
-                tick = _twap_tick(results[1], twap)
-                if tick is not None:
-                    sqrt_price, how = sqrt_ratio_at_tick(tick), f"twap {twap}s"
-                else:
-                    how = "spot"
-                (quote_raw,) = words(results[2], 1)
-                raw = Fraction(sqrt_price * sqrt_price, 2**192)
-            else:
-                reserve0, reserve1 = words(results[0], 2)
-                if not reserve0 or not reserve1:
-                    return "empty pair"
-                quote_raw = reserve1 if token_is_0 else reserve0
-                raw, how = Fraction(reserve1, reserve0), "reserves"
-        except MalformedResult as exc:
-            return str(exc)
-        if raw == 0:
-            return "zero price"
-        per_token = raw if token_is_0 else 1 / raw  # quote base units per token base unit
-        with localcontext() as exact:
-            exact.prec = 200
-            price = (Decimal(per_token.numerator) / Decimal(per_token.denominator)).scaleb(
-                token_decimals - quote_decimals
-            )
-        return price, Decimal(quote_raw).scaleb(-quote_decimals), how
 
 
 def _v2_factory(chain: ChainConfig) -> str | None:
@@ -379,27 +405,3 @@ def _quote_tokens(chain: ChainConfig) -> list[TokenConfig]:
 def _floor(chain: ChainConfig, version: int) -> Decimal:
     config = chain.uniswap_v3 if version == 3 else chain.uniswap_v2
     return config.min_liquidity_usd if config is not None else Decimal(100_000)
-
-
-def _observe_args(seconds: int) -> bytes:
-    """ABI for observe(uint32[] [seconds, 0])."""
-    return (
-        (32).to_bytes(32, "big") + (2).to_bytes(32, "big") + seconds.to_bytes(32, "big") + bytes(32)
-    )
-
-
-def _twap_tick(result: CallResult, seconds: int) -> int | None:
-    """OracleLibrary.consult's mean tick from observe([seconds, 0]); None when unavailable."""
-    if seconds <= 0 or not result.success or len(result.data) < 32 * 4:
-        return None
-    try:
-        # (int56[] tickCumulatives, uint160[] secondsPerLiquidity): first array's two entries.
-        first = int.from_bytes(result.data[:32], "big")
-        values = words(CallResult(True, result.data[first + 32 : first + 96]), 2)
-    except MalformedResult:
-        return None
-    delta = signed(values[1]) - signed(values[0])
-    tick = delta // seconds if delta >= 0 else -((-delta) // seconds)
-    if delta < 0 and delta % seconds:
-        tick -= 1
-    return tick

@@ -29,13 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chainfolio.devnet import DevnetDeployment, start_devnet
 from chainfolio.devnet.uniswap import (
-    TICK_SPACING,
     UniswapDeployment,
     create_v2_pair,
-    create_v3_pool,
     deploy_uniswap,
-    mint_v3_position,
-    v3_contract,
 )
 from chainfolio.fetchers import ChainsConfig, open_chains
 from chainfolio.fetchers.config import TokenListsConfig, UniswapV2Config, UniswapV3Config
@@ -52,6 +48,7 @@ from chainfolio.fetchers.positions import SLOT0
 from chainfolio.fetchers.prices import address_key
 from chainfolio.fetchers.prices.uniswap import GET_PAIR, GET_POOL, OBSERVE
 from tests.fetchers.tokens import deploy_token
+from tests.fetchers.uniswap import deep_pool
 
 UNIT = 10**18
 USDC = 10**6
@@ -66,27 +63,8 @@ def _pools(deployment: DevnetDeployment, uniswap: UniswapDeployment, n: int) -> 
     for i in range(n):
         token = deploy_token(deployment, "MintableERC20", f"Bench {i}", f"BP{i}", 18)
         if i < n // 2:
-            create_v3_pool(
-                deployment, uniswap, token_a=token, token_b=weth, fee=FEE, b_per_a=Fraction(2, 3000)
-            )
-            pool = (
-                v3_contract(deployment, "factory", uniswap.v3_factory)
-                .functions.getPool(token, weth, FEE)
-                .call()
-            )
-            spacing = TICK_SPACING[FEE]
-            tick = v3_contract(deployment, "pool", pool).functions.slot0().call()[1]
-            tick = tick // spacing * spacing
-            mint_v3_position(
-                deployment,
-                uniswap,
-                token_a=token,
-                token_b=weth,
-                fee=FEE,
-                tick_lower=tick - 100 * spacing,
-                tick_upper=tick + 100 * spacing,
-                amount_a=300_000 * UNIT,
-                amount_b=200 * UNIT,
+            deep_pool(
+                deployment, uniswap, token, weth, Fraction(2, 3000), (300_000 * UNIT, 200 * UNIT)
             )
         else:
             create_v2_pair(

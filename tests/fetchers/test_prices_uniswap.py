@@ -14,10 +14,7 @@ from aiohttp import web
 
 from chainfolio.devnet import increase_time, revert, snapshot
 from chainfolio.devnet.uniswap import (
-    TICK_SPACING,
     create_v2_pair,
-    create_v3_pool,
-    mint_v3_position,
     swap_v3,
     v3_contract,
 )
@@ -27,7 +24,7 @@ from chainfolio.fetchers.positions import sqrt_ratio_at_tick
 from chainfolio.fetchers.prices import UniswapPriceSource, address_key
 
 from .servers import serve
-from .uniswap import WETH, UniswapWorld, deploy_token, uniswap_world
+from .uniswap import WETH, UniswapWorld, deep_pool, deploy_token, uniswap_world
 
 pytestmark = pytest.mark.chain
 __all__ = ["uniswap_world"]
@@ -47,29 +44,6 @@ class Tokens:
     v3_pool: str
 
 
-def _deep_pool(
-    world: UniswapWorld, token: str, quote: str, price: Fraction, amounts: tuple[int, int]
-) -> str:
-    """A V3 pool of `token` against `quote` at `price` (quote base units per token base unit)
-    with the deployer's liquidity 100 tick spacings either side; return the pool."""
-    chain, uni = world.chain, world.uniswap
-    pool = create_v3_pool(chain, uni, token_a=token, token_b=quote, fee=FEE, b_per_a=price)
-    spacing = TICK_SPACING[FEE]
-    tick = v3_contract(chain, "pool", pool).functions.slot0().call()[1] // spacing * spacing
-    mint_v3_position(
-        chain,
-        uni,
-        token_a=token,
-        token_b=quote,
-        fee=FEE,
-        tick_lower=tick - 100 * spacing,
-        tick_upper=tick + 100 * spacing,
-        amount_a=amounts[0],
-        amount_b=amounts[1],
-    )
-    return pool
-
-
 @pytest.fixture(scope="module")
 def tokens(uniswap_world: UniswapWorld) -> Tokens:
     world = uniswap_world
@@ -77,7 +51,9 @@ def tokens(uniswap_world: UniswapWorld) -> Tokens:
     v3 = deploy_token(chain, "Three", "VTHREE", 18)
     v2 = deploy_token(chain, "Two", "VTWO", 8)
     thin = deploy_token(chain, "Thin", "THIN", 18)
-    pool = _deep_pool(world, v3, world.weth, Fraction(2, 3000), (300_000 * WETH, 200 * WETH))
+    pool = deep_pool(
+        world.chain, world.uniswap, v3, world.weth, Fraction(2, 3000), (300_000 * WETH, 200 * WETH)
+    )
     create_v2_pair(
         chain,
         uni,
@@ -86,7 +62,14 @@ def tokens(uniswap_world: UniswapWorld) -> Tokens:
         amount_a=50_000 * 10**8,
         amount_b=200_000 * USDC,
     )
-    _deep_pool(world, thin, world.usdc, Fraction(USDC, WETH), (1_000 * WETH, 1_000 * USDC))
+    deep_pool(
+        world.chain,
+        world.uniswap,
+        thin,
+        world.usdc,
+        Fraction(USDC, WETH),
+        (1_000 * WETH, 1_000 * USDC),
+    )
     create_v2_pair(
         chain, uni, token_a=thin, token_b=world.weth, amount_a=1_000 * WETH, amount_b=WETH
     )

@@ -22,23 +22,25 @@ from chainfolio.bus.broadcast import Bus
 from chainfolio.core.domain import MONEY, Holding
 from chainfolio.devnet import Devnet, increase_time, set_price, web3_for
 from chainfolio.devnet.uniswap import create_v2_pair, v3_contract
+from chainfolio.fetchers import ChainsConfig
 from chainfolio.fetchers.config import TokenListsConfig
 from chainfolio.fetchers.portfolio import open_chains
 from chainfolio.fetchers.positions import sqrt_ratio_at_tick
 from chainfolio.fetchers.prices import address_key
 from chainfolio.resolvers.portfolio import summarize_holdings
 from chainfolio.storage import tokens as token_store
-from chainfolio.storage.accounts import Wallet, add_wallet, ensure_user, list_wallets
+from chainfolio.storage.accounts import Wallet, list_wallets
 from chainfolio.storage.holdings import current_holdings
 from chainfolio.storage.market import latest_prices
 from chainfolio.storage.pools import token_pools
 from chainfolio.storage.timeseries import PricePoint, cash_flows_between, write_prices
 from chainfolio.worker.cycle import Worker
 from chainfolio.worker.discovery import TokenDiscovery
-from tests.fetchers.test_prices_uniswap import _deep_pool
 from tests.fetchers.tokens import OPENZEPPELIN, deploy_token, mint
-from tests.fetchers.uniswap import USDC, WETH, UniswapWorld, uniswap_world
+from tests.fetchers.uniswap import USDC, WETH, UniswapWorld, deep_pool, uniswap_world
 from tests.fixtures.devnet import own_time
+from tests.worker.test_backfill import snapshot_series
+from tests.worker.test_flows import Clock, user_with_wallets
 
 pytestmark = pytest.mark.chain
 __all__ = ["uniswap_world"]
@@ -46,16 +48,6 @@ __all__ = ["uniswap_world"]
 UNIT = 10**18
 HOUR = timedelta(hours=1)
 OUTSIDE = to_checksum_address("0x" + "ab" * 20)
-
-
-class Clock:
-    """A worker clock the test moves by hand."""
-
-    def __init__(self, now: object) -> None:
-        self.now = now
-
-    def __call__(self):  # type: ignore[no-untyped-def]
-        return self.now
 
 
 @dataclass(frozen=True)
@@ -78,29 +70,49 @@ def _deploy(world: UniswapWorld) -> Discovered:
     }
     made = {k: deploy_token(chain, OPENZEPPELIN, *v) for k, v in names.items()}
     # 2 USD in a deep V3 pool against WETH (ETH at 3,000).
-    pool = _deep_pool(
-        world, made["v3"], world.weth, Fraction(2, 3000), (300_000 * UNIT, 200 * WETH)
+    pool = deep_pool(
+        world.chain,
+        world.uniswap,
+        made["v3"],
+        world.weth,
+        Fraction(2, 3000),
+        (300_000 * UNIT, 200 * WETH),
     )
     # 4 USDC in a deep V2 pair; the spam token 1.5 USDC in another.
-    create_v2_pair(
-        chain,
-        world.uniswap,
-        token_a=made["v2"],
-        token_b=world.usdc,
-        amount_a=50_000 * UNIT,
-        amount_b=200_000 * USDC,
-    )
-    create_v2_pair(
-        chain,
-        world.uniswap,
-        token_a=made["spam"],
-        token_b=world.usdc,
-        amount_a=100_000 * UNIT,
-        amount_b=150_000 * USDC,
-    )
+    for token, units, usdc in ((made["v2"], 50_000, 200_000), (made["spam"], 100_000, 150_000)):
+        create_v2_pair(
+            chain,
+            world.uniswap,
+            token_a=token,
+            token_b=world.usdc,
+            amount_a=units * UNIT,
+            amount_b=usdc * USDC,
+        )
     # ~1,000 USDC of liquidity: far below the 100,000 USD floor.
-    _deep_pool(world, made["thin"], world.usdc, Fraction(USDC, UNIT), (1_000 * UNIT, 1_000 * USDC))
+    deep_pool(
+        world.chain,
+        world.uniswap,
+        made["thin"],
+        world.usdc,
+        Fraction(USDC, UNIT),
+        (1_000 * UNIT, 1_000 * USDC),
+    )
     return Discovered(made["v3"], made["v2"], made["thin"], made["spam"], pool)
+
+
+def _fund(world: UniswapWorld, wallet: str, amounts: dict[str, int]) -> None:
+    """Send `amounts` of tokens to the wallet by transfers (minted to the deployer first)."""
+    chain = world.chain
+    for token, amount in amounts.items():
+        mint(chain, OPENZEPPELIN, token, chain.deployer, amount)
+        _send(world, token, chain.deployer, wallet, amount)
+
+
+def _config(world: UniswapWorld) -> ChainsConfig:
+    """The chain with Uniswap's factories and nothing about the discovered tokens."""
+    return world.config(positions=False, lp_pairs=False).model_copy(
+        update={"token_lists": TokenListsConfig(shipped=False)}
+    )
 
 
 def _send(world: UniswapWorld, token: str, sender: str, to: str, amount: int) -> None:
@@ -154,19 +166,11 @@ async def test_discovered_tokens_priced_by_pools_and_their_transfers_are_flows(
     wallet = chain.wallets[12]
     sent = {found.v3: 1_000 * UNIT + 7, found.v2: 250 * UNIT + 3, found.thin: 10 * UNIT}
     sent[found.spam] = 10 * UNIT
-    for token, amount in sent.items():  # sent by transfers, as a wallet receives tokens
-        mint(chain, OPENZEPPELIN, token, chain.deployer, amount)
-        _send(world, token, chain.deployer, wallet, amount)
+    _fund(world, wallet, sent)  # sent by transfers, as a wallet receives tokens
     start = own_time(chain, days=520)
     clock = Clock(start)
-    config = world.config(positions=False, lp_pairs=False).model_copy(
-        update={"token_lists": TokenListsConfig(shipped=False)}
-    )
-    async with engine.begin() as db:
-        user_id = await ensure_user(db, subject=f"discovered-{uuid.uuid4().hex[:6]}")
-        await add_wallet(
-            db, user_id=user_id, chain_id=1, address=wallet, label=None, max_wallets=10
-        )
+    config = _config(world)
+    user_id = await user_with_wallets(engine, 1, wallet)
     async with open_chains(config) as chains, Bus("memory://") as bus:
         names = {c.chain_id: c.name for c in chains.config.chains}
         worker = Worker(engine=engine, bus=bus, chains=chains, clock=clock, chain_names=names)
@@ -240,12 +244,10 @@ async def test_discovered_tokens_priced_by_pools_and_their_transfers_are_flows(
         # A discovered token moving in and out of the wallet: a deposit and a withdrawal,
         # valued at its pool's price, so the value it adds is never counted as a gain.
         before_value = three.value_usd
-        mint(chain, OPENZEPPELIN, found.v3, chain.deployer, 500 * UNIT)
-        _send(world, found.v3, chain.deployer, wallet, 500 * UNIT)
+        _fund(world, wallet, {found.v3: 500 * UNIT})
         _send(world, found.v3, wallet, OUTSIDE, 200 * UNIT)
         _send(world, found.v2, wallet, OUTSIDE, 50 * UNIT)
-        mint(chain, OPENZEPPELIN, found.spam, chain.deployer, UNIT)  # hidden: adds nothing
-        _send(world, found.spam, chain.deployer, wallet, UNIT)
+        _fund(world, wallet, {found.spam: UNIT})  # hidden: adds nothing
         clock.now = start + timedelta(hours=1)
         await worker.refresh()
         after = (await _held(engine, user_id))[found.v3]
@@ -289,19 +291,11 @@ async def test_missed_hours_are_back_filled_with_discovered_tokens(
     chain = world.chain
     found = _deploy(world)
     wallet = chain.wallets[13]
-    for token, amount in ((found.v3, 100 * UNIT), (found.thin, UNIT), (found.spam, UNIT)):
-        mint(chain, OPENZEPPELIN, token, chain.deployer, amount)
-        _send(world, token, chain.deployer, wallet, amount)
+    _fund(world, wallet, {found.v3: 100 * UNIT, found.thin: UNIT, found.spam: UNIT})
     started = own_time(chain, days=530)
     clock = Clock(started)
-    config = world.config(positions=False, lp_pairs=False).model_copy(
-        update={"token_lists": TokenListsConfig(shipped=False)}
-    )
-    async with engine.begin() as db:
-        user_id = await ensure_user(db, subject=f"backfill-{uuid.uuid4().hex[:6]}")
-        await add_wallet(
-            db, user_id=user_id, chain_id=1, address=wallet, label=None, max_wallets=10
-        )
+    config = _config(world)
+    user_id = await user_with_wallets(engine, 1, wallet)
     w3 = web3_for(chain)
     async with open_chains(config) as chains, Bus("memory://") as bus:
         names = {c.chain_id: c.name for c in chains.config.chains}
@@ -310,8 +304,7 @@ async def test_missed_hours_are_back_filled_with_discovered_tokens(
         price = (await _held(engine, user_id))[found.v3].price
         assert price is not None, (await _held(engine, user_id))[found.v3]
         increase_time(chain, 3_600)
-        mint(chain, OPENZEPPELIN, found.v3, chain.deployer, 50 * UNIT)
-        _send(world, found.v3, chain.deployer, wallet, 50 * UNIT)  # +50 PTHREE in hour 2
+        _fund(world, wallet, {found.v3: 50 * UNIT})  # +50 PTHREE in hour 2
         increase_time(chain, 2 * 3_600)
         for feed, answer in chain.feed_answers.items():  # fresh rounds: feeds are not stale
             set_price(chain, feed, answer)
@@ -333,18 +326,7 @@ async def test_missed_hours_are_back_filled_with_discovered_tokens(
         restarted = Worker(engine=engine, bus=bus, chains=chains, clock=clock, chain_names=names)
         report = await restarted.refresh()
     assert report.backfilled >= len(missed) >= 2  # other tests' users may be back-filled too
-    async with engine.connect() as db:
-        series: dict[datetime, Decimal] = dict(
-            (
-                await db.execute(
-                    text(
-                        'SELECT "timestamp", total_value FROM portfolio_snapshots '
-                        'WHERE user_id = :u ORDER BY "timestamp"'
-                    ),
-                    {"u": user_id},
-                )
-            ).all()
-        )
+    series = await snapshot_series(engine, user_id)
     # Every missed hour is there (the thin and the spam token made none a gap), each with the
     # PTHREE the wallet held at the block nearest it, at its stored price.
     assert list(series) == [start_hour, *missed, hour]

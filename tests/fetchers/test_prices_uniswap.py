@@ -21,7 +21,7 @@ from chainfolio.devnet.uniswap import (
 from chainfolio.fetchers import ChainsConfig, open_chains
 from chainfolio.fetchers.config import HttpPriceConfig, PricesConfig
 from chainfolio.fetchers.positions import sqrt_ratio_at_tick
-from chainfolio.fetchers.prices import UniswapPriceSource, address_key
+from chainfolio.fetchers.prices import KnownPools, UniswapPriceSource, address_key
 
 from .servers import serve
 from .uniswap import WETH, UniswapWorld, deep_pool, deploy_token, uniswap_world
@@ -233,3 +233,23 @@ async def test_the_order_for_tokens_known_by_address_ends_with_the_http_api(
     assert prices[thin].usd == Decimal("0.77")
     assert prices[thin].source == "http:127.0.0.1"
     assert asked == ["/simple/token_price/ethereum"]
+
+
+async def test_remembered_pools_that_no_longer_answer_are_found_again(
+    uniswap_world: UniswapWorld, tokens: Tokens
+) -> None:
+    world = uniswap_world
+    key = address_key(1, tokens.v3)
+    nowhere = "0x" + "5e" * 20  # no code there: a pool of a chain since replaced
+    async with open_chains(world.config(positions=False, lp_pairs=False)) as chains:
+        source = chains.uniswap
+        assert source is not None
+        source.remember(
+            [KnownPools(1, tokens.v3, ((3, nowhere, world.weth, FEE),), datetime.now(UTC))]
+        )
+        assert source.pools_of(1, tokens.v3) == (nowhere,)
+        first = await chains.prices.prices({key})
+        assert key not in first  # the stored pool is all it knew, and it answered nothing
+        assert source.pools_of(1, tokens.v3) == ()  # forgotten: the factories are asked again
+        second = await chains.prices.prices({key})
+    assert second[key].source.startswith(f"uniswap-v3:devnet-1:{tokens.v3_pool} (")

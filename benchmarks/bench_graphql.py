@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -36,7 +37,9 @@ import httpx
 from processes import free_port, running
 from pydantic import SecretStr
 
+from chainfolio.api.answers import CACHE_HEADER
 from chainfolio.api.auth import issue_token
+from chainfolio.core.cache import RedisCache
 from chainfolio.core.domain import AssetKind, Category, Holding, Price
 from chainfolio.core.settings import Settings
 from chainfolio.storage.accounts import add_wallet, ensure_user
@@ -217,6 +220,7 @@ def wrk(url: str, script: str, *, connections: int, duration: int) -> dict[str, 
         "p50": raw["p50_us"] / 1000,
         "p95": raw["p95_us"] / 1000,
         "p99": raw["p99_us"] / 1000,
+        "requests": raw["requests"],
         "errors": raw["socket_errors"],
         "non2xx": raw["non2xx"],
     }
@@ -228,6 +232,31 @@ def lua_request(method: str, headers: dict[str, str], body: str | None = None) -
     if body is not None:
         lines.append(f"wrk.body = {json.dumps(body)}")
     return "\n".join(lines)
+
+
+async def near_staleness(
+    base: str, redis_url: str, db_url: str, auth: dict[str, str]
+) -> list[float]:
+    """Milliseconds from an invalidation (by a RedisCache of this process, as a worker does)
+    until the API process at `base` answers `portfolio` as a miss; sorted, 30 trials."""
+    cache = RedisCache(redis_url)
+    conn = await asyncpg.connect(to_asyncpg_dsn(db_url))
+    user = await conn.fetchval("SELECT id FROM users WHERE subject = $1", SUBJECT)
+    await conn.close()
+    body = json.dumps({"query": PORTFOLIO})
+    delays = []
+    async with httpx.AsyncClient(base_url=base, headers=auth, timeout=10) as http:
+        for _ in range(30):
+            for _ in range(3):  # computed, then from Redis, then near
+                await http.post("/graphql", content=body)
+            assert (await http.post("/graphql", content=body)).headers[CACHE_HEADER] == "hit"
+            await cache.invalidate([user])
+            started = time.perf_counter()
+            while (await http.post("/graphql", content=body)).headers[CACHE_HEADER] == "hit":
+                pass
+            delays.append((time.perf_counter() - started) * 1000)
+    await cache.aclose()
+    return sorted(delays)
 
 
 def main(url: str, redis_url: str, duration: int, connections: int, rest_connections: int) -> None:
@@ -279,16 +308,19 @@ def main(url: str, redis_url: str, duration: int, connections: int, rest_connect
                 )
                 bare = [sys.executable, __file__, "--bare", str(bare_port), str(payload)]
                 bare_base = f"http://127.0.0.1:{bare_port}"
-                redis_port, off_port = free_port(), free_port()
+                redis_port, off_port, far_port = free_port(), free_port(), free_port()
                 redis_base = f"http://127.0.0.1:{redis_port}"
                 off_base = f"http://127.0.0.1:{off_port}"
+                far_base = f"http://127.0.0.1:{far_port}"
                 redis_env = {**env, "CHAINFOLIO_REDIS_URL": redis_url}
+                far_env = {**redis_env, "CHAINFOLIO_CACHE_NEAR_TTL_S": "0"}
                 off_env = {**env, "CHAINFOLIO_CACHE_TTL_S": "0"}
                 gql_script = lua_request("POST", auth, json.dumps({"query": PORTFOLIO}))
                 targets = [
                     ("bare Starlette, same bytes", f"{bare_base}/graphql", gql_script),
                     ("GraphQL portfolio, cache in process", f"{base}/graphql", gql_script),
-                    ("GraphQL portfolio, cache in Redis", f"{redis_base}/graphql", gql_script),
+                    ("GraphQL portfolio, Redis + near layer", f"{redis_base}/graphql", gql_script),
+                    ("GraphQL portfolio, Redis only", f"{far_base}/graphql", gql_script),
                     ("GraphQL portfolio, cache off", f"{off_base}/graphql", gql_script),
                     ("REST /v1/portfolio, cache in process", f"{base}/v1/portfolio", get_script),
                     ("REST /v1/portfolio, cache off", f"{off_base}/v1/portfolio", get_script),
@@ -301,10 +333,11 @@ def main(url: str, redis_url: str, duration: int, connections: int, rest_connect
                         [*serve_at, "--port", str(redis_port)], redis_env, redis_base + "/readyz"
                     ),
                     running([*serve_at, "--port", str(off_port)], off_env, off_base + "/readyz"),
+                    running([*serve_at, "--port", str(far_port)], far_env, far_base + "/readyz"),
                 ):
                     check = httpx.post(f"{bare_base}/graphql", content=b"{}", timeout=5)
                     assert check.content == response.content
-                    for other in (redis_base, off_base):  # every server gives the same answer
+                    for other in (redis_base, off_base, far_base):  # all give the same answer
                         same = httpx.post(
                             f"{other}/graphql", json={"query": PORTFOLIO}, headers=auth, timeout=10
                         )
@@ -314,6 +347,7 @@ def main(url: str, redis_url: str, duration: int, connections: int, rest_connect
                             runs[name].append(
                                 wrk(target, script, connections=connections, duration=duration)
                             )
+                    staleness = asyncio.run(near_staleness(redis_base, redis_url, db_url, auth))
                 for name, results in runs.items():
                     rps = [r["rps"] for r in results]
                     bad = sum(r["errors"] + r["non2xx"] for r in results)
@@ -328,6 +362,13 @@ def main(url: str, redis_url: str, duration: int, connections: int, rest_connect
                     share = statistics.mean(r["rps"] for r in runs[name]) / floor
                     print(f"  {name} / bare: {share:.1%}")
                 print("  (goal: GraphQL portfolio >= 25 % of bare)")
+                print(
+                    "  near layer: an invalidation by another process (a worker's RedisCache) "
+                    f"reached the API process within p50 {staleness[len(staleness) // 2]:.1f} ms, "
+                    f"max {staleness[-1]:.1f} ms over {len(staleness)} trials "
+                    "(first request answered as a miss, polled back to back); bound: "
+                    "CHAINFOLIO_CACHE_NEAR_TTL_S = 1 s"
+                )
                 hits = httpx.get(f"{base}/metrics", timeout=5).text
                 print(
                     "  " + "\n  ".join(x for x in hits.splitlines() if "cache_requests_total{" in x)

@@ -36,7 +36,8 @@ from chainfolio.core.settings import Settings
 from chainfolio.storage.accounts import ensure_user
 from chainfolio.storage.database import create_engine, to_asyncpg_dsn
 from chainfolio.storage.migrations import migrate
-from chainfolio.storage.timeseries import PricePoint, Snapshot, write_prices, write_snapshots
+from chainfolio.storage.prices import PricePoint, write_prices
+from chainfolio.storage.timeseries import Snapshot, write_snapshots
 
 DB_NAME = "chainfolio_bench_healthz"
 SECRET = "bench-healthz-secret-that-is-long-enough-for-hs256"

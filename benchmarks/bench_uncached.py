@@ -23,6 +23,10 @@ every target):
   same holdings from `portfolio_assets` (no auth);
 * GraphQL `portfolio` on `serve --workers 2`, against the one-worker figure (2 cores shared
   with wrk and PostgreSQL).
+Each target also gets its **server CPU per request**: the user + system CPU of its server
+process tree over the run, divided by the requests answered (the lower of the two runs). On a
+shared 2-core machine throughput moves with whatever else runs; CPU per request hardly does, so
+"% of the ceiling's" (ceiling CPU / target CPU) is the steadier comparison.
 The database is dropped at the end.
 """
 
@@ -45,6 +49,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 from bench_graphql import CHAINS, PORTFOLIO, SECRET, SUBJECT, lua_request, token_holdings, wrk
 from processes import free_port, running
 from pydantic import SecretStr
@@ -247,6 +252,18 @@ async def seed(db_url: str, now: datetime, *, users: int, days: int) -> uuid.UUI
     return measured
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live children (uvicorn's workers), in seconds:
+    with the per-request division below, a figure the machine's other load hardly moves."""
+    parent = psutil.Process(pid)
+    total = 0.0
+    for proc in [parent, *parent.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def _postgraphile(port: int, dsn: str) -> list[str]:
     if not (PEERS / "node_modules").exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PEERS, check=True)
@@ -301,12 +318,14 @@ def main(url: str, duration: int, connections: int, users: int, days: int) -> No
                 "amount balance price priceSource valueUsd updatedAt stale } } }"
             )
             with (
-                running([*serve, "--port", str(ports["one"])], env, base["one"] + "/readyz"),
+                running(
+                    [*serve, "--port", str(ports["one"])], env, base["one"] + "/readyz"
+                ) as one_pid,
                 running(
                     [*serve, "--port", str(ports["two"]), "--workers", "2"],
                     env,
                     base["two"] + "/readyz",
-                ),
+                ) as two_pid,
                 running(
                     [
                         sys.executable,
@@ -318,8 +337,8 @@ def main(url: str, duration: int, connections: int, users: int, days: int) -> No
                     ],
                     {},
                     base["ceiling"] + "/graphql",
-                ),
-                running(_postgraphile(ports["pg"], dsn), {}, base["pg"] + "/graphql"),
+                ) as ceiling_pid,
+                running(_postgraphile(ports["pg"], dsn), {}, base["pg"] + "/graphql") as pg_pid,
             ):
                 ours = httpx.post(f"{base['one']}/graphql", content=graph, headers=auth, timeout=10)
                 ceiling = httpx.post(f"{base['ceiling']}/graphql", content=graph, timeout=10)
@@ -341,33 +360,37 @@ def main(url: str, duration: int, connections: int, users: int, days: int) -> No
                 pg_body = json.dumps({"query": pg_query})
                 targets = [
                     ("ceiling: Starlette + asyncpg + orjson", base["ceiling"] + "/graphql",
-                     lua_request("POST", {"Content-Type": "application/json"}, graph)),
+                     lua_request("POST", {"Content-Type": "application/json"}, graph), ceiling_pid),
                     ("GraphQL portfolio, uncached", base["one"] + "/graphql",
-                     lua_request("POST", auth, graph)),
+                     lua_request("POST", auth, graph), one_pid),
                     ("REST /v1/portfolio, uncached", base["one"] + "/v1/portfolio",
-                     lua_request("GET", auth)),
+                     lua_request("GET", auth), one_pid),
                     ("GraphQL holdings only, uncached", base["one"] + "/graphql",
-                     lua_request("POST", auth, holdings_q)),
+                     lua_request("POST", auth, holdings_q), one_pid),
                     ("PostGraphile holdings (no auth)", base["pg"] + "/graphql",
-                     lua_request("POST", {"Content-Type": "application/json"}, pg_body)),
+                     lua_request("POST", {"Content-Type": "application/json"}, pg_body), pg_pid),
                     ("GraphQL portfolio, serve --workers 2", base["two"] + "/graphql",
-                     lua_request("POST", auth, graph)),
+                     lua_request("POST", auth, graph), two_pid),
                 ]  # fmt: skip
-                runs: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in targets}
+                runs: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in targets}
                 for _ in range(2):
-                    for name, target, script in targets:
-                        runs[name].append(
-                            wrk(target, script, connections=connections, duration=duration)
-                        )
+                    for name, target, script, pid in targets:
+                        before = cpu_seconds(pid)
+                        result = wrk(target, script, connections=connections, duration=duration)
+                        result["cpu_ms"] = (cpu_seconds(pid) - before) * 1000 / result["requests"]
+                        runs[name].append(result)
         rps = {name: statistics.mean(r["rps"] for r in results) for name, results in runs.items()}
         ceiling_rps = rps["ceiling: Starlette + asyncpg + orjson"]
+        cpu: dict[str, float] = {}
         for name, results in runs.items():
             bad = sum(r["errors"] + r["non2xx"] for r in results)
             p50 = statistics.mean(r["p50"] for r in results)
             p95 = statistics.mean(r["p95"] for r in results)
+            cpu[name] = min(r["cpu_ms"] for r in results)
             print(
                 f"  {name:<40} {rps[name]:7.0f} req/s  p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  "
-                f"{rps[name] / ceiling_rps:6.1%} of ceiling"
+                f"{rps[name] / ceiling_rps:6.1%} of ceiling  server CPU {cpu[name]:5.2f} ms/req "
+                f"({cpu['ceiling: Starlette + asyncpg + orjson'] / cpu[name]:6.1%} of ceiling's)"
                 + (f"  ({bad} errors/non-2xx)" if bad else "")
             )
         ratio = rps["GraphQL holdings only, uncached"] / rps["PostGraphile holdings (no auth)"]

@@ -11,14 +11,9 @@ from chainfolio.analytics.allocation import (
     group_values,
     rebalance,
 )
+from chainfolio.analytics.attribution import Attribution, Contribution, attribution
 from chainfolio.analytics.errors import NotEnoughData
-from chainfolio.analytics.performance import (
-    Attribution,
-    Contribution,
-    PerformanceSummary,
-    attribution,
-    summarize,
-)
+from chainfolio.analytics.performance import PerformanceSummary, summarize
 from chainfolio.analytics.returns import (
     SECONDS_PER_YEAR,
     IntervalReturns,

@@ -46,6 +46,7 @@ from chainfolio.core.errors import ChainfolioError, InternalError, SourceUnavail
 from chainfolio.core.inputs import decode_json
 from chainfolio.core.logs import RequestIds
 from chainfolio.core.metrics import HttpMetrics, metrics_endpoint
+from chainfolio.core.nearcache import NearCache
 from chainfolio.core.settings import Settings
 from chainfolio.dashboard import dashboard_routes
 from chainfolio.fetchers.config import ChainsConfig, load_chains
@@ -294,8 +295,15 @@ def create_app(
             )
             bus = await stack.enter_async_context(Bus(cfg.redis_url))
             cache = await stack.enter_async_context(
-                open_cache(cfg.redis_url, ttl_s=cfg.cache_ttl_s, bounds=cfg.cache_bounds)
+                open_cache(
+                    cfg.redis_url,
+                    ttl_s=cfg.cache_ttl_s,
+                    bounds=cfg.cache_bounds,
+                    near_ttl_s=cfg.cache_near_ttl_s,
+                )
             )
+            if isinstance(cache, NearCache):
+                bus.listen(cache.drop_channel)
             services = Services(
                 settings=cfg,
                 engine=engine,

@@ -12,11 +12,11 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from chainfolio.api.answers import cached_route
-from chainfolio.api.web import authenticator_of, number, services_of
+from chainfolio.api.web import JSONBody, authenticator_of, number, services_of
 from chainfolio.core.currencies import parse_currency
 from chainfolio.core.domain import plain
 from chainfolio.core.errors import InvalidInput, PayloadTooLarge
@@ -40,9 +40,9 @@ from chainfolio.storage.holdings import StoredHolding, current_holdings
 MAX_BODY = 16 * 1024
 
 
-def ok(data: Any, status: int = 200) -> JSONResponse:
+def ok(data: Any, status: int = 200) -> JSONBody:
     """The seed's success envelope."""
-    return JSONResponse({"success": True, "data": data}, status_code=status)
+    return JSONBody({"success": True, "data": data}, status_code=status)
 
 
 async def _caller(request: Request) -> Caller:
@@ -116,10 +116,10 @@ def _holding_json(s: StoredHolding) -> dict[str, Any]:
         "category": s.holding.category.value,
         "amount": None if s.holding.amount is None else str(s.holding.amount),
         "decimals": s.holding.decimals,
-        "balance": number(s.holding.balance),
+        "balance": number(s.balance),
         "price": number(s.holding.price.usd) if s.holding.price else None,
         "priceSource": s.holding.price.source if s.holding.price else None,
-        "value": number(s.holding.value_usd),
+        "value": number(s.value_usd),
         "updatedAt": s.updated_at.isoformat(),
         "stale": s.holding.stale,
         "error": s.holding.error,
@@ -134,9 +134,9 @@ def _page_params(request: Request) -> tuple[int | None, str | None]:
     return (int(limit) if limit is not None else None), request.query_params.get("cursor")
 
 
-def paged(data: list[Any], page: Page[Any]) -> JSONResponse:
+def paged(data: list[Any], page: Page[Any]) -> JSONBody:
     """The success envelope of one page of a list: `page` says how to ask for the next."""
-    return JSONResponse(
+    return JSONBody(
         {
             "success": True,
             "data": data,

@@ -10,7 +10,9 @@ import logging
 import time
 from collections import OrderedDict
 from decimal import Decimal
+from typing import Any
 
+import orjson
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketState
@@ -23,6 +25,15 @@ from chainfolio.core.logs import request_id
 from chainfolio.resolvers.context import Caller, Services
 from chainfolio.storage.accounts import ensure_user
 from chainfolio.storage.database import is_database_unavailable
+
+
+class JSONBody(JSONResponse):
+    """A JSON response rendered by orjson: Starlette's `json.dumps` cost ~0.5 ms of a 3 ms
+    uncached `/v1/portfolio` (36 holdings). Compact and UTF-8 like Starlette's; floats in
+    shortest round-trip form (an exponent may be spelled `1e16` where `json` wrote `1e+16`)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
 class Authenticator:
@@ -112,20 +123,20 @@ def error_fields(exc: ChainfolioError) -> dict[str, object]:
     return fields
 
 
-def error_response(exc: ChainfolioError) -> JSONResponse:
+def error_response(exc: ChainfolioError) -> JSONBody:
     """The REST envelope for an error, with its HTTP status."""
-    return JSONResponse(
+    return JSONBody(
         {"success": False, "error": error_fields(exc)},
         status_code=exc.status,
         headers=_error_headers(exc),
     )
 
 
-def graphql_error_response(exc: ChainfolioError) -> JSONResponse:
+def graphql_error_response(exc: ChainfolioError) -> JSONBody:
     """A GraphQL-shaped error (`errors[].extensions.code`) refused before execution."""
     fields = error_fields(exc)
     message = fields.pop("message")
-    return JSONResponse(
+    return JSONBody(
         {"errors": [{"message": message, "extensions": fields}]},
         status_code=exc.status,
         headers=_error_headers(exc),

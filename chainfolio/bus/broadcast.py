@@ -18,7 +18,7 @@ import contextlib
 import math
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -175,6 +175,7 @@ class Bus:
         else:
             raise ValueError(f"unsupported bus URL {url!r}: use memory:// or redis://")
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        self._listeners: list[Callable[[str], None]] = []
         self.url = url
 
     async def __aenter__(self) -> Bus:
@@ -188,7 +189,15 @@ class Bus:
         """Local subscribers across channels."""
         return sum(len(s) for s in self._subscribers.values())
 
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(channel)` for every message this process receives, before its
+        subscribers see it (the API's near cache drops the user's answers there, so a client
+        that refetches on a push never gets the answer from before it)."""
+        self._listeners.append(listener)
+
     def _deliver(self, channel: str, message: str) -> None:
+        for listener in self._listeners:
+            listener(channel)
         for subscription in tuple(self._subscribers.get(channel, ())):
             subscription.offer(message)
 

@@ -69,6 +69,8 @@ _REDIS_PREFIX = "chainfolio:cache:"
 _GENERATION_TTL_S = 86_400
 _INVALIDATE_CHUNK = 1_000
 _USERS_KEY = f"{_REDIS_PREFIX}users"
+INVALIDATIONS = f"{_REDIS_PREFIX}invalidations"
+"""The channel of invalidations: each message the 16-byte ids of the users dropped."""
 
 
 def _now_ms() -> int:
@@ -133,6 +135,7 @@ class MemoryCache:
         self._bytes: dict[uuid.UUID, int] = {}
         self._ticks = itertools.count(1)
         self._dropped: dict[uuid.UUID, int] = {}  # user → tick of the last invalidation
+        self._cleared = 0  # tick of the last `clear`
 
     async def lookup(self, user_id: uuid.UUID, key: str, now: datetime) -> tuple[bytes | None, Any]:
         """The answer if present and not expired; the current tick as the generation."""
@@ -153,7 +156,11 @@ class MemoryCache:
     ) -> bool:
         """Keep the answer unless the user was invalidated after `generation` was handed out."""
         bounds = self._bounds
-        if self._dropped.get(user_id, 0) >= generation or len(value) > bounds.bytes:
+        if (
+            self._dropped.get(user_id, 0) >= generation
+            or self._cleared >= generation
+            or len(value) > bounds.bytes
+        ):
             return False
         entries = self._users.get(user_id)
         if entries is None:
@@ -179,11 +186,22 @@ class MemoryCache:
 
     async def invalidate(self, user_ids: Iterable[uuid.UUID]) -> None:
         """Drop the users' answers; stores from lookups before now fail."""
+        self.clear_users(user_ids)
+
+    def clear_users(self, user_ids: Iterable[uuid.UUID]) -> None:
+        """`invalidate`, synchronously (for a message handler)."""
         tick = next(self._ticks)
         for user_id in user_ids:
             self._users.pop(user_id, None)
             self._bytes.pop(user_id, None)
             self._dropped[user_id] = tick
+
+    def clear(self) -> None:
+        """Drop every answer of every user; stores from lookups before now fail."""
+        self._cleared = next(self._ticks)
+        self._users.clear()
+        self._bytes.clear()
+        self._dropped.clear()
 
 
 # KEYS: generation, answers hash, LRU order of the answers (zset), their bytes, the users
@@ -234,6 +252,7 @@ class RedisCache:
         import redis.asyncio as aioredis  # noqa: PLC0415
         import redis.exceptions  # noqa: PLC0415
 
+        self.url = url
         self._client = aioredis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
         self._store = self._client.register_script(_STORE_SCRIPT)
         self._bounds = bounds or CacheBounds()
@@ -254,6 +273,13 @@ class RedisCache:
 
     async def lookup(self, user_id: uuid.UUID, key: str, now: datetime) -> tuple[bytes | None, Any]:
         """The answer if present and not expired, and the user's generation."""
+        found, generation, _ = await self.lookup_until(user_id, key, now)
+        return found, generation
+
+    async def lookup_until(
+        self, user_id: uuid.UUID, key: str, now: datetime
+    ) -> tuple[bytes | None, Any, float]:
+        """`lookup`, with the answer's expiry (POSIX seconds; 0 on a miss)."""
         generation_key, answers_key, lru_key, _ = self._keys(user_id)
         try:
             async with self._client.pipeline(transaction=False) as pipe:
@@ -262,11 +288,14 @@ class RedisCache:
                 pipe.zadd(lru_key, {key: _now_ms()}, xx=True)  # used: last out
                 raw, generation, _ = await pipe.execute()
         except self._errors:
-            return None, None  # a miss, and nothing will be stored
+            return None, None, 0.0  # a miss, and nothing will be stored
         seen = generation.decode() if generation is not None else "0"
-        if raw is None or _EXPIRY.unpack_from(raw)[0] <= now.timestamp():
-            return None, seen
-        return bytes(raw[_EXPIRY.size :]), seen
+        if raw is None:
+            return None, seen, 0.0
+        expires = _EXPIRY.unpack_from(raw)[0]
+        if expires <= now.timestamp():
+            return None, seen, 0.0
+        return bytes(raw[_EXPIRY.size :]), seen, expires
 
     async def store(
         self, user_id: uuid.UUID, key: str, value: bytes, generation: Any, expires: datetime
@@ -297,16 +326,19 @@ class RedisCache:
         return bool(stored)
 
     async def invalidate(self, user_ids: Iterable[uuid.UUID]) -> None:
-        """Bump the users' generations and drop their answers."""
+        """Bump the users' generations and drop their answers; tell the API processes' near
+        layers (`chainfolio.core.nearcache`) on `INVALIDATIONS`, in the same round trip."""
         users = list(user_ids)
         try:
             for start in range(0, len(users), _INVALIDATE_CHUNK):
+                chunk = users[start : start + _INVALIDATE_CHUNK]
                 async with self._client.pipeline(transaction=False) as pipe:
-                    for user_id in users[start : start + _INVALIDATE_CHUNK]:
+                    for user_id in chunk:
                         generation_key, *answers = self._keys(user_id)
                         pipe.incr(generation_key)
                         pipe.expire(generation_key, _GENERATION_TTL_S)
                         pipe.delete(*answers)
+                    pipe.publish(INVALIDATIONS, b"".join(u.bytes for u in chunk))
                     await pipe.execute()
         except self._errors as exc:
             log.warning("cache: invalidation failed (%s); answers expire within the TTL", exc)
@@ -314,15 +346,25 @@ class RedisCache:
 
 @asynccontextmanager
 async def open_cache(
-    url: str, *, ttl_s: float, bounds: CacheBounds | None = None
+    url: str, *, ttl_s: float, bounds: CacheBounds | None = None, near_ttl_s: float = 0.0
 ) -> AsyncIterator[AnswerCache]:
-    """The cache for `url` (the bus URL: `memory://` or `redis://`); `NoCache` when `ttl_s` is 0."""
+    """The cache for `url` (the bus URL: `memory://` or `redis://`); `NoCache` when `ttl_s` is 0.
+
+    `near_ttl_s` > 0 (API processes on Redis): an in-process layer in front of Redis
+    (`chainfolio.core.nearcache.NearCache`) serves answers for at most that long.
+    """
     if ttl_s <= 0:
         yield NoCache()
     elif url.startswith(("redis://", "rediss://", "unix://")):
         cache = RedisCache(url, bounds)
         try:
-            yield cache
+            if near_ttl_s > 0:
+                from chainfolio.core.nearcache import NearCache  # noqa: PLC0415 - a cycle
+
+                async with NearCache(cache, ttl_s=near_ttl_s, bounds=bounds).running() as near:
+                    yield near
+            else:
+                yield cache
         finally:
             await asyncio.shield(cache.aclose())
     else:

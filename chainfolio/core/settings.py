@@ -88,6 +88,13 @@ class Settings(BaseSettings):
         description="per-user answer cache: seconds an answer may be served (0 turns it off); "
         "dropped earlier by every refresh and mutation of the user",
     )
+    cache_near_ttl_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="with a Redis cache: seconds an API process may serve its own copy of an "
+        "answer read from Redis (dropped at once by any invalidation; 0 = off)",
+    )
     cache_max_users: int = Field(
         default=4_000, ge=1, description="users holding cached answers (least recent out)"
     )

@@ -18,7 +18,8 @@ Whole devnet (`chainfolio.devnet.network`, `chainfolio.devnet.cli`):
     run_devnet_cli(*, chain_ids, wallets=10, extra_tokens=0, json_path=None, out=stdout) -> int
     describe(deployment) -> str
 
-One chain (`chainfolio.devnet.deploy`):
+One chain (`chainfolio.devnet.deploy`; the specs and funding formulas in
+`chainfolio.devnet.funding`, the pokes in `chainfolio.devnet.actions`):
     deploy(rpc_url, *, wallets=20, extra_tokens=0, position_wallets=20, seed=...)
         -> DevnetDeployment          big fund mode: wallets=1000, extra_tokens=45
     DevnetDeployment, TokenDeployment, MULTICALL3_ADDRESS, STANDARD_TOKENS, FEEDS, FX_FEEDS,
@@ -53,19 +54,9 @@ collection's floor in ETH with 18 decimals (like Chainlink's NFT floor feeds). "
 the pinned npm `@chainlink/contracts`).
 """
 
-from chainfolio.devnet.cli import describe, run_devnet_cli
-from chainfolio.devnet.compiled import Artifact, compile_contracts, load_artifact
-from chainfolio.devnet.deploy import (
-    FEEDS,
-    FX_FEEDS,
-    MULTICALL3_ADDRESS,
-    STANDARD_TOKENS,
-    DevnetDeployment,
-    TokenDeployment,
+from chainfolio.devnet.actions import (
     accrue_vault_yield,
-    deploy,
     devnet_contract,
-    encode_call,
     increase_time,
     iter_holdings,
     mine,
@@ -75,11 +66,14 @@ from chainfolio.devnet.deploy import (
     set_price,
     set_time,
     snapshot,
-    token_specs,
     transfer_native,
     transfer_token,
     web3_for,
 )
+from chainfolio.devnet.cli import describe, run_devnet_cli
+from chainfolio.devnet.compiled import Artifact, compile_contracts, encode_call, load_artifact
+from chainfolio.devnet.deploy import MULTICALL3_ADDRESS, DevnetDeployment, TokenDeployment, deploy
+from chainfolio.devnet.funding import FEEDS, FX_FEEDS, STANDARD_TOKENS, token_specs
 from chainfolio.devnet.network import DEFAULT_CHAIN_IDS, Devnet, start_devnet
 from chainfolio.devnet.node import DevnetError, HardhatNode, devnet_dir, ensure_installed, stop_all
 from chainfolio.devnet.wallets import Wallet, devnet_wallets

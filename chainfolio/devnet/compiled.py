@@ -1,4 +1,5 @@
-"""Compiled devnet contracts: load the committed artifacts, or rebuild them with solc-js.
+"""Compiled devnet contracts: load the committed artifacts (and encode calls to them from their
+ABIs), or rebuild them with solc-js.
 
 Artifacts are committed so that installing chainfolio needs no Solidity compiler. After editing
 a contract in `contracts/`, rebuild them with `python -m chainfolio.devnet.compiled`.
@@ -12,6 +13,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from eth_abi.abi import encode as abi_encode
+from eth_typing import HexStr
+from eth_utils.crypto import keccak
 
 from chainfolio.devnet.node import DevnetError, ensure_installed, find_executable
 
@@ -61,3 +66,40 @@ def compile_contracts(out_dir: Path, *, node_dir: Path | None = None) -> list[Pa
 if __name__ == "__main__":
     for written in compile_contracts(ARTIFACTS_DIR):
         print(written)
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    """Canonical ABI type of a parameter: tuples spelled out as "(t1,t2)[]"."""
+    kind: str = param["type"]
+    if kind.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in param["components"])
+        return f"({inner}){kind.removeprefix('tuple')}"
+    return kind
+
+
+@functools.cache
+def _function_abi(contract: str, function: str, arity: int) -> tuple[bytes, tuple[str, ...]]:
+    matches = [
+        e
+        for e in load_artifact(contract).abi
+        if e["type"] == "function" and e["name"] == function and len(e["inputs"]) == arity
+    ]
+    if len(matches) != 1:
+        raise DevnetError(f"{contract} has {len(matches)} functions {function}/{arity}")
+    types = tuple(_abi_type(p) for p in matches[0]["inputs"])
+    return keccak(text=f"{function}({','.join(types)})")[:4], types
+
+
+def encode_call(contract: str, function: str, *args: Any) -> HexStr:
+    """Calldata for `function(*args)` of devnet contract `contract` (e.g. "MintableERC20")."""
+    # eth_abi directly: web3's Contract.encode_abi is ~100x slower on 1,000-element arrays.
+    selector, types = _function_abi(contract, function, len(args))
+    return HexStr("0x" + (selector + abi_encode(types, args)).hex())
+
+
+def constructor_data(contract: str, *args: Any) -> str:
+    artifact = load_artifact(contract)
+    constructor = [e for e in artifact.abi if e["type"] == "constructor"]
+    inputs: list[dict[str, Any]] = constructor[0]["inputs"] if constructor else []
+    encoded = abi_encode([_abi_type(i) for i in inputs], list(args))
+    return artifact.bytecode + encoded.hex()

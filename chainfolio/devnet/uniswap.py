@@ -26,8 +26,9 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
+from chainfolio.devnet.actions import transact, web3_for
 from chainfolio.devnet.compiled import Artifact, load_artifact
-from chainfolio.devnet.deploy import DevnetDeployment, _transact, web3_for
+from chainfolio.devnet.deploy import DevnetDeployment
 from chainfolio.devnet.node import DevnetError, ensure_installed
 
 V3_FACTORY = "@uniswap/v3-core/artifacts/contracts/UniswapV3Factory.sol/UniswapV3Factory.json"
@@ -147,7 +148,7 @@ def _send(
     deployment: DevnetDeployment, sender: str, contract: Contract, fn: str, *args: Any
 ) -> str:
     data = contract.encode_abi(fn, args=list(args))
-    return _transact(deployment, sender=sender, to=contract.address, data=data)
+    return transact(deployment, sender=sender, to=contract.address, data=data)
 
 
 def _owner(deployment: DevnetDeployment, owner: str | None) -> str:

@@ -1,5 +1,8 @@
 """Chains as data: the TOML format that describes every EVM network, and its loader.
 
+Why this is long: it is the chains file's one definition: the TOML example below and the
+pydantic models that validate each table of it, read in one place by anyone adding a chain.
+
 A chain entry names its RPC URLs (tried in order), its Multicall3, the tokens and positions
 to read, and the Chainlink-style feeds that price them. Adding a chain is a config entry.
 

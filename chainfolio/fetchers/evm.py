@@ -1,5 +1,9 @@
 """Balances of many wallets on one EVM chain, read in a few Multicall3 batches at one block.
 
+Why this is long: one `EvmChainReader` plans, batches and decodes every kind of holding of a
+chain at one block, and the plan's call indices tie those steps together; DEX positions are
+read beside it (`position_reader`).
+
 Per wallet: the native coin (Multicall3 `getEthBalance`), every tracked token (`balanceOf`),
 every ERC-4626 vault (`balanceOf` shares, then `convertToAssets`) and every lending market
 position (supplied and borrowed). A call that fails yields a Holding with `amount=None` and
@@ -38,7 +42,7 @@ from chainfolio.fetchers.multicall import (
     with_addresses,
     with_uint,
 )
-from chainfolio.fetchers.positions import PositionReader
+from chainfolio.fetchers.position_reader import PositionReader
 from chainfolio.fetchers.rpc import RpcClient, RpcConnection
 
 

@@ -34,7 +34,8 @@ from chainfolio.core.periods import (
 )
 from chainfolio.resolvers.performance import clean, percent, period_series
 from chainfolio.storage import market
-from chainfolio.storage.timeseries import BUCKET_ORIGIN, first_snapshot_time, prices_as_of
+from chainfolio.storage.prices import prices_as_of
+from chainfolio.storage.timeseries import BUCKET_ORIGIN, first_snapshot_time
 
 MAX_BASKET = 20
 _SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

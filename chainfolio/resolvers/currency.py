@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.core.currencies import CURRENCIES, USD
 from chainfolio.resolvers.history import HistoryView
-from chainfolio.storage.timeseries import SeriesPoint, prices_nearest
+from chainfolio.storage.history import SeriesPoint
+from chainfolio.storage.prices import prices_nearest
 
 FIAT_RATE_WINDOW = timedelta(hours=24)
 """Chainlink FX feeds update on a 24 h heartbeat: a stored rate this near is the feed's own."""

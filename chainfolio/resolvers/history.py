@@ -11,7 +11,8 @@ from itertools import pairwise
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.core.periods import check_points, parse_interval, parse_period
-from chainfolio.storage.timeseries import SeriesPoint, bucketed_history, first_snapshot_time
+from chainfolio.storage.history import SeriesPoint, bucketed_history
+from chainfolio.storage.timeseries import first_snapshot_time
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,16 +24,10 @@ from chainfolio.core.domain import plain
 from chainfolio.core.errors import InsufficientData, InvalidInput
 from chainfolio.core.periods import INTERVALS, Window, default_interval, parse_period
 from chainfolio.resolvers.portfolio import summarize_holdings
+from chainfolio.storage.flows import CashFlow, cash_flows_between
+from chainfolio.storage.history import Valuation, from_seconds, valuations_between
 from chainfolio.storage.holdings import current_holdings
-from chainfolio.storage.timeseries import (
-    BUCKET_ORIGIN,
-    CashFlow,
-    Valuation,
-    cash_flows_between,
-    from_seconds,
-    snapshot_at_or_before,
-    valuations_between,
-)
+from chainfolio.storage.timeseries import BUCKET_ORIGIN, snapshot_at_or_before
 
 SNAPSHOT_INTERVAL = "1h"
 """The worker's snapshot cadence: a risk grid finer than this would hold no complete step."""

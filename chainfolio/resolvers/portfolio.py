@@ -14,7 +14,7 @@ from chainfolio.core.domain import MONEY, Category
 from chainfolio.resolvers.pages import Key, Page, paginate
 from chainfolio.resolvers.updates import percent_change
 from chainfolio.storage.holdings import StoredHolding, current_holdings
-from chainfolio.storage.timeseries import snapshot_at_or_before
+from chainfolio.storage.hotpath import total_at_or_before
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,7 @@ def summarize_holdings(
     by_category: dict[str, Decimal] = defaultdict(Decimal)
     with localcontext(MONEY):
         for stored in holdings:
-            value = stored.holding.value_usd
+            value = stored.value_usd
             by_chain[(stored.holding.chain_id, stored.chain)] += value or 0
             if value is None:
                 continue
@@ -112,17 +112,17 @@ async def resolve_portfolio(
     holdings = await current_holdings(db, user_id=user_id)
     total, by_chain, by_asset, by_category = summarize_holdings(holdings)
     stale_chains = stale_chains_of(holdings)
-    valued = {h.holding.chain_id for h in holdings if h.holding.value_usd is not None}
+    valued = {h.holding.chain_id for h in holdings if h.value_usd is not None}
     held: dict[str, Decimal] = defaultdict(Decimal)
     borrowed: dict[str, Decimal] = defaultdict(Decimal)
     priced: set[str] = set()
     with localcontext(MONEY):
         for stored in holdings:
             h = stored.holding
-            if h.balance is not None:
+            if stored.balance is not None:
                 side = borrowed if h.category is Category.LOAN else held
-                side[h.symbol] += h.balance
-            if h.value_usd is not None:
+                side[h.symbol] += stored.balance
+            if stored.value_usd is not None:
                 priced.add(h.symbol)
     assets = [
         AssetValue(
@@ -136,11 +136,11 @@ async def resolve_portfolio(
     assets.sort(key=lambda a: (a.value is None, -(a.value or 0), a.asset))
     day_ago = None
     if with_change:
-        day_ago = await snapshot_at_or_before(db, user_id=user_id, moment=now - timedelta(hours=24))
+        day_ago = await total_at_or_before(db, user_id=user_id, moment=now - timedelta(hours=24))
     change = change_pct = None
     if day_ago is not None:
-        change = MONEY.subtract(total, day_ago.total_value)
-        change_pct = percent_change(total, day_ago.total_value)
+        change = MONEY.subtract(total, day_ago)
+        change_pct = percent_change(total, day_ago)
     return PortfolioView(
         total_value=total,
         change_24h=change,
@@ -159,7 +159,7 @@ async def resolve_portfolio(
         holdings=holdings,
         stale=bool(stale_chains),
         updated_at=max((h.updated_at for h in holdings), default=None),
-        unpriced_count=sum(1 for h in holdings if h.holding.value_usd is None),
+        unpriced_count=sum(1 for h in holdings if h.value_usd is None),
         stale_chains=stale_chains,
         incomplete=is_incomplete(holdings),
     )
@@ -168,7 +168,7 @@ async def resolve_portfolio(
 def holding_key(stored: StoredHolding) -> Key:
     """Largest absolute value first, unpriced last, then chain, asset, wallet, contract."""
     h = stored.holding
-    value = h.value_usd
+    value = stored.value_usd
     unpriced = value is None
     return (
         unpriced,

@@ -11,6 +11,12 @@ serialises it directly; whenever anything is not the plain case — a null for a
 a serialisation error, an exception from the attribute, a field with arguments or directives —
 it hands the field to graphql-core's own `execute_field`, which produces exactly the error or
 value it always did. The answers are the same bytes (tests/schema/test_execution.py).
+
+Lists of objects whose selected fields are all plain leaves (the portfolio's holdings, chains,
+assets) go one step further: the sub-selection is planned once per list and each item becomes
+its dict in one loop, without graphql-core's per-item completion (path keys, `complete_value`
+branches, `execute_fields`). Any item that is not the plain case sends the whole list back to
+graphql-core, which then answers exactly as before.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ from graphql import (
     GraphQLObjectType,
     GraphQLScalarType,
 )
+from graphql.execution.collect_fields import FieldDetails
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from typing_extensions import override
 
 _Plan = tuple[str, Callable[[Any], Any], bool]
 """A plain leaf: the Python attribute, the serialiser, whether null is allowed."""
@@ -60,6 +68,73 @@ _PLANS: weakref.WeakKeyDictionary[GraphQLObjectType, dict[str, _Plan]] = weakref
 """Per object type (of whichever schema), per field name: its plan, made on first use."""
 
 
+_Row = tuple[str, str, Callable[[Any], Any], bool]
+"""A plain leaf of a list item: response key, attribute, serialiser, whether null is allowed."""
+
+
+class _NotPlain(Exception):
+    """This list item is not the plain case: graphql-core completes the list."""
+
+
+def _plans_of(parent_type: GraphQLObjectType) -> dict[str, _Plan]:
+    plans = _PLANS.get(parent_type)
+    if plans is None:
+        plans = _PLANS[parent_type] = {}
+    return plans
+
+
+def _plan_of(parent_type: GraphQLObjectType, name: str) -> _Plan:
+    plans = _plans_of(parent_type)
+    plan = plans.get(name)
+    if plan is None:
+        plan = plans[name] = _plan(parent_type, name)
+    return plan
+
+
+def _plain_item(item: Any, rows: list[_Row]) -> dict[str, Any]:
+    """One list item's answer from its plain leaves, or _NotPlain."""
+    answer: dict[str, Any] = {}
+    for key, attribute, serialize, nullable in rows:
+        value = getattr(item, attribute)
+        if value is None:
+            if not nullable:
+                raise _NotPlain
+            answer[key] = None
+            continue
+        serialized = serialize(value)
+        if serialized is None or serialized is Undefined:
+            raise _NotPlain
+        answer[key] = serialized
+    return answer
+
+
+def _leaf_list(item_type: Any, items: list[Any] | tuple[Any, ...]) -> list[Any] | None:
+    """A list of scalars or enums serialised in one loop (a year of hourly `history` values is
+    8,760 of them), or None when it is not that or an item is not the plain case (a null for a
+    non-null item, a serialisation that fails): graphql-core then reports it as before."""
+    nullable = not isinstance(item_type, GraphQLNonNull)
+    kind = item_type if nullable else item_type.of_type
+    if not isinstance(kind, GraphQLScalarType | GraphQLEnumType):
+        return None
+    serialize = kind.serialize
+    answer: list[Any] = []
+    append = answer.append
+    try:
+        for item in items:
+            if item is None:
+                if not nullable:
+                    return None
+                append(None)
+                continue
+            serialized = serialize(item)
+            if serialized is None or serialized is Undefined:
+                return None
+            append(serialized)
+    except Exception:  # graphql-core's path reports it
+        return None
+    return answer
+
+
 class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context with the plain-leaf shortcut."""
 
@@ -73,12 +148,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         """A plain leaf read and serialised here; every other field as graphql-core does."""
         node = field_details_list[0].node
-        plans = _PLANS.get(parent_type)
-        if plans is None:
-            plans = _PLANS[parent_type] = {}
-        plan = plans.get(node.name.value)
-        if plan is None:
-            plan = plans[node.name.value] = _plan(parent_type, node.name.value)
+        plan = _plan_of(parent_type, node.name.value)
         if plan is not _NOT_PLAIN and not node.arguments and not node.directives:
             attribute, serialize, nullable = plan
             try:
@@ -95,3 +165,64 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
+
+    @override
+    def complete_iterable_value(
+        self,
+        item_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Path,
+        items: Any,
+        position_context: Any,
+    ) -> Any:
+        """A list of plain objects or of scalars in one loop; every other list as graphql-core
+        does."""
+        if isinstance(items, list | tuple) and not self.get_stream_usage(field_details_list, path):
+            leaves = _leaf_list(item_type, items)
+            if leaves is not None:
+                return leaves
+        rows = self._plain_rows(item_type, field_details_list, path)
+        if rows is not None and isinstance(items, list | tuple):
+            try:
+                return [_plain_item(item, rows) for item in items]
+            except Exception:  # noqa: S110 - _NotPlain or a raising attribute: graphql-core's path
+                pass
+        return super().complete_iterable_value(
+            item_type, field_details_list, info, path, items, position_context
+        )
+
+    def _plain_rows(self, item_type: Any, field_details_list: Any, path: Path) -> list[_Row] | None:
+        """The plan of a list's items when each is a non-null object whose selected fields are
+        all plain leaves (no arguments, directives, fragment variables, defer or stream)."""
+        if not isinstance(item_type, GraphQLNonNull):
+            return None
+        object_type = item_type.of_type
+        if (
+            not isinstance(object_type, GraphQLObjectType)
+            or object_type.is_type_of is not None
+            or self.get_stream_usage(field_details_list, path)
+        ):
+            return None
+        grouped, new_defers, forbidden = self.collect_subfields(object_type, field_details_list)
+        if new_defers or forbidden:
+            return None
+        rows: list[_Row] = []
+        for key, details in grouped.items():
+            first: FieldDetails = details[0]
+            name = first.node.name.value
+            if any(
+                d.node.arguments
+                or d.node.directives
+                or d.defer_usage is not None
+                or d.fragment_variable_values is not None
+                or d.node.name.value != name
+                for d in details
+            ):
+                return None
+            plan = _plan_of(object_type, name)
+            if plan is _NOT_PLAIN:
+                return None
+            attribute, serialize, nullable = plan
+            rows.append((key, attribute, serialize, nullable))
+        return rows

@@ -49,17 +49,20 @@ async def ensure_user(db: AsyncConnection, *, subject: str, issuer: str = NO_ISS
         )
     if found is not None:
         return uuid.UUID(str(found))
+    # No conflict target: concurrent first sights of one subject insert the same id, and with
+    # `ON CONFLICT (issuer, subject)` the primary key (checked first, as the older index) is
+    # not an arbiter, so the loser of that race got a unique violation (a 500) instead of
+    # nothing. The id is derived from (issuer, subject), so any conflict is this very user.
     await db.execute(
-        text(
-            "INSERT INTO users (id, issuer, subject) VALUES (:id, :i, :s) "
-            "ON CONFLICT (issuer, subject) DO NOTHING"
-        ),
+        text("INSERT INTO users (id, issuer, subject) VALUES (:id, :i, :s) ON CONFLICT DO NOTHING"),
         {"id": user_id_for(subject, issuer), "i": issuer, "s": subject},
     )
     created = await db.scalar(
         text("SELECT id FROM users WHERE issuer = :i AND subject = :s"),
         {"i": issuer, "s": subject},
     )
+    if created is None:  # an id taken by another subject: a uuid5 collision, never seen
+        raise RuntimeError(f"user id {user_id_for(subject, issuer)} is taken by another subject")
     return uuid.UUID(str(created))
 
 

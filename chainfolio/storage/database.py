@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from sqlalchemy import event, exc
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from chainfolio.core.errors import ChainfolioError, InvalidInput
 
@@ -360,3 +360,9 @@ def is_database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, _unreachable_types())
+
+
+async def driver_connection(db: AsyncConnection) -> Any:
+    """The asyncpg connection under `db`, for reads that skip SQLAlchemy's per-row objects."""
+    raw = await db.get_raw_connection()
+    return raw.driver_connection

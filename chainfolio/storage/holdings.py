@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.core.domain import AssetKind, Category, Holding, Price
+from chainfolio.storage.database import driver_connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,14 @@ class StoredHolding:
     chain_stale: bool = False
     """The wallet's chain could not be read at the last attempt (`holding.stale` is then set
     too; a token-level failure sets only `holding.stale` and `holding.error`)."""
+    balance: Decimal | None = field(init=False)
+    """`holding.balance`, computed once (an answer reads it up to eight times per holding)."""
+    value_usd: Decimal | None = field(init=False)
+    """`holding.value_usd`, computed once."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "balance", self.holding.balance)
+        object.__setattr__(self, "value_usd", self.holding.value_usd)
 
 
 POSITION_DETAILS = (
@@ -215,8 +225,7 @@ async def current_holdings(db: AsyncConnection, *, user_id: uuid.UUID) -> list[S
     statement asyncpg prepares once per connection: this is the API's hottest read, and
     SQLAlchemy's text() + Row path cost four times the query itself (docs/BENCHMARKS.md).
     """
-    driver = (await db.get_raw_connection()).driver_connection
-    assert driver is not None  # an open connection's asyncpg connection
+    driver = await driver_connection(db)
     rows = await driver.fetch(_CURRENT, user_id)
     result: list[StoredHolding] = []
     for (

@@ -1,5 +1,9 @@
 """Versioned, idempotent schema migrations with a TimescaleDB path and a plain-PostgreSQL path.
 
+Why this is long: the migrations are one append-only list, applied in order; a shipped
+migration is never edited, so each stays here as it ran, followed by `migrate` and the
+snapshot-partition helpers the migrations and the retention job share.
+
 `migrate()` is the one entry point. It takes an advisory lock (several processes may start at
 once), applies each missing version in its own transaction and records it in
 `schema_migrations`. A database whose schema is newer than this code is refused.

@@ -11,6 +11,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chainfolio.storage.database import driver_connection
+
 METHODS = ("average", "fifo")
 DEFAULT_METHOD = "average"
 
@@ -113,15 +115,10 @@ def _movement(r: Any) -> AssetMovement:
     return AssetMovement._make((*r[:11], int(r[11]), *r[12:]))
 
 
-async def _driver(db: AsyncConnection) -> Any:
-    raw = await db.get_raw_connection()
-    return raw.driver_connection
-
-
 async def user_movements(db: AsyncConnection, *, user_id: uuid.UUID) -> list[AssetMovement]:
     """All of the user's movements, oldest first."""
     await db.execute(text("SELECT 1"))  # begins the caller's transaction (as timeseries does)
-    conn = await _driver(db)
+    conn = await driver_connection(db)
     rows = await conn.fetch(f"{_SELECT} WHERE m.user_id = $1 ORDER BY m.time, m.id", user_id)
     return [_movement(r) for r in rows]
 
@@ -131,7 +128,7 @@ async def basis_rows(db: AsyncConnection, *, user_id: uuid.UUID) -> list[Any]:
     (numeric), decimals, value_usd, kind, chain_id, tx_hash. Half the columns of
     `user_movements` and no join: the P&L of a long history reads only these."""
     await db.execute(text("SELECT 1"))
-    conn = await _driver(db)
+    conn = await driver_connection(db)
     return list(
         await conn.fetch(
             """SELECT time, asset, amount, decimals, value_usd, kind, chain_id, tx_hash
@@ -161,7 +158,7 @@ async def stream_movements(
 
     Needs a transaction (`engine.begin()` or `connect()` then a statement)."""
     await db.execute(text("SELECT 1"))
-    conn = await _driver(db)
+    conn = await driver_connection(db)
     cursor = await conn.cursor(f"{_SELECT} WHERE m.user_id = $1 ORDER BY m.time, m.id", user_id)
     while rows := await cursor.fetch(batch):
         yield [_movement(r) for r in rows]

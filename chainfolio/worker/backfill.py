@@ -23,6 +23,7 @@ from chainfolio.fetchers.evm import EvmChainReader
 from chainfolio.fetchers.portfolio import ChainSet
 from chainfolio.fetchers.prices import parse_address_key
 from chainfolio.fetchers.rpc import parse_quantity
+from chainfolio.storage import prices as price_store
 from chainfolio.storage import timeseries
 from chainfolio.storage.accounts import Wallet
 from chainfolio.storage.holdings import StoredHolding
@@ -123,7 +124,7 @@ class Backfill:
             for h in held
         }
         async with self._engine.connect() as db:
-            prices = await timeseries.prices_near(
+            prices = await price_store.prices_near(
                 db, symbols=keys, moment=moment, window=timedelta(minutes=90)
             )
             by_address = {k for k in keys - prices.keys() if parse_address_key(k) is not None}

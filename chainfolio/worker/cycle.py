@@ -1,5 +1,9 @@
 """The refresh cycle: read tracked wallets, store holdings, publish changes, snapshot.
 
+Why this is long: one `Worker` holds the state a cycle and the loop that schedules it share
+(tracked wallets, stored holdings, leases, nudges); the parts that stand alone live beside it
+(`flows`, `backfill`, `heads`, `leases`, `snapshots`).
+
 Each cycle reads every wallet of this worker's shards (all chains concurrently, Multicall3
 batches pinned to one block per chain), stores the holdings (a chain that fails keeps its last
 values, flagged stale), records the cash flows found since the last cycle (`flows`), publishes
@@ -35,8 +39,10 @@ from chainfolio.fetchers.portfolio import ChainSet, ChainState, read_portfolio
 from chainfolio.resolvers.portfolio import is_incomplete, stale_chains_of, summarize_holdings
 from chainfolio.resolvers.updates import HoldingChange, PortfolioUpdate, percent_change
 from chainfolio.storage import accounts, timeseries
+from chainfolio.storage import flows as flow_store
 from chainfolio.storage import holdings as holdings_store
 from chainfolio.storage import movements as movements_store
+from chainfolio.storage import prices as price_store
 from chainfolio.storage.accounts import Wallet
 from chainfolio.storage.holdings import StoredHolding
 from chainfolio.worker.backfill import Backfill
@@ -219,10 +225,10 @@ class Worker:
                     observed_at=now,
                 )
             # The prices this refresh valued holdings with, at minute precision (benchmarks).
-            await timeseries.write_prices(
+            await price_store.write_prices(
                 db,
                 [
-                    timeseries.PricePoint(now, symbol, p.usd, p.source)
+                    price_store.PricePoint(now, symbol, p.usd, p.source)
                     for symbol, p in read.prices.items()
                 ],
             )
@@ -254,7 +260,7 @@ class Worker:
         )
         if anchors:
             async with self._engine.begin() as db:
-                await timeseries.save_chain_anchors(db, anchors)
+                await flow_store.save_chain_anchors(db, anchors)
 
     async def _stored_before(
         self, db: AsyncConnection, users: set[uuid.UUID], *, forget_others: bool
@@ -450,13 +456,13 @@ async def _write_scans(
     movements dropped, new ones written, cursors moved."""
     for chain_id, scan in scans.items():
         for block, wallet_ids in scan.orphaned_after.items():
-            await timeseries.delete_cash_flows_after(db, wallet_ids=wallet_ids, block_number=block)
+            await flow_store.delete_cash_flows_after(db, wallet_ids=wallet_ids, block_number=block)
             await movements_store.delete_movements_after(
                 db, wallet_ids=wallet_ids, block_number=block
             )
         if scan.rescan_from is not None:
             report.rescanned_chains[chain_id] = scan.rescan_from
-        await timeseries.write_cash_flows(db, scan.flows)
+        await flow_store.write_cash_flows(db, scan.flows)
         await movements_store.write_movements(db, scan.openings + scan.movements)
-        await timeseries.save_transfer_cursors(db, scan.cursors)
+        await flow_store.save_transfer_cursors(db, scan.cursors)
         report.flows += len(scan.flows)

@@ -13,15 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chainfolio.core.domain import AssetKind, Category, Holding, Price
 from chainfolio.storage.accounts import add_wallet, ensure_user
+from chainfolio.storage.flows import CashFlow, write_cash_flows
 from chainfolio.storage.holdings import replace_wallet_holdings
-from chainfolio.storage.timeseries import (
-    CashFlow,
-    PricePoint,
-    Snapshot,
-    write_cash_flows,
-    write_prices,
-    write_snapshots,
-)
+from chainfolio.storage.prices import PricePoint, write_prices
+from chainfolio.storage.timeseries import Snapshot, write_snapshots
 from tests.api.conftest import Auth
 from tests.worker.test_flows import Clock
 

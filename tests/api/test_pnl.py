@@ -27,7 +27,8 @@ from chainfolio.resolvers.pnl import resolve_pnl, transaction_rows
 from chainfolio.storage.accounts import Wallet, add_wallet, ensure_user
 from chainfolio.storage.holdings import replace_wallet_holdings
 from chainfolio.storage.movements import AssetMovement, user_movements, write_movements
-from chainfolio.storage.timeseries import PricePoint, Snapshot, write_prices, write_snapshots
+from chainfolio.storage.prices import PricePoint, write_prices
+from chainfolio.storage.timeseries import Snapshot, write_snapshots
 from chainfolio.worker.cycle import Worker
 from tests.analytics.costbasis_reference import Trade, reference
 from tests.api.conftest import Auth

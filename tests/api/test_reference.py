@@ -20,14 +20,9 @@ from scipy import stats as scipy_stats
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chainfolio.storage.accounts import ensure_user
-from chainfolio.storage.timeseries import (
-    CashFlow,
-    PricePoint,
-    Snapshot,
-    write_cash_flows,
-    write_prices,
-    write_snapshots,
-)
+from chainfolio.storage.flows import CashFlow, write_cash_flows
+from chainfolio.storage.prices import PricePoint, write_prices
+from chainfolio.storage.timeseries import Snapshot, write_snapshots
 from tests.analytics.production import ProductionData, production_data
 from tests.analytics.reference import irr_bisection
 from tests.api.conftest import Auth

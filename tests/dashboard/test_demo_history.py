@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from chainfolio.demo import Position, price_paths, synthetic_history
+from chainfolio.demo.history import Position, price_paths, synthetic_history
 
 NOW = datetime(2026, 3, 1, 12, 34, tzinfo=UTC)
 USER = uuid.uuid4()

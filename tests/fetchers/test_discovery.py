@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chainfolio.cli import build_parser, cmd_discover, progress_bar
+from chainfolio.cli import build_parser
+from chainfolio.cli.accounts import cmd_discover, progress_bar
 from chainfolio.core.settings import Settings
 from chainfolio.devnet import Devnet, mine, transfer_token
 from chainfolio.fetchers.devnet_config import config_from_devnet

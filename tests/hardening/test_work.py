@@ -15,7 +15,8 @@ import httpx
 
 from chainfolio.storage.accounts import ensure_user
 from chainfolio.storage.database import create_engine
-from chainfolio.storage.timeseries import PricePoint, Snapshot, write_prices, write_snapshots
+from chainfolio.storage.prices import PricePoint, write_prices
+from chainfolio.storage.timeseries import Snapshot, write_snapshots
 from tests.hardening.conftest import OpenClient, bearer, serve_env
 from tests.servers import serve
 

@@ -53,11 +53,63 @@ ROWS = [
 ]
 
 
+class Duck:
+    """Read as an Item by the default resolvers, with a `count` that raises."""
+
+    name = "d"
+    amount = Decimal(1)
+    price = None
+    side = Side.SELL
+    broken = 1
+
+    @property
+    def count(self) -> int:
+        raise ValueError("count unavailable")
+
+
+@strawberry.type
+class Group:
+    title: str
+    members: list[Item]
+
+
 @strawberry.type
 class Query:
     @strawberry.field
     def items(self) -> list[Item]:
         return ROWS
+
+    @strawberry.field
+    def mixed(self) -> list[Item]:
+        return [ROWS[0], Duck()]  # type: ignore[list-item]
+
+    @strawberry.field
+    def maybe(self) -> list[Item | None]:
+        return [ROWS[0], None]
+
+    @strawberry.field
+    def amounts(self) -> list[Decimal]:
+        return [r.amount for r in ROWS]
+
+    @strawberry.field
+    def prices(self) -> list[Decimal | None]:
+        return [r.price for r in ROWS]
+
+    @strawberry.field
+    def sides(self) -> list[Side]:
+        return [r.side for r in ROWS]
+
+    @strawberry.field
+    def counts(self) -> list[int]:
+        return [1, None, 3]  # type: ignore[list-item]
+
+    @strawberry.field
+    def bad_counts(self) -> list[int]:
+        return [1, "x", 3]  # type: ignore[list-item]
+
+    @strawberry.field
+    def groups(self) -> list[Group]:
+        return [Group(title="g", members=ROWS[:2]), Group(title="h", members=[])]
 
     @strawberry.field
     def first(self) -> Item | None:
@@ -83,6 +135,17 @@ DOCUMENTS = [
     "{ first { broken } items { count } }",
     "{ items { name secret } }",
     "{ items { doubled d3: doubled(times: 3) } }",
+    # lists completed in one loop, and the cases that send a list back to graphql-core
+    "{ mixed { name side } }",
+    "{ mixed { name count } }",
+    "{ maybe { name amount } }",
+    "{ items { __typename name } }",
+    "{ groups { title members { name amount } } }",
+    "{ items { name ...on Item { n: name price } } }",
+    # lists of scalars and enums in one loop, and the items that send them back
+    "{ amounts prices sides }",
+    "{ counts }",
+    "{ badCounts }",
 ]
 
 

@@ -18,15 +18,17 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chainfolio.storage.timeseries import (
+from chainfolio.storage.history import (
     SeriesPoint,
-    Snapshot,
     bucketed_history,
-    first_snapshot_time,
     from_seconds,
+    valuations_between,
+)
+from chainfolio.storage.timeseries import (
+    Snapshot,
+    first_snapshot_time,
     roll_up_days,
     snapshot_at_or_before,
-    valuations_between,
     write_snapshots,
 )
 

@@ -12,13 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chainfolio.storage.timeseries import (
-    PricePoint,
-    Snapshot,
-    prices_near,
-    write_prices,
-    write_snapshots,
-)
+from chainfolio.storage.prices import PricePoint, prices_near, write_prices
+from chainfolio.storage.timeseries import Snapshot, write_snapshots
 
 
 async def test_prices_are_kept_once_per_symbol_per_minute(engine: AsyncEngine) -> None:

@@ -18,7 +18,7 @@ from chainfolio.devnet import Devnet, increase_time, set_price, transfer_native,
 from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import ChainSet, open_chains
 from chainfolio.resolvers.performance import resolve_performance
-from chainfolio.storage.timeseries import PricePoint, write_prices
+from chainfolio.storage.prices import PricePoint, write_prices
 from chainfolio.worker.cycle import Worker
 from tests.fixtures.devnet import own_time
 from tests.worker.test_flows import Clock, user_with_wallets

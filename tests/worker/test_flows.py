@@ -32,7 +32,7 @@ from chainfolio.fetchers.devnet_config import config_from_devnet
 from chainfolio.fetchers.portfolio import ChainSet, open_chains
 from chainfolio.resolvers.performance import resolve_performance
 from chainfolio.storage.accounts import add_wallet, ensure_user
-from chainfolio.storage.timeseries import CashFlow, cash_flows_between
+from chainfolio.storage.flows import CashFlow, cash_flows_between
 from chainfolio.worker.cycle import Worker
 from chainfolio.worker.flows import flow_time
 from chainfolio.worker.options import WorkerOptions

@@ -1,0 +1,3 @@
+from chainfolio.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,38 @@
+"""The API's hottest small reads, on the asyncpg driver connection with prepared statements.
+
+An uncached `portfolio` answer reads the holdings (`holdings.current_holdings`) and the total
+of 24 hours ago. Through SQLAlchemy the second read cost three round trips (its autobegun
+`BEGIN`, the query, the `ROLLBACK` at check-in) and the decoding of three JSON breakdowns the
+answer does not use; here it is one round trip of one column. The rare fallback (no snapshot
+within two days) keeps the full definition in `timeseries.snapshot_at_or_before`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chainfolio.storage.database import driver_connection
+from chainfolio.storage.timeseries import snapshot_at_or_before
+
+_RECENT_TOTAL = """SELECT total_value FROM portfolio_snapshots
+    WHERE user_id = $1 AND "timestamp" <= $2 AND "timestamp" > $2 - interval '2 days'
+    ORDER BY "timestamp" DESC LIMIT 1"""
+
+
+async def total_at_or_before(
+    db: AsyncConnection, *, user_id: uuid.UUID, moment: datetime
+) -> Decimal | None:
+    """The total value of `snapshot_at_or_before(moment)`, or None when there is none.
+
+    Runs inside the caller's transaction when it has one (the driver connection is the same).
+    """
+    driver = await driver_connection(db)
+    total: Decimal | None = await driver.fetchval(_RECENT_TOTAL, user_id, moment)
+    if total is not None:
+        return total
+    older = await snapshot_at_or_before(db, user_id=user_id, moment=moment)
+    return None if older is None else older.total_value

@@ -79,10 +79,8 @@ REASON = "Why this is long:"
 STILL_LONG = {
     "analytics/costbasis.py",
     "api/rest.py",
-    "fetchers/prices.py",
     "resolvers/pnl.py",
     "schema/types.py",
-    "worker/flows.py",
 }
 
 

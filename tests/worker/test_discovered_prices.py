@@ -30,10 +30,11 @@ from chainfolio.fetchers.prices import address_key
 from chainfolio.resolvers.portfolio import summarize_holdings
 from chainfolio.storage import tokens as token_store
 from chainfolio.storage.accounts import Wallet, list_wallets
+from chainfolio.storage.flows import cash_flows_between
 from chainfolio.storage.holdings import current_holdings
 from chainfolio.storage.market import latest_prices
 from chainfolio.storage.pools import token_pools
-from chainfolio.storage.timeseries import PricePoint, cash_flows_between, write_prices
+from chainfolio.storage.prices import PricePoint, write_prices
 from chainfolio.worker.cycle import Worker
 from chainfolio.worker.discovery import TokenDiscovery
 from tests.fetchers.tokens import OPENZEPPELIN, deploy_token, mint

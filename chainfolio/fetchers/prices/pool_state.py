@@ -1,5 +1,6 @@
 """A Uniswap pool's answers as a price: V3 `slot0` or the `observe` TWAP (OracleLibrary's
-mean tick), V2 reserves; exact, in quote units per token, with the quote side's depth."""
+mean tick), V2 reserves; exact, in quote units per token, with the quote side's depth. And
+the chain's Uniswap settings the pricing reads: quote tokens, liquidity floor, V2 factory."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Sequence
 from decimal import Decimal, localcontext
 from fractions import Fraction
 
+from chainfolio.fetchers.config import ChainConfig, TokenConfig, UniswapV2Config
 from chainfolio.fetchers.multicall import CallResult, MalformedResult
 from chainfolio.fetchers.positions import signed, sqrt_ratio_at_tick, words
 
@@ -52,6 +54,29 @@ def pool_quote(
             token_decimals - quote_decimals
         )
     return price, Decimal(quote_raw).scaleb(-quote_decimals), how
+
+
+def v2_factory(chain: ChainConfig) -> str | None:
+    """The chain's Uniswap V2 factory, if it has one."""
+    return chain.uniswap_v2.factory if chain.uniswap_v2 is not None else None
+
+
+def quote_tokens(chain: ChainConfig) -> list[TokenConfig]:
+    """The chain's configured quote tokens (V3 list, else V2 list), those it lists."""
+    wanted = (chain.uniswap_v3 or chain.uniswap_v2 or UniswapV2Config()).quote_tokens
+    found = []
+    for ref in wanted:
+        try:
+            found.append(chain.token(ref))
+        except ValueError:
+            continue
+    return found
+
+
+def liquidity_floor(chain: ChainConfig, version: int) -> Decimal:
+    """The USD depth below which a pool of that version is not used."""
+    config = chain.uniswap_v3 if version == 3 else chain.uniswap_v2
+    return config.min_liquidity_usd if config is not None else Decimal(100_000)
 
 
 def observe_args(seconds: int) -> bytes:

@@ -31,7 +31,7 @@ from eth_utils.address import to_checksum_address
 
 from chainfolio.core.domain import AssetKind, Price
 from chainfolio.core.errors import SourceUnavailable
-from chainfolio.fetchers.config import ChainConfig, TokenConfig, UniswapV2Config
+from chainfolio.fetchers.config import TokenConfig
 from chainfolio.fetchers.evm import EvmChainReader
 from chainfolio.fetchers.multicall import (
     BALANCE_OF,
@@ -48,7 +48,13 @@ from chainfolio.fetchers.multicall import (
 )
 from chainfolio.fetchers.positions import SLOT0
 from chainfolio.fetchers.prices.base import PriceSource, parse_address_key, utcnow
-from chainfolio.fetchers.prices.pool_state import observe_args, pool_quote
+from chainfolio.fetchers.prices.pool_state import (
+    liquidity_floor,
+    observe_args,
+    pool_quote,
+    quote_tokens,
+    v2_factory,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +117,7 @@ class UniswapPriceSource:
         recheck_after: timedelta = RECHECK_AFTER,
     ) -> None:
         self._readers = {
-            r.chain.chain_id: r for r in readers if r.chain.uniswap_v3 or _v2_factory(r.chain)
+            r.chain.chain_id: r for r in readers if r.chain.uniswap_v3 or v2_factory(r.chain)
         }
         self._quotes = quotes
         self._clock = clock
@@ -140,7 +146,7 @@ class UniswapPriceSource:
             key = (entry.chain_id, entry.token)
             if reader is None or key in self._pools:
                 continue
-            quotes = {q.address: q for q in _quote_tokens(reader.chain)}
+            quotes = {q.address: q for q in quote_tokens(reader.chain)}
             found = tuple(
                 _FoundPool(version, pool, quotes[quote], fee)
                 for version, pool, quote, fee in entry.pools
@@ -163,7 +169,7 @@ class UniswapPriceSource:
                 by_address.setdefault(parsed[0], set()).add(parsed[1])
         for chain_id, reader in self._readers.items():
             chain = reader.chain
-            quotes = {q.address for q in _quote_tokens(chain)}
+            quotes = {q.address for q in quote_tokens(chain)}
             found: list[_Wanted] = []
             for token in chain.tokens:
                 if token.spam or token.kind is not AssetKind.ERC20 or token.address in quotes:
@@ -191,7 +197,7 @@ class UniswapPriceSource:
         quote_keys = {
             quote.price_key
             for chain_id in wanted
-            for quote in _quote_tokens(self._readers[chain_id].chain)
+            for quote in quote_tokens(self._readers[chain_id].chain)
         }
         _, quotes = await asyncio.gather(
             gather_all([self._discover(c, ts) for c, ts in wanted.items()]),
@@ -229,8 +235,8 @@ class UniswapPriceSource:
         )
         if not new:
             return
-        v3, v2_factory = chain.uniswap_v3, _v2_factory(chain)
-        quotes = _quote_tokens(chain)
+        v3, v2 = chain.uniswap_v3, v2_factory(chain)
+        quotes = quote_tokens(chain)
         asked: list[tuple[str, _FoundPool]] = []
         calls: list[Call] = []
         for address in new:
@@ -240,8 +246,8 @@ class UniswapPriceSource:
                         data = with_addresses(GET_POOL, address, quote.address)
                         calls.append(Call(v3.factory, data + fee.to_bytes(32, "big")))
                         asked.append((address, _FoundPool(3, "", quote, fee)))
-                if v2_factory is not None:
-                    calls.append(Call(v2_factory, with_addresses(GET_PAIR, address, quote.address)))
+                if v2 is not None:
+                    calls.append(Call(v2, with_addresses(GET_PAIR, address, quote.address)))
                     asked.append((address, _FoundPool(2, "", quote)))
         try:
             _, results = await reader.call_at_latest(calls)
@@ -375,7 +381,7 @@ class UniswapPriceSource:
         with localcontext() as exact:
             exact.prec = 200
             depth = quote_units * quote_price.usd
-            floor = _floor(chain, pool.version)
+            floor = liquidity_floor(chain, pool.version)
             if depth < floor:
                 return f"quote side worth {depth:.2f} USD, below the {floor} USD liquidity floor"
             usd = price_in_quote * quote_price.usd
@@ -384,24 +390,3 @@ class UniswapPriceSource:
             f"({token.label}/{pool.quote.symbol} {how} x {quote_price.source})"
         )
         return depth, Price(token.key, usd, source, min(now, quote_price.updated_at))
-
-
-def _v2_factory(chain: ChainConfig) -> str | None:
-    return chain.uniswap_v2.factory if chain.uniswap_v2 is not None else None
-
-
-def _quote_tokens(chain: ChainConfig) -> list[TokenConfig]:
-    """The chain's configured quote tokens (V3 list, else V2 list), those it lists."""
-    wanted = (chain.uniswap_v3 or chain.uniswap_v2 or UniswapV2Config()).quote_tokens
-    found = []
-    for ref in wanted:
-        try:
-            found.append(chain.token(ref))
-        except ValueError:
-            continue
-    return found
-
-
-def _floor(chain: ChainConfig, version: int) -> Decimal:
-    config = chain.uniswap_v3 if version == 3 else chain.uniswap_v2
-    return config.min_liquidity_usd if config is not None else Decimal(100_000)

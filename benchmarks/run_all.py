@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "graphql": ([], ["--duration", "2", "--rest-connections", "20"]),
     "dashboard": ([], ["--runs", "2"]),
     "tokens": ([], ["--blocks", "100000", "--rounds", "2"]),
+    "pricing": ([], ["--tokens", "10", "--rounds", "1"]),
     "healthz_under_load": ([], ["--rounds", "1"]),
     "pnl": ([], ["--transfers", "2000", "--rows", "10000", "--runs", "5"]),
 }

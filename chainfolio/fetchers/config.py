@@ -330,12 +330,31 @@ class ChainConfig(_Model):
         return keys
 
 
+COINGECKO_PLATFORMS = {
+    1: "ethereum",
+    10: "optimistic-ethereum",
+    56: "binance-smart-chain",
+    100: "xdai",
+    137: "polygon-pos",
+    8453: "base",
+    42161: "arbitrum-one",
+    43114: "avalanche",
+    59144: "linea",
+    534352: "scroll",
+}
+"""CoinGecko's asset-platform ids (its `GET /asset_platforms`) of the shipped chains."""
+
+
 class HttpPriceConfig(_Model):
-    """A CoinGecko-style `/simple/price` API (off unless enabled)."""
+    """A CoinGecko-style API (off unless enabled): `/simple/price` for the symbols `ids`
+    names, `/simple/token_price/<platform>` for tokens known by address on `platforms`."""
 
     enabled: bool = False
     base_url: str = "https://api.coingecko.com/api/v3"
     ids: dict[str, str] = Field(default_factory=dict)
+    platforms: dict[int, str] = Field(default_factory=lambda: dict(COINGECKO_PLATFORMS))
+    """Chain id -> the API's platform id, for pricing listed and discovered tokens."""
+    addresses_per_request: int = Field(30, ge=1)
     api_key_header: str | None = None
     api_key_env: str | None = None
     max_age: int = Field(900, gt=0)

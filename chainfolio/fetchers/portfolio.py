@@ -71,9 +71,11 @@ class ChainSet:
         readers = list(self.readers.values())
         feeds = ChainlinkPriceSource(readers)
         sources: list[PriceSource] = [feeds]
+        self.uniswap: UniswapPriceSource | None = None
         if any(chain.uniswap_v3 or chain.uniswap_v2 for chain in config.chains):
             # Chainlink, then Uniswap V3 pools, then V2 pairs (one source), then the rest.
-            sources.append(UniswapPriceSource(readers, quotes=feeds))
+            self.uniswap = UniswapPriceSource(readers, quotes=feeds)
+            sources.append(self.uniswap)
         if any(chain.dex_pools for chain in config.chains):
             # Pools are quoted in feed-priced tokens (WETH, USDC …): their quotes come from feeds.
             sources.append(DexPriceSource(readers, quotes=feeds))
@@ -185,16 +187,32 @@ async def read_portfolio(
         )
         for chain_id, owners in per_chain.items()
     ]
+    # Discovered tokens are priced by their address keys, held or not (a flow of one that left
+    # the wallet is valued too); listed ones only once the read shows them held.
     symbols = set().union(*(chains.readers[c].chain.price_keys() for c in per_chain))
+    symbols.update(t.price_key for tokens in (discovered or {}).values() for t in tokens)
     results, prices = await asyncio.gather(
         gather_all(chain_reads), _read_prices(chains.prices, symbols, chain_timeout_s, with_prices)
     )
+    held = {
+        h.extra.get("price_symbol", h.symbol)
+        for result in results
+        for hs in result.holdings.values()
+        for h in hs
+        if h.amount
+    }
+    if held - symbols:
+        prices |= await _read_prices(chains.prices, held - symbols, chain_timeout_s, with_prices)
     for status in (result.status for result in results):
         observe_chain_read(status.name, status.state.value, status.duration_s)
+    unpriced = chains.uniswap.unpriced if chains.uniswap is not None else {}
     priced = {
         result.status.chain_id: ChainHoldings(
             result.status,
-            {w: [_with_price(h, prices) for h in hs] for w, hs in result.holdings.items()},
+            {
+                w: [_with_price(h, prices, unpriced) for h in hs]
+                for w, hs in result.holdings.items()
+            },
         )
         for result in results
     }
@@ -262,6 +280,14 @@ async def _read_prices(
         return {}
 
 
-def _with_price(holding: Holding, prices: Mapping[str, Price]) -> Holding:
-    price = prices.get(holding.extra.get("price_symbol", holding.symbol))
-    return holding if price is None else replace(holding, price=price)
+def _with_price(
+    holding: Holding, prices: Mapping[str, Price], unpriced: Mapping[str, str]
+) -> Holding:
+    """The holding with its price; without one, why (when a source said: `extra["unpriced"]`)."""
+    key = holding.extra.get("price_symbol", holding.symbol)
+    price = prices.get(key)
+    if price is not None:
+        return replace(holding, price=price)
+    if key in unpriced and holding.amount:
+        return replace(holding, extra={**holding.extra, "unpriced": unpriced[key]})
+    return holding

@@ -25,6 +25,7 @@ from chainfolio.core.domain import ChecksumAddress
 from chainfolio.core.errors import InvalidInput
 from chainfolio.fetchers.addresses import parse_address
 from chainfolio.fetchers.config import ChainConfig, TokenConfig
+from chainfolio.fetchers.prices.base import address_key
 
 DATA_DIR = Path(__file__).with_name("data")
 SHIPPED_LIST = DATA_DIR / "uniswap-default.tokenlist.json"
@@ -128,11 +129,6 @@ def tokens_by_chain(
     return per_chain
 
 
-def unpriced_key(chain_id: int, address: str) -> str:
-    """A price key no price source answers by symbol: the token is priced by address or not."""
-    return f"{chain_id}:{address}"
-
-
 def as_token(chain: ChainConfig, token: ListedToken) -> TokenConfig:
     """A listed token as the reader reads it: priced by a feed of its symbol on that chain,
     else by its address (a look-alike symbol never borrows a feed the list did not vouch for)."""
@@ -141,5 +137,5 @@ def as_token(chain: ChainConfig, token: ListedToken) -> TokenConfig:
         address=token.address,
         symbol=token.symbol,
         decimals=token.decimals,
-        price_symbol=symbol or unpriced_key(chain.chain_id, token.address),
+        price_symbol=symbol or address_key(chain.chain_id, token.address),
     )

@@ -62,11 +62,16 @@ POSITION_DETAILS = (
 """What is kept of a DEX position leg's `extra`: enough to show it as part of its position."""
 
 
+UNPRICED = "unpriced"
+"""Holding.extra key: why no price source priced the holding (e.g. its only pool is thin)."""
+
+
 def position_details(holding: Holding) -> str | None:
-    """The JSON stored in `details` for a position leg; None for other holdings."""
-    if "position" not in holding.extra:
-        return None
-    return json.dumps({k: holding.extra[k] for k in POSITION_DETAILS if k in holding.extra})
+    """The JSON stored in `details`: a position leg's details, why a holding is unpriced;
+    None when neither applies."""
+    kept = (*POSITION_DETAILS, UNPRICED) if "position" in holding.extra else (UNPRICED,)
+    details = {k: holding.extra[k] for k in kept if k in holding.extra}
+    return json.dumps(details) if details else None
 
 
 def _details(raw: object) -> dict[str, str]:

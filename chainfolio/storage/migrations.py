@@ -338,6 +338,20 @@ async def _v9_user_issuer(conn: AsyncConnection, _timescale: bool, _opts: Storag
     )
 
 
+async def _v10_token_pools(conn: AsyncConnection, _timescale: bool, _opts: StorageOptions) -> None:
+    # Pricing by address (issue 12): the Uniswap pools the factories named for each token,
+    # kept across restarts (chainfolio.storage.pools); [] = none found when checked.
+    await _exec(
+        conn,
+        """CREATE TABLE token_pools (
+            chain_id integer NOT NULL,
+            token varchar(42) NOT NULL,
+            pools jsonb NOT NULL,
+            checked_at timestamptz NOT NULL,
+            PRIMARY KEY (chain_id, token))""",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _v1_core),
     Migration(
@@ -354,6 +368,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(8, "asset movements and cost-basis settings (P&L)", _v8_asset_movements),
     Migration(9, "users keyed by the exact (issuer, subject)", _v9_user_issuer),
+    Migration(10, "Uniswap pools found per token (pricing by address)", _v10_token_pools),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

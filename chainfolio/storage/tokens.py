@@ -290,7 +290,8 @@ async def excluded_tokens(db: AsyncConnection, *, user_id: uuid.UUID) -> list[Ex
     rows = await db.execute(
         text(
             """SELECT pa.chain_id, w.address, pa.contract, pa.asset, tm.spam,
-                      coalesce(tv.hidden, false) AS hidden, tv.hidden AS chosen
+                      coalesce(tv.hidden, false) AS hidden, tv.hidden AS chosen,
+                      pa.details ->> 'unpriced' AS unpriced
                FROM portfolio_assets pa
                JOIN wallets w ON w.id = pa.wallet_id
                LEFT JOIN token_metadata tm
@@ -311,6 +312,6 @@ async def excluded_tokens(db: AsyncConnection, *, user_id: uuid.UUID) -> list[Ex
         elif r.spam is not None and r.chosen is None:
             reason = f"spam: {r.spam}"
         else:
-            reason = "unpriced: no price source"
+            reason = f"unpriced: {r.unpriced or 'no price source'}"
         found.append(ExcludedToken(r.chain_id, r.address, r.contract, r.asset, reason, r.hidden))
     return found

@@ -1,6 +1,11 @@
 """Back-fill: snapshots for the hours a user missed (a restart, a shard taken over), from
 balances read at the block nearest each hour, valued with the prices stored nearest that hour;
-an hour without such a block, state or prices stays a gap (no interpolation)."""
+an hour without such a block, state or prices stays a gap (no interpolation).
+
+Discovered tokens are read as the live cycle reads them, and counted as it counts them: hidden
+and spam ones in no total, one priced by address that never had a price (no pool above the
+floor) in no total either — the live totals left it out too; one that had prices but none
+near the hour makes the hour a gap."""
 
 from __future__ import annotations
 
@@ -16,11 +21,14 @@ from chainfolio.core.cache import AnswerCache
 from chainfolio.core.domain import Holding, Price
 from chainfolio.fetchers.evm import EvmChainReader
 from chainfolio.fetchers.portfolio import ChainSet
+from chainfolio.fetchers.prices import parse_address_key
 from chainfolio.fetchers.rpc import parse_quantity
 from chainfolio.storage import prices as price_store
 from chainfolio.storage import timeseries
 from chainfolio.storage.accounts import Wallet
 from chainfolio.storage.holdings import StoredHolding
+from chainfolio.storage.market import known_symbols
+from chainfolio.worker.discovery import DiscoveryPlan
 from chainfolio.worker.snapshots import HOUR, snapshot_of
 
 log = logging.getLogger(__name__)
@@ -50,8 +58,11 @@ class Backfill:
         users: Collection[uuid.UUID],
         last_snapshots: Mapping[uuid.UUID, datetime],
         hour: datetime,
+        *,
+        plan: DiscoveryPlan | None = None,
     ) -> int:
-        """Snapshots for the hours each user missed, from balances at historic blocks."""
+        """Snapshots for the hours each user missed, from balances at historic blocks
+        (with the wallets' discovered tokens, what `plan` keeps out of totals left out)."""
         oldest = hour - self._hours * HOUR
         wanted: dict[datetime, set[uuid.UUID]] = defaultdict(set)
         for user_id in users:
@@ -72,7 +83,9 @@ class Backfill:
         blocks = BlockClock()
         snapshots: list[timeseries.Snapshot] = []
         for moment, hour_users in sorted(wanted.items()):
-            snapshots += await self._snapshots_at(moment, hour_users, by_user, blocks)
+            snapshots += await self._snapshots_at(
+                moment, hour_users, by_user, blocks, plan or DiscoveryPlan()
+            )
         async with self._engine.begin() as db:
             written = await timeseries.write_snapshots(db, snapshots)
         if written:  # their history answers gained hours
@@ -86,6 +99,7 @@ class Backfill:
         users: Collection[uuid.UUID],
         by_user: Mapping[uuid.UUID, Sequence[Wallet]],
         blocks: BlockClock,
+        plan: DiscoveryPlan,
     ) -> list[timeseries.Snapshot]:
         per_chain: dict[int, set[str]] = defaultdict(set)
         for user_id in users:
@@ -98,7 +112,9 @@ class Backfill:
                 block = await blocks.at(reader, moment)
                 if block is None:
                     continue
-                reads[chain_id] = (await reader.read(sorted(addresses), block=block)).holdings
+                found = {a: plan.tokens.get((chain_id, a), ()) for a in addresses}
+                read = await reader.read(sorted(addresses), block=block, discovered=found)
+                reads[chain_id] = read.holdings
             except Exception as exc:  # a node without that state: the hour stays a gap
                 log.info("no back-fill of chain %d at %s: %s", chain_id, moment, exc)
         keys = {
@@ -111,10 +127,13 @@ class Backfill:
             prices = await price_store.prices_near(
                 db, symbols=keys, moment=moment, window=timedelta(minutes=90)
             )
+            by_address = {k for k in keys - prices.keys() if parse_address_key(k) is not None}
+            never_priced = by_address - await known_symbols(db, symbols=sorted(by_address))
         snapshots = []
         for user_id in users:
             stored: list[StoredHolding] = []
             complete = True
+            excluded = plan.excluded.get(user_id, {})
             for wallet in by_user[user_id]:
                 held = reads.get(wallet.chain_id, {}).get(wallet.address)
                 if held is None:
@@ -122,6 +141,8 @@ class Backfill:
                     break
                 for h in held:
                     key = h.extra.get("price_symbol", h.symbol)
+                    if (h.chain_id, h.contract) in excluded or key in never_priced:
+                        continue  # in no live total either
                     usd = prices.get(key)
                     if h.amount and usd is None:
                         complete = False

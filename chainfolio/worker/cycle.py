@@ -196,7 +196,7 @@ class Worker:
             last_snapshots = await timeseries.latest_snapshot_times(
                 db, user_ids=users, since=hour - timedelta(days=self.options.retention_days)
             )
-        scans = await self._flows.detect(wallets, read.chains, last_snapshots, hour, now)
+        scans = await self._flows.detect(wallets, read.chains, last_snapshots, hour, now, plan=plan)
         async with self._engine.begin() as db:
             for wallet in wallets:
                 chain = read.chains[wallet.chain_id]
@@ -242,7 +242,9 @@ class Worker:
         unseen = users - self._seen
         if unseen:
             try:
-                report.backfilled = await self._backfill.run(wallets, unseen, last_snapshots, hour)
+                report.backfilled = await self._backfill.run(
+                    wallets, unseen, last_snapshots, hour, plan=plan
+                )
             except Exception:  # the live refresh is done; missed hours stay gaps
                 log.exception("back-fill failed; the missed hours stay gaps")
             self._seen |= unseen

@@ -4,7 +4,9 @@ Before each read, every wallet's `Transfer` logs since its last discovery block 
 (`fetchers.discovery`); a wallet seen for the first time gets an initial scan over the
 configured number of blocks back from the head, its progress stored as it goes (`wallet.sync`
 in the API). New candidate contracts are inspected once (metadata and spam signals) and stored;
-every candidate of a wallet is then read with its holdings. After the read, holdings of tokens
+every candidate of a wallet is then read with its holdings. The Uniswap pools the price source
+found for any token are stored too, and handed back to it after a restart. After the read,
+holdings of tokens
 the user hid, or of spam tokens the user did not un-hide, lose their price: they stay listed
 (with the reason, `storage.tokens.excluded_tokens`) but count in no total.
 """
@@ -27,10 +29,12 @@ from chainfolio.fetchers.config import DiscoveryConfig, TokenConfig
 from chainfolio.fetchers.discovery import Candidate, discover_tokens
 from chainfolio.fetchers.metadata import TokenMetadata, as_token
 from chainfolio.fetchers.portfolio import ChainSet
+from chainfolio.fetchers.prices import KnownPools, address_key
 from chainfolio.fetchers.spam import AIRDROP_RECIPIENTS, inspect_tokens
-from chainfolio.fetchers.tokenlists import unpriced_key
+from chainfolio.storage import pools as pool_store
 from chainfolio.storage import tokens as token_store
 from chainfolio.storage.accounts import Wallet
+from chainfolio.storage.pools import TokenPools as StoredPools
 from chainfolio.storage.tokens import StoredToken, SyncState, WalletSync, WalletToken
 
 log = logging.getLogger(__name__)
@@ -80,9 +84,11 @@ class TokenDiscovery:
         self._cache = cache or NoCache()
         self.config: DiscoveryConfig = chains.config.discovery
         self.airdrop_threshold = airdrop_threshold
+        self._pools_loaded: set[int] = set()
 
     async def plan(self, wallets: Sequence[Wallet]) -> DiscoveryPlan:
         """Scan the wallets' new blocks, then what to read and exclude this cycle."""
+        await self._keep_pools({w.chain_id for w in wallets})
         if self.config.enabled and wallets:
             by_chain: dict[int, list[Wallet]] = defaultdict(list)
             for wallet in wallets:
@@ -95,6 +101,22 @@ class TokenDiscovery:
                     # The blocks stay unscanned (the sync's last block did not move): next cycle.
                     log.warning("token discovery on chain %d failed: %s", chain_id, outcome)
         return await self._load(wallets)
+
+    async def _keep_pools(self, chain_ids: set[int]) -> None:
+        """Store the pools the price source found since the last cycle; hand it those stored
+        for chains it has not seen in this process (a restart asks no factory again)."""
+        source = self._chains.uniswap
+        if source is None:
+            return
+        found = [StoredPools(k.chain_id, k.token, k.pools, k.asked_at) for k in source.take_found()]
+        new_chains = chain_ids - self._pools_loaded
+        if not found and not new_chains:
+            return
+        async with self._engine.begin() as db:
+            await pool_store.save_token_pools(db, found)
+            stored = await pool_store.token_pools(db, chain_ids=new_chains) if new_chains else []
+        source.remember(KnownPools(s.chain_id, s.token, s.pools, s.checked_at) for s in stored)
+        self._pools_loaded |= new_chains
 
     async def _load(self, wallets: Sequence[Wallet]) -> DiscoveryPlan:
         plan = DiscoveryPlan()
@@ -230,4 +252,4 @@ def _as_token(stored: StoredToken) -> TokenConfig:
         stored.decimals,
         stored.unreadable,
     )
-    return as_token(meta, price_key=unpriced_key(stored.chain_id, stored.contract))
+    return as_token(meta, price_key=address_key(stored.chain_id, stored.contract))

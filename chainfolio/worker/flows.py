@@ -1,14 +1,16 @@
 """Cash flows: transfers in and out of tracked wallets, found by scanning the blocks since
-each wallet's cursor, valued at the price nearest their block's time.
+each wallet's cursor, valued at the price nearest their block's time. The tokens scanned are
+the configured ones, the listed ones and each wallet's discovered ones (priced by address): a
+token the wallet was sent unasked is a deposit, never a gain.
 
 A transfer with another tracked wallet of the same user, or with a configured vault or lending
 market (positions the portfolio already counts), is not a flow. A flow is dated by its block,
 moved into the snapshot interval whose value first includes it (`flow_time`).
 
-Every transfer of a tracked wallet is also an asset movement (P&L's history), with its kind:
-external, own (another wallet of the user), wrap (native value into a tracked token) or
-position (a vault or lending market); a wallet seen for the first time gets opening movements
-of what it holds, valued at this refresh's prices.
+Every transfer of a tracked wallet is also an asset movement (P&L's history; `movements`
+values both), with its kind: external, own (another wallet of the user), wrap (native value
+into a tracked token) or position (a vault or lending market); a wallet seen for the first
+time gets opening movements of what it holds, valued at this refresh's prices.
 
 Flows are only transfers the scan saw happen. Each chain has an anchor, the block the
 confirmation depth (`WorkerOptions.reorg_depth`) below the last scanned head: a cursor whose
@@ -32,13 +34,13 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chainfolio.core.domain import NATIVE, Category, Price
-from chainfolio.fetchers.config import ChainConfig
 from chainfolio.fetchers.portfolio import ChainHoldings, ChainSet, ChainState
-from chainfolio.fetchers.transfers import Transfer, block_hashes, scan_transfers
+from chainfolio.fetchers.transfers import block_hashes, scan_transfers
 from chainfolio.storage import timeseries
 from chainfolio.storage.accounts import Wallet
 from chainfolio.storage.movements import AssetMovement
+from chainfolio.worker.discovery import DiscoveryPlan
+from chainfolio.worker.movements import FlowValuation, movement_kind, opening_movements
 from chainfolio.worker.options import WorkerOptions
 
 log = logging.getLogger(__name__)
@@ -101,7 +103,12 @@ class FlowScanner:
         last_snapshots: Mapping[uuid.UUID, datetime],
         hour: datetime,
         now: datetime,
+        *,
+        plan: DiscoveryPlan | None = None,
     ) -> dict[int, ChainFlows]:
+        """Each chain's flows since its wallets' cursors. The wallets' discovered tokens
+        (`plan`) are scanned and valued like configured ones; a token `plan` keeps out of a
+        user's totals (hidden, spam) gives that user no flow: it adds nothing to the value."""
         by_chain: dict[int, list[Wallet]] = defaultdict(list)
         for wallet in wallets:
             chain = chains[wallet.chain_id]
@@ -122,6 +129,7 @@ class FlowScanner:
                     last_snapshots,
                     hour,
                     now,
+                    plan or DiscoveryPlan(),
                 )
                 for chain_id in chain_ids
             ),
@@ -179,6 +187,7 @@ class FlowScanner:
         last_snapshots: Mapping[uuid.UUID, datetime],
         hour: datetime,
         now: datetime,
+        plan: DiscoveryPlan,
     ) -> ChainFlows:
         reader = self._chains.readers[chain_id]
         head = read.status.block_number
@@ -219,16 +228,20 @@ class FlowScanner:
         scanned = [w for w in wallets if w.id in starts and starts[w.id] < head]
         if scanned:
             chain = reader.chain
+            # Configured, listed and discovered tokens alike: a token the wallet received
+            # unasked is a deposit, never a gain.
+            discovered = [t for w in wallets for t in plan.tokens.get((chain_id, w.address), ())]
+            tracked = [t for t in (*chain.tokens, *reader.listed, *discovered) if not t.spam]
             scan = await scan_transfers(
                 reader.rpc,
                 chain_id=chain_id,
-                tokens=[t.address for t in chain.tokens if not t.spam],
+                tokens=list(dict.fromkeys(t.address for t in tracked)),
                 wallets=[w.address for w in scanned],
                 first_block=min(starts[w.id] for w in scanned) + 1,
                 last_block=head,
                 limits=self.options.scan,
             )
-            valuation = FlowValuation(chain, read)
+            valuation = FlowValuation(chain, read, tracked)
             # Counterparties that make a transfer internal, per user: the user's own wallets,
             # and the vaults and lending markets whose positions the portfolio already counts.
             internal = {v.address.lower() for v in chain.vaults}
@@ -257,7 +270,8 @@ class FlowScanner:
                         )
                         result.movements.append(move)
                         result.movement_pricing.append(move_pricing)
-                        if kind != "external":
+                        excluded = plan.excluded.get(wallet.user_id, {})
+                        if kind != "external" or (chain_id, transfer.contract) in excluded:
                             continue
                         moment = flow_time(
                             transfer.block_time,
@@ -322,126 +336,3 @@ def _replaced_because(
     if hashes.get(anchor.block_number) != anchor.block_hash:
         return f"block {anchor.block_number}, taken as final, was replaced"
     return None
-
-
-def movement_kind(
-    transfer: Transfer, counterparty: str, own: set[str], positions: set[str], wrappers: set[str]
-) -> str:
-    """Whether a transfer is external, between the user's wallets (own), with a vault or lending
-    market (position), or native value paid into a tracked token (wrap)."""
-    if counterparty in own:
-        return "own"
-    if counterparty in positions:
-        return "position"
-    if transfer.contract == NATIVE and counterparty in wrappers:
-        return "wrap"
-    return "external"
-
-
-class FlowValuation:
-    """Symbol, decimals and USD value of a transfer, from the refresh's own read."""
-
-    def __init__(self, chain: ChainConfig, read: ChainHoldings) -> None:
-        self._chain = chain
-        self._tokens = {t.address: t for t in chain.tokens}
-        self._decimals: dict[str, int] = {}
-        self._prices: dict[str, Price] = {}
-        for held in read.holdings.values():
-            for h in held:
-                self._decimals.setdefault(h.contract, h.decimals)
-                if h.price is not None:
-                    self._prices.setdefault(h.extra.get("price_symbol", h.symbol), h.price)
-
-    def _token(self, contract: str) -> tuple[str, int, str]:
-        """Symbol, decimals and price key of a transferred token (or the native coin)."""
-        chain = self._chain
-        if contract == NATIVE:
-            return chain.native_symbol, chain.native_decimals, chain.native_price_key
-        token = self._tokens[contract]
-        return token.symbol, self._decimals.get(contract, token.decimals or 0), token.price_key
-
-    def flow(
-        self, wallet: Wallet, transfer: Transfer, sign: int, moment: datetime
-    ) -> tuple[timeseries.CashFlow, tuple[str, datetime, Decimal]]:
-        """The flow `transfer` is for `wallet` (sign +1 in, -1 out), valued at this refresh's
-        price; and what re-valuing it at another price needs (price key, block time, units)."""
-        symbol, decimals, key = self._token(transfer.contract)
-        price = self._prices.get(key)
-        amount = sign * transfer.amount
-        units = Decimal(amount).scaleb(-decimals)
-        value = None if price is None else units * price.usd
-        flow = timeseries.CashFlow(
-            user_id=wallet.user_id,
-            chain_id=transfer.chain_id,
-            time=moment,
-            symbol=symbol,
-            contract=transfer.contract,
-            amount=amount,
-            decimals=decimals,
-            value_usd=value,
-            tx_hash=transfer.tx_hash,
-            log_index=transfer.log_index,
-            wallet_id=wallet.id,
-            block_number=transfer.block_number,
-        )
-        return flow, (key, transfer.block_time, units)
-
-    def movement(
-        self, wallet: Wallet, transfer: Transfer, sign: int, kind: str, counterparty: str
-    ) -> tuple[AssetMovement, tuple[str, datetime, Decimal]]:
-        """The movement `transfer` is for `wallet`, dated by its block and valued at this
-        refresh's price; and what re-valuing it at another price needs."""
-        symbol, decimals, key = self._token(transfer.contract)
-        price = self._prices.get(key)
-        units = Decimal(transfer.amount).scaleb(-decimals)
-        move = AssetMovement(
-            user_id=wallet.user_id,
-            wallet_id=wallet.id,
-            chain_id=transfer.chain_id,
-            block_number=transfer.block_number,
-            time=transfer.block_time,
-            tx_hash=transfer.tx_hash,
-            log_index=transfer.log_index,
-            contract=transfer.contract,
-            symbol=symbol,
-            asset=key,
-            decimals=decimals,
-            amount=sign * transfer.amount,
-            price_usd=None if price is None else price.usd,
-            value_usd=None if price is None else units * price.usd,
-            kind=kind,
-            counterparty=counterparty or None,
-        )
-        return move, (key, transfer.block_time, units)
-
-
-def opening_movements(
-    wallet: Wallet, read: ChainHoldings, block: int, now: datetime
-) -> list[AssetMovement]:
-    """What a wallet seen for the first time holds (loans aside), acquired now at this
-    refresh's prices: the start of its cost-basis history."""
-    movements = []
-    for i, h in enumerate(read.holdings.get(wallet.address, [])):
-        if not h.amount or h.category is Category.LOAN:
-            continue
-        value = None if h.price is None or h.balance is None else h.balance * h.price.usd
-        movements.append(
-            AssetMovement(
-                user_id=wallet.user_id,
-                wallet_id=wallet.id,
-                chain_id=wallet.chain_id,
-                block_number=block,
-                time=now,
-                tx_hash=None,
-                log_index=i,  # one row per holding (a market's supply and loan share a contract)
-                contract=h.contract,
-                symbol=h.symbol,
-                asset=h.extra.get("price_symbol", h.symbol),
-                decimals=h.decimals,
-                amount=h.amount,
-                price_usd=None if h.price is None else h.price.usd,
-                value_usd=value,
-                kind="opening",
-            )
-        )
-    return movements

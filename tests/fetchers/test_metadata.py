@@ -9,7 +9,7 @@ from chainfolio.fetchers import open_chains
 from chainfolio.fetchers.config import TokenConfig
 from chainfolio.fetchers.metadata import as_token, decode_decimals, decode_text, read_metadata
 from chainfolio.fetchers.multicall import CallResult
-from chainfolio.fetchers.tokenlists import unpriced_key
+from chainfolio.fetchers.prices import address_key
 
 from .conftest import devnet_config
 from .direct import DirectRpc
@@ -56,7 +56,7 @@ async def test_odd_tokens_read_exactly_and_unreadable_ones_are_unknown_with_a_re
     async with open_chains(config) as chains:
         reader = chains.reader(1)
         metadata = await read_metadata(reader, list(tokens.values()))
-        discovered = [as_token(m, price_key=unpriced_key(1, m.address)) for m in metadata.values()]
+        discovered = [as_token(m, price_key=address_key(1, m.address)) for m in metadata.values()]
         read = await reader.read([wallet], discovered={wallet: discovered})
 
     by_address = {m.address: m for m in metadata.values()}

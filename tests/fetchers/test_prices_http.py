@@ -14,11 +14,12 @@ from aiohttp import web
 from chainfolio.core.domain import Price
 from chainfolio.core.errors import SourceUnavailable
 from chainfolio.fetchers.config import HttpPriceConfig
-from chainfolio.fetchers.prices import CompositePriceSource, HttpPriceSource
+from chainfolio.fetchers.prices import CompositePriceSource, HttpPriceSource, address_key
 
 from .servers import dead_url, serve
 
 NOW = datetime(2025, 10, 17, 12, 0, tzinfo=UTC)
+LONG_TAIL = "0x00000000000000000000000000000000000A11cE"
 
 
 class FakePriceApi:
@@ -33,13 +34,23 @@ class FakePriceApi:
             "old-coin": {"usd": 5, "last_updated_at": int(NOW.timestamp()) - 86_400},
             "zero-coin": {"usd": 0},
         }
+        updated = int(NOW.timestamp()) - 20
+        self.tokens: dict[str, dict[str, Any]] = {
+            "ethereum": {LONG_TAIL.lower(): {"usd": 0.0421, "last_updated_at": updated}},
+            "polygon-pos": {LONG_TAIL.lower(): {"usd": 0.5, "last_updated_at": updated}},
+        }
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request)
-        if request.path != "/api/v3/simple/price":
-            return web.Response(status=404)
         if self.status != 200:
             return web.Response(status=self.status, text="rate limited")
+        if request.path.startswith("/api/v3/simple/token_price/"):
+            platform = request.path.rsplit("/", 1)[1]
+            wanted = request.query["contract_addresses"].split(",")
+            tokens = self.tokens.get(platform, {})
+            return web.json_response({a: tokens[a] for a in wanted if a in tokens})
+        if request.path != "/api/v3/simple/price":
+            return web.Response(status=404)
         wanted = request.query["ids"].split(",")
         return web.json_response({k: v for k, v in self.body.items() if k in wanted})
 
@@ -131,3 +142,27 @@ async def test_composite_asks_each_source_only_for_what_is_missing(
     }
     # the last source was only asked for what the first could not price
     assert fake.requests[0].query["ids"] == "ethereum"
+
+
+async def test_tokens_known_by_address_are_priced_by_contract_on_their_platform(
+    api: tuple[str, FakePriceApi],
+) -> None:
+    url, fake = api
+    keys = {address_key(c, LONG_TAIL) for c in (1, 137, 31337)}
+    async with httpx.AsyncClient() as http:
+        config = _config(f"{url}/api/v3", addresses_per_request=1)
+        source = HttpPriceSource(http, config, clock=lambda: NOW)
+        prices = await source.prices(keys | {"ETH"})
+    when = NOW - timedelta(seconds=20)
+    assert prices[address_key(1, LONG_TAIL)] == Price(
+        address_key(1, LONG_TAIL), Decimal("0.0421"), "http:127.0.0.1", when
+    )
+    assert prices[address_key(137, LONG_TAIL)].usd == Decimal("0.5")
+    assert address_key(31337, LONG_TAIL) not in prices  # no platform id for the chain
+    assert prices["ETH"].usd == Decimal("3012.345678901234")
+    paths = sorted(r.path for r in fake.requests)
+    assert paths == [
+        "/api/v3/simple/price",
+        "/api/v3/simple/token_price/ethereum",
+        "/api/v3/simple/token_price/polygon-pos",
+    ]

@@ -14,11 +14,14 @@ import pytest
 
 from chainfolio.devnet import Devnet, DevnetDeployment, load_artifact, revert, snapshot, web3_for
 from chainfolio.devnet.uniswap import (
+    TICK_SPACING,
     UniswapDeployment,
     create_v2_pair,
+    create_v3_pool,
     mint_v3_position,
     seed_positions,
     swap_v3,
+    v3_contract,
 )
 from chainfolio.fetchers import ChainsConfig
 from chainfolio.fetchers.config import UniswapV2Config, UniswapV3Config
@@ -150,3 +153,30 @@ def deploy_token(chain: DevnetDeployment, name: str, symbol: str, decimals: int)
     address = w3.eth.wait_for_transaction_receipt(tx, timeout=30)["contractAddress"]
     assert address is not None
     return str(address)
+
+
+def deep_pool(
+    chain: DevnetDeployment,
+    uniswap: UniswapDeployment,
+    token: str,
+    quote: str,
+    price: Fraction,
+    amounts: tuple[int, int],
+) -> str:
+    """A 0.3 % V3 pool of `token` against `quote` at `price` (quote base units per token base
+    unit) with the deployer's liquidity 100 tick spacings either side; return the pool."""
+    pool = create_v3_pool(chain, uniswap, token_a=token, token_b=quote, fee=FEE, b_per_a=price)
+    spacing = TICK_SPACING[FEE]
+    tick = v3_contract(chain, "pool", pool).functions.slot0().call()[1] // spacing * spacing
+    mint_v3_position(
+        chain,
+        uniswap,
+        token_a=token,
+        token_b=quote,
+        fee=FEE,
+        tick_lower=tick - 100 * spacing,
+        tick_upper=tick + 100 * spacing,
+        amount_a=amounts[0],
+        amount_b=amounts[1],
+    )
+    return pool

@@ -4,6 +4,7 @@ stored nearest that hour; the withdrawals it finds meanwhile keep performance fl
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -77,18 +78,8 @@ async def test_restart_backfills_missed_hours_at_historic_blocks(
         again = await restarted.refresh()  # back-fill happens once per user and worker
     assert report.flows >= 2  # the two withdrawals (other tests' users may add theirs)
     assert again.backfilled == 0
+    series = await snapshot_series(engine, user_id)
     async with engine.connect() as db:
-        series: dict[datetime, Decimal] = dict(
-            (
-                await db.execute(
-                    text(
-                        'SELECT "timestamp", total_value FROM portfolio_snapshots '
-                        'WHERE user_id = :u ORDER BY "timestamp"'
-                    ),
-                    {"u": user_id},
-                )
-            ).all()
-        )
         view = await resolve_performance(
             db, user_id=user_id, period="24h", now=now, retention_days=90, risk_free_rate=0.0
         )
@@ -106,3 +97,16 @@ async def test_restart_backfills_missed_hours_at_historic_blocks(
 def chain_name(chains: ChainSet) -> str:
     """The devnet chain 1's configured name."""
     return chains.config.chains[0].name
+
+
+async def snapshot_series(engine: AsyncEngine, user_id: uuid.UUID) -> dict[datetime, Decimal]:
+    """The user's stored snapshots: hour -> total value, oldest first."""
+    async with engine.connect() as db:
+        rows = await db.execute(
+            text(
+                'SELECT "timestamp", total_value FROM portfolio_snapshots '
+                'WHERE user_id = :u ORDER BY "timestamp"'
+            ),
+            {"u": user_id},
+        )
+        return dict(rows.all())

@@ -86,8 +86,9 @@ async def test_listed_and_unlisted_tokens_are_found_spam_excluded_and_hiding_wor
     list_file = tmp_path / "wallet.tokenlist.json"
     list_file.write_text(json.dumps(token_list(entries)))
     unlisted = [_erc20(deployment, f"Unlisted {i}", f"UL{i}") for i in range(5)]
-    for i, token in enumerate(unlisted[:4]):
-        mint(deployment, OPENZEPPELIN, token, wallet, 10**15 + i)
+    for i, token in enumerate(unlisted[:4]):  # sent by transfers, not minted to the wallet
+        mint(deployment, OPENZEPPELIN, token, deployment.deployer, 10**15 + i)
+        token_call(deployment, OPENZEPPELIN, token, "transfer", wallet, 10**15 + i)
     lure = _erc20(deployment, "Visit claim-usdt.xyz to claim", "CLAIM")
     mint(deployment, OPENZEPPELIN, lure, wallet, 10**18)
     # Sprayed in one transaction (the devnet token's mintBatch: OpenZeppelin has none).

@@ -75,11 +75,6 @@ def test_imports_flow_one_way(path: Path) -> None:
 
 MAX_LINES = 400
 REASON = "Why this is long:"
-# TODO(issue 16): other branches split these now; the lead empties this list after merging them.
-STILL_LONG = {
-    "api/rest.py",
-    "schema/types.py",
-}
 
 
 def _long_without_reason(path: Path) -> bool:
@@ -93,15 +88,7 @@ def _long_without_reason(path: Path) -> bool:
 @pytest.mark.parametrize("path", sorted(ROOT.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
 def test_a_long_module_says_why(path: Path) -> None:
     name = str(path.relative_to(ROOT))
-    if name in STILL_LONG:
-        pytest.skip(f"{name}: split on another branch (issue 16)")
     assert not _long_without_reason(path), (
         f"{name} has over {MAX_LINES} lines: split it by concern, or say at the top of its "
         f"docstring `{REASON} …` (CONTRIBUTING.md)"
     )
-
-
-def test_the_still_long_list_names_only_long_modules() -> None:
-    # An entry whose module was split (or now says why) must leave the list.
-    stale = {name for name in STILL_LONG if not _long_without_reason(ROOT / name)}
-    assert not stale, f"remove from STILL_LONG: {sorted(stale)}"

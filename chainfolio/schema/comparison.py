@@ -7,8 +7,8 @@ from datetime import datetime
 import strawberry
 
 from chainfolio.resolvers.compare import ComparisonView, comparison_reasons, comparison_stats
+from chainfolio.schema.performance import NullReason
 from chainfolio.schema.series import DateTimeSeries, NullableFloatSeries
-from chainfolio.schema.types import NullReason
 
 
 @strawberry.type(

@@ -27,18 +27,13 @@ from chainfolio.schema.allocation import (
     Rebalance,
 )
 from chainfolio.schema.comparison import Comparison
+from chainfolio.schema.connections import AFTER, FIRST, Connection
 from chainfolio.schema.context import Info
+from chainfolio.schema.history import History
+from chainfolio.schema.performance import Performance
 from chainfolio.schema.pnl import HoldingsPnl, Lot, Pnl
 from chainfolio.schema.tokens import ExcludedToken, TokenVisibility
-from chainfolio.schema.types import (
-    AFTER,
-    FIRST,
-    Connection,
-    History,
-    Performance,
-    Portfolio,
-    Wallet,
-)
+from chainfolio.schema.types import Portfolio, Wallet
 from chainfolio.storage import accounts
 from chainfolio.storage.movements import set_cost_basis_method
 

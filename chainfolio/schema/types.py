@@ -1,68 +1,25 @@
-"""GraphQL object types: thin views over resolver results."""
+"""GraphQL object types of the portfolio: holdings, chains, assets, positions, wallets."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated
 
 import strawberry
 
 from chainfolio.resolvers import tokens as tokens_resolver
-from chainfolio.resolvers.history import HistoryView
-from chainfolio.resolvers.pages import DEFAULT_PAGE, MAX_PAGE, Page
+from chainfolio.resolvers.pages import DEFAULT_PAGE
 from chainfolio.resolvers.pnl import HoldingPnl
 from chainfolio.resolvers.portfolio import PortfolioView, holdings_page
 from chainfolio.resolvers.positions import PositionView, group_positions
+from chainfolio.schema.connections import AFTER, FIRST, Connection
 from chainfolio.schema.context import Info
 from chainfolio.schema.pnl import HoldingsPnl
-from chainfolio.schema.series import DateTimeSeries, DecimalSeries
 from chainfolio.schema.tokens import WalletSync
 from chainfolio.storage.accounts import Wallet as WalletRow
 from chainfolio.storage.holdings import StoredHolding
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-FIRST = f"Page size, 1 to {MAX_PAGE} (default {DEFAULT_PAGE})."
-AFTER = "The `endCursor` of the previous page; none for the first page."
-
-
-@strawberry.type(description="Where a page of a connection sits in the whole list.")
-class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
-
-
-@strawberry.type(description="One item of a connection and its cursor.")
-class Edge(Generic[T]):
-    cursor: str
-    node: T
-
-
-@strawberry.type(description="A page of a list (Relay cursor connection).")
-class Connection(Generic[T]):
-    edges: list[Edge[T]]
-    page_info: PageInfo
-    total_count: int = strawberry.field(description="Items in the whole list, all pages.")
-
-    @classmethod
-    def of(cls, page: Page[R], node: Callable[[R], T]) -> Connection[T]:
-        """From a resolver's page, each item made a node by `node`."""
-        return cls(
-            edges=[Edge(cursor=c, node=node(item)) for c, item in page.edges],
-            page_info=PageInfo(
-                has_next_page=page.has_next_page,
-                has_previous_page=page.has_previous_page,
-                start_cursor=page.edges[0][0] if page.edges else None,
-                end_cursor=page.end_cursor,
-            ),
-            total_count=page.total_count,
-        )
 
 
 @strawberry.type(description="One asset held by one wallet on one chain.")
@@ -294,45 +251,6 @@ class Portfolio:
 
 
 @strawberry.type
-class HistoryPoint:
-    timestamp: datetime
-    value: Decimal
-
-
-@strawberry.type(description="Value over time. `timestamps`/`values` are the compact form.")
-class History:
-    period: str
-    interval: str
-    start: datetime
-    end: datetime
-    timestamps: DateTimeSeries
-    values: DecimalSeries
-    gaps: list[datetime]
-
-    @strawberry.field(
-        description="One object per point (prefer the compact arrays for long series)."
-    )
-    def points(self) -> list[HistoryPoint]:
-        return [
-            HistoryPoint(timestamp=t, value=v)
-            for t, v in zip(self.timestamps, self.values, strict=True)
-        ]
-
-    @classmethod
-    def of(cls, view: HistoryView) -> History:
-        """From the resolver's view."""
-        return cls(
-            period=view.period,
-            interval=view.interval,
-            start=view.start,
-            end=view.end,
-            timestamps=DateTimeSeries(view.timestamps),
-            values=DecimalSeries(view.values),
-            gaps=view.gaps,
-        )
-
-
-@strawberry.type
 class Wallet:
     id: strawberry.ID
     chain_id: int
@@ -356,84 +274,3 @@ class Wallet:
             label=row.label,
             created_at=row.created_at,
         )
-
-
-@strawberry.type
-class AssetContribution:
-    asset: str
-    gain: float
-    gain_exact: str = strawberry.field(description="The gain as an exact decimal string.")
-    share_of_gain: float | None
-
-
-@strawberry.type(description="Why a metric is null.")
-class NullReason:
-    metric: str
-    reason: str
-
-
-@strawberry.type(description="Performance over a period. Rates are percentages.")
-class Performance:
-    period: str
-    interval: str
-    start: str
-    end: str
-    start_value: float
-    end_value: float
-    deposits: float
-    withdrawals: float
-    net_flows: float
-    absolute_gain: float
-    start_value_exact: str = strawberry.field(description="Exact decimal string.")
-    end_value_exact: str = strawberry.field(description="Exact decimal string.")
-    deposits_exact: str = strawberry.field(description="Exact decimal string.")
-    withdrawals_exact: str = strawberry.field(description="Exact decimal string.")
-    net_flows_exact: str = strawberry.field(description="Exact decimal string.")
-    absolute_gain_exact: str = strawberry.field(description="Exact decimal string.")
-    percentage_gain: float | None
-    roi: float | None
-    twr: float | None
-    twr_annualised: float | None
-    mwr: float | None
-    mwr_annualised: float | None
-    volatility: float | None
-    sharpe_ratio: float | None
-    sortino_ratio: float | None
-    max_drawdown: float | None
-    max_drawdown_peak: str | None
-    max_drawdown_trough: str | None
-    best_interval: float | None
-    best_interval_end: str | None
-    worst_interval: float | None
-    worst_interval_end: str | None
-    unvalued_flows: int
-    valuations: int = strawberry.field(description="Valuations the returns were linked over.")
-    started_later: bool = strawberry.field(
-        description="No valuation at or before the period's start: it starts at the first one."
-    )
-    end_is_live: bool = strawberry.field(
-        description="The end value is the live holdings' total at request time."
-    )
-    null_reasons: list[NullReason]
-    attribution: list[AssetContribution]
-
-    @classmethod
-    def of(cls, fields: dict[str, Any]) -> Performance:
-        """From the resolver's field mapping (the same one REST returns)."""
-        nested = ("attribution", "nullReasons")
-        values = {_snake(k): v for k, v in fields.items() if k not in nested}
-        contributions = [
-            AssetContribution(
-                asset=c["asset"],
-                gain=c["gain"],
-                gain_exact=c["gainExact"],
-                share_of_gain=c["shareOfGain"],
-            )
-            for c in fields["attribution"]
-        ]
-        reasons = [NullReason(metric=k, reason=v) for k, v in fields["nullReasons"].items()]
-        return cls(**values, null_reasons=reasons, attribution=contributions)
-
-
-def _snake(name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)

@@ -19,12 +19,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chainfolio.storage import flows, prices
 from chainfolio.storage.database import driver_connection
-
-# TODO(issue 16): the re-exports above (flows and prices names) stay only while
-# worker/flows.py, split on another branch, still reads them here; the lead points it at
-# storage.flows / storage.prices after the merge and drops them.
 from chainfolio.storage.migrations import ensure_snapshot_partitions, partition_name
 
 BUCKET_ORIGIN = datetime(2001, 1, 1, tzinfo=UTC)
@@ -341,14 +336,3 @@ async def latest_snapshot_times(
         {"u": list(user_ids), "s": since},
     )
     return {r[0]: r[1] for r in rows}
-
-
-# TODO(issue 16): these names stay here only while worker/flows.py, split on another branch,
-# still reads them from this module; the lead points it at storage.flows and storage.prices
-# after the merge and drops them.
-CashFlow = flows.CashFlow
-ChainAnchor = flows.ChainAnchor
-TransferCursor = flows.TransferCursor
-chain_anchors = flows.chain_anchors
-transfer_cursors = flows.transfer_cursors
-prices_nearest = prices.prices_nearest

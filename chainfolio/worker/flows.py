@@ -36,7 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chainfolio.fetchers.portfolio import ChainHoldings, ChainSet, ChainState
 from chainfolio.fetchers.transfers import block_hashes, scan_transfers
-from chainfolio.storage import timeseries
+from chainfolio.storage import flows as stored_flows
+from chainfolio.storage import prices as stored_prices
 from chainfolio.storage.accounts import Wallet
 from chainfolio.storage.movements import AssetMovement
 from chainfolio.worker.discovery import DiscoveryPlan
@@ -53,7 +54,7 @@ _TICK = timedelta(microseconds=1)
 class ChainFlows:
     """What scanning one chain produced, written in the refresh's transaction."""
 
-    flows: list[timeseries.CashFlow] = field(default_factory=list)
+    flows: list[stored_flows.CashFlow] = field(default_factory=list)
     pricing: list[tuple[str, datetime, Decimal]] = field(default_factory=list)
     """Per flow: its price key, its block's time and its signed amount in units."""
     movements: list[AssetMovement] = field(default_factory=list)
@@ -61,11 +62,11 @@ class ChainFlows:
     """Per movement, as `pricing` (units unsigned: a movement's value is)."""
     openings: list[AssetMovement] = field(default_factory=list)
     """What wallets seen for the first time hold, at this refresh's prices."""
-    cursors: list[timeseries.TransferCursor] = field(default_factory=list)
+    cursors: list[stored_flows.TransferCursor] = field(default_factory=list)
     orphaned_after: dict[int, list[uuid.UUID]] = field(default_factory=dict)
     """Block -> wallets whose stored flows above that block a reorg orphaned."""
     rescan_from: int | None = None
-    anchor: timeseries.ChainAnchor | None = None
+    anchor: stored_flows.ChainAnchor | None = None
     rebased: bool = False
     """The node serves another chain than the one scanned before: cursors moved to its head."""
 
@@ -115,8 +116,8 @@ class FlowScanner:
             if chain.status.state is ChainState.OK and chain.status.block_number is not None:
                 by_chain[wallet.chain_id].append(wallet)
         async with self._engine.connect() as db:
-            cursors = await timeseries.transfer_cursors(db, wallet_ids=[w.id for w in wallets])
-            anchors = await timeseries.chain_anchors(db, chain_ids=list(by_chain))
+            cursors = await stored_flows.transfer_cursors(db, wallet_ids=[w.id for w in wallets])
+            anchors = await stored_flows.chain_anchors(db, chain_ids=list(by_chain))
         chain_ids = list(by_chain)
         results = await asyncio.gather(
             *(
@@ -158,7 +159,7 @@ class FlowScanner:
         if not wanted:
             return
         async with self._engine.connect() as db:
-            stored = await timeseries.prices_nearest(db, wanted, window=FLOW_PRICE_WINDOW)
+            stored = await stored_prices.prices_nearest(db, wanted, window=FLOW_PRICE_WINDOW)
         for scan in scans.values():
             for i, (key, at, units) in enumerate(scan.pricing):
                 found = stored.get((key, at))
@@ -182,8 +183,8 @@ class FlowScanner:
         chain_id: int,
         wallets: Sequence[Wallet],
         read: ChainHoldings,
-        cursors: Mapping[uuid.UUID, timeseries.TransferCursor],
-        anchor: timeseries.ChainAnchor | None,
+        cursors: Mapping[uuid.UUID, stored_flows.TransferCursor],
+        anchor: stored_flows.ChainAnchor | None,
         last_snapshots: Mapping[uuid.UUID, datetime],
         hour: datetime,
         now: datetime,
@@ -205,9 +206,9 @@ class FlowScanner:
         ]
         confirmed_hash = hashes.get(confirmed)
         if confirmed_hash is not None:
-            result.anchor = timeseries.ChainAnchor(chain_id, confirmed, confirmed_hash)
+            result.anchor = stored_flows.ChainAnchor(chain_id, confirmed, confirmed_hash)
         result.cursors = [
-            timeseries.TransferCursor(w.id, chain_id, head, hashes.get(head)) for w in wallets
+            stored_flows.TransferCursor(w.id, chain_id, head, hashes.get(head)) for w in wallets
         ]
         replaced = _replaced_because(chain_id, node_chain_id, anchor, hashes, head)
         if replaced is not None:
@@ -288,7 +289,7 @@ class FlowScanner:
         self,
         chain_id: int,
         wallets: Sequence[Wallet],
-        cursors: Mapping[uuid.UUID, timeseries.TransferCursor],
+        cursors: Mapping[uuid.UUID, stored_flows.TransferCursor],
         hashes: Mapping[int, str | None],
         head: int,
         result: ChainFlows,
@@ -322,7 +323,7 @@ class FlowScanner:
 def _replaced_because(
     chain_id: int,
     node_chain_id: int,
-    anchor: timeseries.ChainAnchor | None,
+    anchor: stored_flows.ChainAnchor | None,
     hashes: Mapping[int, str | None],
     head: int,
 ) -> str | None:

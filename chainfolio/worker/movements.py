@@ -12,7 +12,7 @@ from chainfolio.core.domain import NATIVE, Category, Price
 from chainfolio.fetchers.config import ChainConfig, TokenConfig
 from chainfolio.fetchers.portfolio import ChainHoldings
 from chainfolio.fetchers.transfers import Transfer
-from chainfolio.storage import timeseries
+from chainfolio.storage import flows as stored_flows
 from chainfolio.storage.accounts import Wallet
 from chainfolio.storage.movements import AssetMovement
 
@@ -57,7 +57,7 @@ class FlowValuation:
 
     def flow(
         self, wallet: Wallet, transfer: Transfer, sign: int, moment: datetime
-    ) -> tuple[timeseries.CashFlow, tuple[str, datetime, Decimal]]:
+    ) -> tuple[stored_flows.CashFlow, tuple[str, datetime, Decimal]]:
         """The flow `transfer` is for `wallet` (sign +1 in, -1 out), valued at this refresh's
         price; and what re-valuing it at another price needs (price key, block time, units)."""
         symbol, decimals, key = self._token(transfer.contract)
@@ -65,7 +65,7 @@ class FlowValuation:
         amount = sign * transfer.amount
         units = Decimal(amount).scaleb(-decimals)
         value = None if price is None else units * price.usd
-        flow = timeseries.CashFlow(
+        flow = stored_flows.CashFlow(
             user_id=wallet.user_id,
             chain_id=transfer.chain_id,
             time=moment,

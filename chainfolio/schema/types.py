@@ -183,15 +183,9 @@ class Portfolio:
     chains: list[ChainValue]
     assets: list[AssetValue]
     categories: list[CategoryValue]
-    holdings: list[Holding] = strawberry.field(
-        deprecation_reason="Use holdingsConnection: cursor pages (a user may hold hundreds)."
-    )
     stale: bool
     updated_at: datetime | None
     unpriced_count: int
-    positions: list[Position] = strawberry.field(
-        description="DEX positions, each with its legs (the legs are in holdings too)."
-    )
     stale_chains: list[int] = strawberry.field(
         description="Chains that could not be read at the last refresh (last known values)."
     )
@@ -200,6 +194,20 @@ class Portfolio:
     )
     stored: strawberry.Private[list[StoredHolding]]
     pnl: strawberry.Private[HoldingsPnl | None] = None
+
+    @strawberry.field(
+        deprecation_reason="Use holdingsConnection: cursor pages (a user may hold hundreds)."
+    )
+    def holdings(self) -> list[Holding]:
+        # built when asked (as the positions): a query of totals, or of holdingsConnection's
+        # one page, does not pay for every holding's object
+        return [Holding.of(h, self.pnl, i) for i, h in enumerate(self.stored)]
+
+    @strawberry.field(
+        description="DEX positions, each with its legs (the legs are in holdings too)."
+    )
+    def positions(self) -> list[Position]:
+        return [Position.of(p) for p in group_positions(self.stored)]
 
     @strawberry.field(
         description="Holdings a page at a time: largest absolute value first, unpriced last, "
@@ -238,7 +246,6 @@ class Portfolio:
                 for a in view.assets
             ],
             categories=[CategoryValue(category=c.category, value=c.value) for c in view.categories],
-            holdings=[Holding.of(h, pnl, i) for i, h in enumerate(view.holdings)],
             stored=view.holdings,
             pnl=pnl,
             stale=view.stale,
@@ -246,7 +253,6 @@ class Portfolio:
             unpriced_count=view.unpriced_count,
             stale_chains=list(view.stale_chains),
             incomplete=view.incomplete,
-            positions=[Position.of(p) for p in group_positions(view.holdings)],
         )
 
 

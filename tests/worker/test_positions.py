@@ -97,8 +97,8 @@ async def test_positions_are_stored_grouped_and_attributed(
     assert Decimal(str(snapshot["DEPOSIT"])) == categories[Category.DEPOSIT.value]
     assert Decimal(str(snapshot["REWARD"])) == categories[Category.REWARD.value]
     schema = Portfolio.of(view)
-    assert [p.id for p in schema.positions] == [p.id for p in positions]
-    assert {h.position for h in schema.holdings if h.position} == {p.id for p in positions}
+    assert [p.id for p in schema.positions()] == [p.id for p in positions]
+    assert {h.position for h in schema.holdings() if h.position} == {p.id for p in positions}
 
 
 async def test_a_wallet_with_only_debt_has_a_negative_total(

@@ -31,6 +31,7 @@ from chainfolio.api.openapi import openapi_endpoint
 from chainfolio.api.ratelimit import open_rate_limiter
 from chainfolio.api.realtime import portfolio_socket
 from chainfolio.api.rest import rest_routes
+from chainfolio.api.slots import open_socket_slots
 from chainfolio.api.sockets import SLOT, LegacyWSHandler, TransportWSHandler
 from chainfolio.api.web import (
     Authenticator,
@@ -187,8 +188,8 @@ class GraphQLApp(GraphQL[Context, None]):
         authenticator = authenticator_of(context.request)
         try:
             context.caller_ = await authenticator.caller(header)
-            authenticator.sockets.acquire(context.caller_)
-            context.request.scope.setdefault("state", {})[SLOT] = True
+            slot = await authenticator.sockets.acquire(context.caller_)
+            context.request.scope.setdefault("state", {})[SLOT] = slot
         except ChainfolioError as exc:
             context.request.scope.setdefault("state", {})["auth_error"] = exc
             raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from exc
@@ -316,7 +317,10 @@ def create_app(
                 )
             )
             app.state.rate_limiter = limiter
-            app.state.authenticator = Authenticator(services, limiter)
+            sockets = await stack.enter_async_context(
+                open_socket_slots(cfg.redis_url, per_user=cfg.ws_max_sockets_per_user)
+            )
+            app.state.authenticator = Authenticator(services, limiter, sockets)
             if cfg.run_worker:
                 await stack.enter_async_context(running_worker(services, chains_config))
             # What startup built (modules, schema, pools) lives as long as the process: out

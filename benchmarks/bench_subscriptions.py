@@ -10,6 +10,13 @@ its update (fan-out time, per-client latency percentiles), plus the server's mem
 connection and the CPU time the server and this process spent in the fan-out (to tell whether
 the server or the client limits). Clients and publisher share one process, so both servers
 face the same client cost.
+
+Then memory at the caps (issue 21): `--graphql-users` users each open the most GraphQL
+websockets (graphql-transport-ws) the server allows one user, each with the most subscriptions
+it allows one socket; the server's RSS before, with the sockets open and with the
+subscriptions running gives the bytes per socket and per subscription, and the bound one user
+can hold: sockets per user x (a socket + subscriptions per socket x a subscription).
+`--skip-fanout` runs only this part.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
+import orjson
 import redis.asyncio as redis
 import websockets
 from processes import create_database, drop_database, free_port, running
@@ -185,6 +194,65 @@ async def run_round(
     )
 
 
+def caps() -> tuple[int, int]:
+    """(sockets per user, subscriptions per socket) the server applies (its defaults)."""
+    settings = Settings()
+    return settings.ws_max_sockets_per_user, settings.ws_max_subscriptions_per_socket
+
+
+async def subscribers(base: str) -> float:
+    """The server's `chainfolio_bus_subscribers` gauge."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{base}/metrics")).text
+    for line in text.splitlines():
+        if line.startswith("chainfolio_bus_subscribers"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def memory_at_caps(*, base: str, pid: int, tokens: list[str]) -> tuple[float, float, int]:
+    """(KiB per socket, KiB per subscription, subscriptions) with each user at both caps."""
+    settings = Settings()
+    per_user, per_socket = (
+        settings.ws_max_sockets_per_user,
+        settings.ws_max_subscriptions_per_socket,
+    )
+    url = base.replace("http", "ws") + "/graphql"
+    before_subs = await subscribers(base)
+    rss_idle = rss_kib(pid)
+    sockets: list[websockets.ClientConnection] = []
+    for token in tokens:
+        for _ in range(per_user):
+            ws = await websockets.connect(
+                url,
+                subprotocols=["graphql-transport-ws"],
+                ping_interval=None,  # type: ignore[list-item]
+            )
+            init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+            await ws.send(orjson.dumps(init).decode())
+            assert orjson.loads(await ws.recv())["type"] == "connection_ack"
+            sockets.append(ws)
+    await asyncio.sleep(1)
+    rss_sockets = rss_kib(pid)
+    query = "subscription { portfolioUpdates { totalValue } }"
+    for ws in sockets:
+        for i in range(per_socket):
+            message = {"id": str(i), "type": "subscribe", "payload": {"query": query}}
+            await ws.send(orjson.dumps(message).decode())
+    wanted = before_subs + len(sockets) * per_socket
+    for _ in range(600):
+        if await subscribers(base) >= wanted:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise RuntimeError(f"the server runs {await subscribers(base)} of {wanted} subscriptions")
+    await asyncio.sleep(1)
+    rss_subscribed = rss_kib(pid)
+    await asyncio.gather(*(ws.close() for ws in sockets))
+    count = len(sockets) * per_socket
+    return (rss_sockets - rss_idle) / len(sockets), (rss_subscribed - rss_sockets) / count, count
+
+
 def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
@@ -224,6 +292,8 @@ def main() -> None:
         ),
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--graphql-users", type=int, default=20)
+    parser.add_argument("--skip-fanout", action="store_true")
     args = parser.parse_args()
     n = args.clients
     users = [str(uuid.uuid4()) for _ in range(n)]
@@ -243,6 +313,20 @@ def main() -> None:
         }
         argv = [sys.executable, "-m", "chainfolio", "serve", "--port", str(port)]
         with running(argv, env, f"http://127.0.0.1:{port}/healthz") as pid:
+            caps = asyncio.run(
+                memory_at_caps(
+                    base=f"http://127.0.0.1:{port}",
+                    pid=pid,
+                    # users of their own: the fan-out's users open a socket each right after
+                    tokens=[
+                        issue_token(settings, subject=str(uuid.uuid4()))
+                        for _ in range(args.graphql_users)
+                    ],
+                )
+            )
+            if args.skip_fanout:
+                report_caps(*caps)
+                return
             ours = [
                 asyncio.run(
                     run_round(
@@ -281,6 +365,22 @@ def main() -> None:
     ours_s = report("chainfolio /v1/ws", ours, n)
     bare_s = report("bare Starlette+Redis", bare, n)
     print(f"fan-out time ratio (ours / bare): {ours_s / bare_s:.2f}x")
+    report_caps(*caps)
+
+
+def report_caps(socket_kib: float, subscription_kib: float, count: int) -> None:
+    """Memory per GraphQL socket and subscription, and the bound per user at the caps."""
+    settings = Settings()
+    per_user, per_socket = (
+        settings.ws_max_sockets_per_user,
+        settings.ws_max_subscriptions_per_socket,
+    )
+    bound = per_user * (socket_kib + per_socket * subscription_kib)
+    print(
+        f"GraphQL websockets at the caps ({count} subscriptions): {socket_kib:.1f} KiB per "
+        f"socket, {subscription_kib:.1f} KiB per subscription; one user at the caps "
+        f"({per_user} sockets x {per_socket} subscriptions): {bound / 1024:.2f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -137,6 +137,18 @@ async def test_the_socket_cap_holds_across_serve_processes(
         # another user is not affected by this one's sockets
         async with graphql_socket(second, f"{subject}-other"):
             pass
+    # every slot was given back (none left to expire with its lease)
+    client = aioredis.from_url(redis_server.url)
+    try:
+        for _ in range(50):
+            keys = [k async for k in client.scan_iter("chainfolio:sockets:*")]
+            if not keys or sum([await client.zcard(k) for k in keys]) == 0:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"slots left in Redis: {keys}")
+    finally:
+        await client.aclose()
 
 
 async def test_slots_of_a_process_that_died_end_with_their_lease(

@@ -323,10 +323,12 @@ def create_app(
             app.state.authenticator = Authenticator(services, limiter, sockets)
             if cfg.run_worker:
                 await stack.enter_async_context(running_worker(services, chains_config))
-            # What startup built (modules, schema, pools) lives as long as the process: out
-            # of the collector's sight, a full collection walks only what requests left
-            # (issue 21: one took 123 ms of the event loop mid-request).
+            # What startup built (modules, schema, pools) lives as long as the app: out of the
+            # collector's sight, a full collection walks only what requests left (issue 21:
+            # one took 123 ms of the event loop mid-request). Given back at the end, so a
+            # process running app after app (the tests) keeps collecting their garbage.
             gc.freeze()
+            stack.callback(gc.unfreeze)
             yield
 
     allowlist = load_allowlist(cfg.graphql_allowlist) if cfg.graphql_allowlist else None

@@ -28,13 +28,14 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 import orjson
 import redis.asyncio as redis
@@ -45,6 +46,7 @@ from chainfolio.api.auth import issue_token
 from chainfolio.bus.broadcast import portfolio_channel, stamp
 from chainfolio.core.settings import Settings
 from chainfolio.resolvers.updates import PortfolioUpdate
+from chainfolio.storage.database import to_asyncpg_dsn
 
 SECRET = "bench-subscriptions-secret-0123456789"
 HERE = Path(__file__).parent
@@ -109,6 +111,7 @@ async def run_round(
     redis_url: str,
     pid: int,
     needs_all_channels: bool,
+    channels_of: Callable[[list[str]], Awaitable[dict[str, str]]],
 ) -> Round:
     rss_idle = rss_kib(pid)
     received: dict[str, float] = {}
@@ -142,6 +145,7 @@ async def run_round(
             if task.done() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
     connect_s = time.perf_counter() - started
+    channels = await channels_of(users)
     publisher = redis.from_url(redis_url)
     await wait_subscribed(publisher, len(users) if needs_all_channels else 1)
     rss_connected = rss_kib(pid)
@@ -160,7 +164,7 @@ async def run_round(
     # connection: the fan-out time is the servers', not redis-py's pipeline packing (about
     # 50 µs per command in this process, which both servers used to wait for).
     commands = b"".join(
-        resp_command(b"PUBLISH", portfolio_channel(user).encode(), payload.encode())
+        resp_command(b"PUBLISH", channels[user].encode(), payload.encode())
         for user, payload in zip(users, payloads, strict=True)
     )
     reader, writer = await open_redis(redis_url)
@@ -192,6 +196,27 @@ async def run_round(
         server_cpu,
         client_cpu,
     )
+
+
+async def same_channels(users: list[str]) -> dict[str, str]:
+    """bare_ws's channels: the user's name."""
+    return {user: portfolio_channel(user) for user in users}
+
+
+def stored_channels(database_url: str) -> Callable[[list[str]], Awaitable[dict[str, str]]]:
+    """Ours: the channel of each user's stored id (users are keyed by their token's issuer and
+    subject and have ids of their own, made at their first request)."""
+
+    async def channels(users: list[str]) -> dict[str, str]:
+        conn = await asyncpg.connect(to_asyncpg_dsn(database_url))
+        try:
+            rows = await conn.fetch("SELECT subject, id FROM users")
+        finally:
+            await conn.close()
+        ids = {row["subject"]: row["id"] for row in rows}
+        return {user: portfolio_channel(ids[user]) for user in users}
+
+    return channels
 
 
 def caps() -> tuple[int, int]:
@@ -338,6 +363,7 @@ def main() -> None:
                         redis_url=args.redis_url,
                         pid=pid,
                         needs_all_channels=True,
+                        channels_of=stored_channels(db_url),
                     )
                 )
                 for _ in range(args.rounds)
@@ -356,6 +382,7 @@ def main() -> None:
                         redis_url=args.redis_url,
                         pid=pid,
                         needs_all_channels=False,
+                        channels_of=same_channels,
                     )
                 )
                 for _ in range(args.rounds)

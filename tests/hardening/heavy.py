@@ -12,6 +12,7 @@ from chainfolio.storage.timeseries import PricePoint, Snapshot, write_prices, wr
 
 HEAVY = 'compare(period: "30d", interval: "5m", benchmark: $b) { timestamps portfolio beta }'
 _FINEST = 'history(period: "all", interval: "5m")'  # 10,000 buckets
+_FINEST_EUR = 'history(period: "all", interval: "5m", currency: "EUR")'  # each point converted
 _ARRAYS = "{ timestamps values gaps }"
 _PERFORMANCE = (
     "{ twr mwr volatility sharpeRatio sortinoRatio maxDrawdown bestInterval worstInterval "
@@ -22,6 +23,9 @@ HEAVIEST = {
         f"{{ {_FINEST} {{ points {{ timestamp value }} timestamps values gaps }} }}"
     ),
     "two history(all, 5m), arrays": f"{{ a: {_FINEST} {_ARRAYS} b: {_FINEST} {_ARRAYS} }}",
+    "two history(all, 5m) in EUR, arrays": (
+        f"{{ a: {_FINEST_EUR} {_ARRAYS} b: {_FINEST_EUR} {_ARRAYS} }}"
+    ),
     "compare(30d, 5m)": f"query($b: String!) {{ {HEAVY} }}",
     "two performance(all)": (
         f'{{ a: performance(period: "all") {_PERFORMANCE} '
@@ -30,7 +34,8 @@ HEAVIEST = {
 }
 """The heaviest document of each family the work limit lets through (500 of 500, compare's
 432), by name; `$b` is the benchmark symbol: 10,000 point objects; two series of 10,000 as
-arrays; compare at 8,640 buckets; two performance over every valuation."""
+arrays, in USD and converted to EUR; compare at 8,640 buckets; two performance over every
+valuation."""
 
 BUSY = "chainfolio_event_loop_busy_seconds"
 LAG = "chainfolio_event_loop_lag_seconds"
@@ -58,6 +63,14 @@ async def seed_heavy(database_url: str, *, subject: str, symbol: str) -> None:
                 [
                     PricePoint(t, symbol, Decimal(2000 + k % 89), "test")
                     for k, t in enumerate(moments)
+                ],
+            )
+            # the EUR rate every 6 hours, as Chainlink's FX feeds (a 24 h heartbeat) or better
+            await write_prices(
+                db,
+                [
+                    PricePoint(t, "EUR", Decimal("1.08") + Decimal(k % 7) / 100, "test")
+                    for k, t in enumerate(moments[::72])
                 ],
             )
     finally:

@@ -102,46 +102,36 @@ def work_of(
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
     work = 0
-    stack: list[SelectionSetNode] = [operations[0].selection_set]
-    seen: set[str] = set()
-    while stack:
-        for selection in stack.pop().selections:
-            if isinstance(selection, InlineFragmentNode):
-                stack.append(selection.selection_set)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                if name not in seen and name in fragments:
-                    seen.add(name)
-                    stack.append(fragments[name].selection_set)
-            elif isinstance(selection, FieldNode) and selection.name.value in _POINTS_PER_WORK:
-                name = selection.name.value
-                args = dict(_DEFAULTS[name])
-                for argument in selection.arguments or ():
-                    if argument.name.value in args:
-                        args[argument.name.value] = value_from_ast_untyped(
-                            argument.value, dict(variables or {})
-                        )
-                points = _points(args["period"], args["interval"])
-                per_work = _POINTS_PER_WORK[name]
-                if name == "history" and _selects(selection.selection_set, "points", fragments):
-                    per_work = _OBJECT_POINTS_PER_WORK
-                work += math.ceil(points / per_work)
+    for field in _fields(operations[0].selection_set, fragments):
+        name = field.name.value
+        if name not in _POINTS_PER_WORK:
+            continue
+        args = dict(_DEFAULTS[name])
+        for argument in field.arguments or ():
+            if argument.name.value in args:
+                args[argument.name.value] = value_from_ast_untyped(
+                    argument.value, dict(variables or {})
+                )
+        points = _points(args["period"], args["interval"])
+        per_work = _POINTS_PER_WORK[name]
+        if name == "history" and any(
+            inner.name.value == "points" for inner in _fields(field.selection_set, fragments)
+        ):
+            per_work = _OBJECT_POINTS_PER_WORK
+        work += math.ceil(points / per_work)
     return work
 
 
-def _selects(
-    selection_set: SelectionSetNode | None,
-    name: str,
-    fragments: Mapping[str, FragmentDefinitionNode],
-) -> bool:
-    """Whether a selection set selects the field `name` directly (through fragments too)."""
+def _fields(
+    selection_set: SelectionSetNode | None, fragments: Mapping[str, FragmentDefinitionNode]
+) -> Iterator[FieldNode]:
+    """The fields a selection set selects itself, through fragments (each spread once)."""
     stack = [selection_set] if selection_set else []
     seen: set[str] = set()
     while stack:
         for selection in stack.pop().selections:
             if isinstance(selection, FieldNode):
-                if selection.name.value == name:
-                    return True
+                yield selection
             elif isinstance(selection, InlineFragmentNode):
                 stack.append(selection.selection_set)
             elif isinstance(selection, FragmentSpreadNode):
@@ -149,7 +139,6 @@ def _selects(
                 if spread not in seen and spread in fragments:
                     seen.add(spread)
                     stack.append(fragments[spread].selection_set)
-    return False
 
 
 @dataclass(frozen=True, slots=True)

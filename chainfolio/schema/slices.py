@@ -156,17 +156,22 @@ class SlicedExecutionContext(LeanExecutionContext):
                 item_type, field_details_list, info, path, items, position_context
             )
         return self._complete_in_slices(
-            item_type, field_details_list, info, path, items, position_context
+            items,
+            path,
+            lambda item, into, item_path: self.complete_list_item_value(
+                item, into, item_type, field_details_list, info, item_path, position_context
+            ),
+            lambda item, item_path: self.complete_awaitable_list_item_value(
+                item, item_type, field_details_list, info, item_path, position_context
+            ),
         )
 
-    async def _complete_in_slices(  # noqa: PLR0917 - complete_iterable_value's arguments
+    async def _complete_in_slices(
         self,
-        item_type: GraphQLOutputType,
-        field_details_list: Any,
-        info: GraphQLResolveInfo[Any],
-        path: Path,
         items: Iterable[Any],
-        position_context: Any,
+        path: Path,
+        complete_item: Callable[[Any, list[Any], Path], bool],
+        complete_awaitable: Callable[[Any, Path], Awaitable[Any]],
     ) -> list[Any]:
         completed: list[Any] = []
         pending: list[int] = []  # indices whose completion is an awaitable
@@ -177,21 +182,9 @@ class SlicedExecutionContext(LeanExecutionContext):
                     await turns.maybe()
                 item_path = path.add_key(index, None)
                 if self.is_awaitable(item):
-                    completed.append(
-                        self.complete_awaitable_list_item_value(
-                            item, item_type, field_details_list, info, item_path, position_context
-                        )
-                    )
+                    completed.append(complete_awaitable(item, item_path))
                     pending.append(index)
-                elif self.complete_list_item_value(
-                    item,
-                    completed,
-                    item_type,
-                    field_details_list,
-                    info,
-                    item_path,
-                    position_context,
-                ):
+                elif complete_item(item, completed, item_path):
                     pending.append(index)
         except BaseException:
             # as graphql-core does: settle what was started rather than orphan it

@@ -10,6 +10,13 @@ its update (fan-out time, per-client latency percentiles), plus the server's mem
 connection and the CPU time the server and this process spent in the fan-out (to tell whether
 the server or the client limits). Clients and publisher share one process, so both servers
 face the same client cost.
+
+Then memory at the caps (issue 21): `--graphql-users` users each open the most GraphQL
+websockets (graphql-transport-ws) the server allows one user, each with the most subscriptions
+it allows one socket; the server's RSS before, with the sockets open and with the
+subscriptions running gives the bytes per socket and per subscription, and the bound one user
+can hold: sockets per user x (a socket + subscriptions per socket x a subscription).
+`--skip-fanout` runs only this part.
 """
 
 from __future__ import annotations
@@ -21,13 +28,16 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
+import httpx
+import orjson
 import redis.asyncio as redis
 import websockets
 from processes import create_database, drop_database, free_port, running
@@ -36,6 +46,7 @@ from chainfolio.api.auth import issue_token
 from chainfolio.bus.broadcast import portfolio_channel, stamp
 from chainfolio.core.settings import Settings
 from chainfolio.resolvers.updates import PortfolioUpdate
+from chainfolio.storage.database import to_asyncpg_dsn
 
 SECRET = "bench-subscriptions-secret-0123456789"
 HERE = Path(__file__).parent
@@ -100,6 +111,7 @@ async def run_round(
     redis_url: str,
     pid: int,
     needs_all_channels: bool,
+    channels_of: Callable[[list[str]], Awaitable[dict[str, str]]],
 ) -> Round:
     rss_idle = rss_kib(pid)
     received: dict[str, float] = {}
@@ -133,6 +145,7 @@ async def run_round(
             if task.done() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
     connect_s = time.perf_counter() - started
+    channels = await channels_of(users)
     publisher = redis.from_url(redis_url)
     await wait_subscribed(publisher, len(users) if needs_all_channels else 1)
     rss_connected = rss_kib(pid)
@@ -151,7 +164,7 @@ async def run_round(
     # connection: the fan-out time is the servers', not redis-py's pipeline packing (about
     # 50 µs per command in this process, which both servers used to wait for).
     commands = b"".join(
-        resp_command(b"PUBLISH", portfolio_channel(user).encode(), payload.encode())
+        resp_command(b"PUBLISH", channels[user].encode(), payload.encode())
         for user, payload in zip(users, payloads, strict=True)
     )
     reader, writer = await open_redis(redis_url)
@@ -183,6 +196,86 @@ async def run_round(
         server_cpu,
         client_cpu,
     )
+
+
+async def same_channels(users: list[str]) -> dict[str, str]:
+    """bare_ws's channels: the user's name."""
+    return {user: portfolio_channel(user) for user in users}
+
+
+def stored_channels(database_url: str) -> Callable[[list[str]], Awaitable[dict[str, str]]]:
+    """Ours: the channel of each user's stored id (users are keyed by their token's issuer and
+    subject and have ids of their own, made at their first request)."""
+
+    async def channels(users: list[str]) -> dict[str, str]:
+        conn = await asyncpg.connect(to_asyncpg_dsn(database_url))
+        try:
+            rows = await conn.fetch("SELECT subject, id FROM users")
+        finally:
+            await conn.close()
+        ids = {row["subject"]: row["id"] for row in rows}
+        return {user: portfolio_channel(ids[user]) for user in users}
+
+    return channels
+
+
+def caps() -> tuple[int, int]:
+    """(sockets per user, subscriptions per socket) the server applies (its defaults)."""
+    settings = Settings()
+    return settings.ws_max_sockets_per_user, settings.ws_max_subscriptions_per_socket
+
+
+async def subscribers(base: str) -> float:
+    """The server's `chainfolio_bus_subscribers` gauge."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{base}/metrics")).text
+    for line in text.splitlines():
+        if line.startswith("chainfolio_bus_subscribers"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def memory_at_caps(*, base: str, pid: int, tokens: list[str]) -> tuple[float, float, int]:
+    """(KiB per socket, KiB per subscription, subscriptions) with each user at both caps."""
+    settings = Settings()
+    per_user, per_socket = (
+        settings.ws_max_sockets_per_user,
+        settings.ws_max_subscriptions_per_socket,
+    )
+    url = base.replace("http", "ws") + "/graphql"
+    before_subs = await subscribers(base)
+    rss_idle = rss_kib(pid)
+    sockets: list[websockets.ClientConnection] = []
+    for token in tokens:
+        for _ in range(per_user):
+            ws = await websockets.connect(
+                url,
+                subprotocols=["graphql-transport-ws"],
+                ping_interval=None,  # type: ignore[list-item]
+            )
+            init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+            await ws.send(orjson.dumps(init).decode())
+            assert orjson.loads(await ws.recv())["type"] == "connection_ack"
+            sockets.append(ws)
+    await asyncio.sleep(1)
+    rss_sockets = rss_kib(pid)
+    query = "subscription { portfolioUpdates { totalValue } }"
+    for ws in sockets:
+        for i in range(per_socket):
+            message = {"id": str(i), "type": "subscribe", "payload": {"query": query}}
+            await ws.send(orjson.dumps(message).decode())
+    wanted = before_subs + len(sockets) * per_socket
+    for _ in range(600):
+        if await subscribers(base) >= wanted:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise RuntimeError(f"the server runs {await subscribers(base)} of {wanted} subscriptions")
+    await asyncio.sleep(1)
+    rss_subscribed = rss_kib(pid)
+    await asyncio.gather(*(ws.close() for ws in sockets))
+    count = len(sockets) * per_socket
+    return (rss_sockets - rss_idle) / len(sockets), (rss_subscribed - rss_sockets) / count, count
 
 
 def pct(values: list[float], q: float) -> float:
@@ -224,6 +317,8 @@ def main() -> None:
         ),
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--graphql-users", type=int, default=20)
+    parser.add_argument("--skip-fanout", action="store_true")
     args = parser.parse_args()
     n = args.clients
     users = [str(uuid.uuid4()) for _ in range(n)]
@@ -243,6 +338,20 @@ def main() -> None:
         }
         argv = [sys.executable, "-m", "chainfolio", "serve", "--port", str(port)]
         with running(argv, env, f"http://127.0.0.1:{port}/healthz") as pid:
+            caps = asyncio.run(
+                memory_at_caps(
+                    base=f"http://127.0.0.1:{port}",
+                    pid=pid,
+                    # users of their own: the fan-out's users open a socket each right after
+                    tokens=[
+                        issue_token(settings, subject=str(uuid.uuid4()))
+                        for _ in range(args.graphql_users)
+                    ],
+                )
+            )
+            if args.skip_fanout:
+                report_caps(*caps)
+                return
             ours = [
                 asyncio.run(
                     run_round(
@@ -254,6 +363,7 @@ def main() -> None:
                         redis_url=args.redis_url,
                         pid=pid,
                         needs_all_channels=True,
+                        channels_of=stored_channels(db_url),
                     )
                 )
                 for _ in range(args.rounds)
@@ -272,6 +382,7 @@ def main() -> None:
                         redis_url=args.redis_url,
                         pid=pid,
                         needs_all_channels=False,
+                        channels_of=same_channels,
                     )
                 )
                 for _ in range(args.rounds)
@@ -281,6 +392,22 @@ def main() -> None:
     ours_s = report("chainfolio /v1/ws", ours, n)
     bare_s = report("bare Starlette+Redis", bare, n)
     print(f"fan-out time ratio (ours / bare): {ours_s / bare_s:.2f}x")
+    report_caps(*caps)
+
+
+def report_caps(socket_kib: float, subscription_kib: float, count: int) -> None:
+    """Memory per GraphQL socket and subscription, and the bound per user at the caps."""
+    settings = Settings()
+    per_user, per_socket = (
+        settings.ws_max_sockets_per_user,
+        settings.ws_max_subscriptions_per_socket,
+    )
+    bound = per_user * (socket_kib + per_socket * subscription_kib)
+    print(
+        f"GraphQL websockets at the caps ({count} subscriptions): {socket_kib:.1f} KiB per "
+        f"socket, {subscription_kib:.1f} KiB per subscription; one user at the caps "
+        f"({per_user} sockets x {per_socket} subscriptions): {bound / 1024:.2f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -199,7 +199,10 @@ async def graphql_with_cache(  # noqa: PLR0917 - an ASGI call plus its context
 
     await app(scope, _replay(body, receive), capture)
     answer = b"".join(chunks)
-    if status == 200 and _without_errors(answer):
+    # an answer over the user's bytes is never kept: not parsed either (2 MB took 30 ms of
+    # the event loop for nothing)
+    kept = len(answer) <= services.settings.cache_max_bytes_per_user
+    if status == 200 and kept and _without_errors(answer):
         await entry.keep(answer)
 
 

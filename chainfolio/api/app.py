@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -25,10 +26,12 @@ from strawberry.types.unset import UNSET, UnsetType
 from chainfolio.api.answers import graphql_with_cache
 from chainfolio.api.browser import SecurityHeaders, cors_middleware
 from chainfolio.api.limits import RequestLimits
+from chainfolio.api.loop_probe import probing_loop
 from chainfolio.api.openapi import openapi_endpoint
 from chainfolio.api.ratelimit import open_rate_limiter
 from chainfolio.api.realtime import portfolio_socket
 from chainfolio.api.rest import rest_routes
+from chainfolio.api.slots import open_socket_slots
 from chainfolio.api.sockets import SLOT, LegacyWSHandler, TransportWSHandler
 from chainfolio.api.web import (
     Authenticator,
@@ -186,8 +189,8 @@ class GraphQLApp(GraphQL[Context, None]):
         authenticator = authenticator_of(context.request)
         try:
             context.caller_ = await authenticator.caller(header)
-            authenticator.sockets.acquire(context.caller_)
-            context.request.scope.setdefault("state", {})[SLOT] = True
+            slot = await authenticator.sockets.acquire(context.caller_)
+            context.request.scope.setdefault("state", {})[SLOT] = slot
         except ChainfolioError as exc:
             context.request.scope.setdefault("state", {})["auth_error"] = exc
             raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from exc
@@ -284,6 +287,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            if cfg.metrics_enabled:
+                await stack.enter_async_context(probing_loop())
             url = await resolve_database_url(
                 database_url or cfg.configured_database_url(), cfg.embedded_pgdata, keep=cfg.keep_db
             )
@@ -320,9 +325,18 @@ def create_app(
                 )
             )
             app.state.rate_limiter = limiter
-            app.state.authenticator = Authenticator(services, limiter)
+            sockets = await stack.enter_async_context(
+                open_socket_slots(cfg.redis_url, per_user=cfg.ws_max_sockets_per_user)
+            )
+            app.state.authenticator = Authenticator(services, limiter, sockets)
             if cfg.run_worker:
                 await stack.enter_async_context(running_worker(services, chains_config))
+            # What startup built (modules, schema, pools) lives as long as the app: out of the
+            # collector's sight, a full collection walks only what requests left (issue 21:
+            # one took 123 ms of the event loop mid-request). Given back at the end, so a
+            # process running app after app (the tests) keeps collecting their garbage.
+            gc.freeze()
+            stack.callback(gc.unfreeze)
             yield
 
     allowlist = load_allowlist(cfg.graphql_allowlist) if cfg.graphql_allowlist else None

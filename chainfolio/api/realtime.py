@@ -173,7 +173,7 @@ async def portfolio_socket(ws: WebSocket) -> None:
         return
     auth = authenticator_of(ws)
     try:
-        auth.sockets.acquire(caller)
+        slot = await auth.sockets.acquire(caller)
     except ChainfolioError as exc:
         await _refused(ws, exc)
         await ws.close(*close_code(exc))
@@ -210,5 +210,5 @@ async def portfolio_socket(ws: WebSocket) -> None:
         pass
     finally:
         await cancel(expiry)
-        auth.sockets.release(caller)
+        await auth.sockets.release(caller, slot)
         await session.stop()

@@ -4,14 +4,14 @@ rate limit like an HTTP request.
 Before, one socket ran 300 queries and 100 mutations past a limit of 60 a minute, and 40
 sockets x 100 subscriptions of one token held 76 MB. Subscriptions per socket are capped by
 strawberry (`max_subscriptions_per_connection`, from settings); sockets per user are counted
-here, per API process (a process that dies takes its sockets, and its counts, with it).
+here (`SocketSlots`): across every API process in Redis when `CHAINFOLIO_REDIS_URL` is
+`redis://…` (with `serve --workers N` an in-process count let a user hold N times the cap), in
+this process otherwise.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections import Counter
-from typing import Any
+from typing import Any, Protocol
 
 from graphql import GraphQLFormattedError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -28,7 +28,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 from chainfolio.core.errors import ChainfolioError
 from chainfolio.resolvers.context import Caller
 
-SLOT = "socket_slot"  # scope state: the socket holds one of its user's slots
+SLOT = "socket_slot"  # scope state: the slot the socket holds (its id)
 
 
 class TooManySockets(ChainfolioError):
@@ -38,26 +38,18 @@ class TooManySockets(ChainfolioError):
     status = 429
 
 
-class SocketSlots:
-    """Open websockets per user in this process, at most `per_user` each."""
+class SocketSlots(Protocol):
+    """Open websockets per user, at most `per_user` each (`chainfolio.api.slots`)."""
 
-    def __init__(self, per_user: int) -> None:
-        self.per_user = per_user
-        self._open: Counter[uuid.UUID] = Counter()
+    per_user: int
 
-    def acquire(self, caller: Caller) -> None:
-        """Take a slot for a new socket of `caller`, or TooManySockets."""
-        if self._open[caller.user_id] >= self.per_user:
-            raise TooManySockets(
-                f"at most {self.per_user} open websockets per user: close one first"
-            )
-        self._open[caller.user_id] += 1
+    async def acquire(self, caller: Caller) -> str:
+        """Take a slot for a new socket of `caller` (its id), or TooManySockets."""
+        ...
 
-    def release(self, caller: Caller) -> None:
+    async def release(self, caller: Caller, slot: str) -> None:
         """Give the slot of a closed socket back."""
-        self._open[caller.user_id] -= 1
-        if self._open[caller.user_id] <= 0:
-            del self._open[caller.user_id]
+        ...
 
 
 def _refusal(exc: ChainfolioError) -> GraphQLFormattedError:
@@ -92,8 +84,9 @@ class _ReleasesSlot:
         finally:
             caller: Caller | None = self.context.caller_
             request = self.context.request
-            if caller is not None and request.scope.get("state", {}).pop(SLOT, False):
-                request.app.state.authenticator.sockets.release(caller)
+            slot = request.scope.get("state", {}).pop(SLOT, None)
+            if caller is not None and slot is not None:
+                await request.app.state.authenticator.sockets.release(caller, slot)
 
 
 class TransportWSHandler(_ReleasesSlot, BaseGraphQLTransportWSHandler[Any, None]):

@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from chainfolio.api.auth import Identity, TokenVerifier
 from chainfolio.api.ratelimit import RateLimiter
+from chainfolio.api.slots import MemorySlots
 from chainfolio.api.sockets import SocketSlots
 from chainfolio.core.errors import ChainfolioError, InternalError, SourceUnavailable
 from chainfolio.core.logs import request_id
@@ -42,11 +43,16 @@ class Authenticator:
     Every authentication counts against the user's rate limit when a limiter is given.
     """
 
-    def __init__(self, services: Services, limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        limiter: RateLimiter | None = None,
+        sockets: SocketSlots | None = None,
+    ) -> None:
         self._services = services
         self._verifier = TokenVerifier(services.settings)
         self._limiter = limiter
-        self.sockets = SocketSlots(services.settings.ws_max_sockets_per_user)
+        self.sockets = sockets or MemorySlots(services.settings.ws_max_sockets_per_user)
         self._known: OrderedDict[Identity, Caller] = OrderedDict()  # users whose row exists
 
     async def caller(self, authorization: str | None) -> Caller:

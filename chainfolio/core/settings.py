@@ -77,7 +77,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="HTTP body cap (413)")
     ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024, description="websocket cap")
     ws_max_sockets_per_user: int = Field(
-        default=10, ge=1, description="open websockets per user and API process (4429 past it)"
+        default=10,
+        ge=1,
+        description="open websockets per user, across API processes with Redis (4429 past it)",
     )
     ws_max_subscriptions_per_socket: int = Field(
         default=20, ge=1, description="operations in flight per GraphQL websocket"

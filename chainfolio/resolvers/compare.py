@@ -32,7 +32,7 @@ from chainfolio.core.periods import (
     parse_interval,
     parse_period,
 )
-from chainfolio.resolvers.performance import clean, percent, period_series
+from chainfolio.resolvers.performance import PeriodSeries, clean, percent, period_series
 from chainfolio.storage import market
 from chainfolio.storage.prices import prices_as_of
 from chainfolio.storage.timeseries import BUCKET_ORIGIN, first_snapshot_time
@@ -201,6 +201,43 @@ async def resolve_comparison(
             f"not enough data to compare with {parsed.name} over {window.period}: "
             f"{series.count} valuation(s) in the period; a return needs two"
         )
+    samples = analytics.bucket_samples(
+        times=series.times, origin=BUCKET_ORIGIN.timestamp(), step=step.total_seconds()
+    )
+    moments = [series.moment(int(p)) for p in samples.points]
+    prices = {
+        symbol: await prices_as_of(db, symbol=symbol, moments=moments, lookback=step + _DAY)
+        for symbol, _ in parsed.components
+    }
+    # CPU-bound over every sample (0.6 s for the benchmark index at 8,640; lists of 8,640
+    # floats and times besides): off the event loop, so /healthz and every other request keep
+    # being served while it runs (the GIL is handed back every switch interval, 5 ms)
+    return await asyncio.to_thread(
+        _comparison,
+        _Inputs(parsed, window.period, interval_name, step, risk_free_rate),
+        series,
+        samples,
+        prices,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    benchmark: Benchmark
+    period: str
+    interval: str
+    step: timedelta
+    risk_free_rate: float
+
+
+def _comparison(
+    inputs: _Inputs,
+    series: PeriodSeries,
+    samples: analytics.BucketSamples,
+    prices: dict[str, list[Decimal | None]],
+) -> ComparisonView:
+    """The comparison from the series and the benchmark's prices at the samples (no I/O)."""
+    parsed, step = inputs.benchmark, inputs.step
     values = series.values
     growth = analytics.rebased_index(
         returns=analytics.interval_returns(
@@ -211,23 +248,14 @@ async def resolve_comparison(
         ).returns,
         base=1.0,
     )
-    samples = analytics.bucket_samples(
-        times=series.times, origin=BUCKET_ORIGIN.timestamp(), step=step.total_seconds()
-    )
-    moments = [series.moment(int(p)) for p in samples.points]
-    prices = {
-        symbol: await prices_as_of(db, symbol=symbol, moments=moments, lookback=step + _DAY)
-        for symbol, _ in parsed.components
-    }
-    # CPU-bound over every sample (0.6 s at 8,640): off the event loop, so /healthz and every
-    # other request keep being served while it runs
-    bench = await asyncio.to_thread(benchmark_index, parsed, prices)
+    bench = benchmark_index(parsed, prices)
     own = [float(growth[p]) for p in samples.points]
     common = [k for k, b in enumerate(bench) if b is not None]
     if len(common) < 2:
         raise InsufficientData(
-            f"not enough data to compare with {parsed.name} over {window.period}: "
-            f"{len(common)} of {len(moments)} sample(s) have a benchmark price at or before them"
+            f"not enough data to compare with {parsed.name} over {inputs.period}: "
+            f"{len(common)} of {len(samples.points)} sample(s) have a benchmark price at or "
+            "before them"
         )
     first_k, last_k = common[0], common[-1]
     # Steps that count: complete on the grid, priced at both ends, capital at risk at the start.
@@ -246,14 +274,14 @@ async def resolve_comparison(
         returns=own_steps,
         benchmark_returns=bench_steps,
         periods_per_year=analytics.SECONDS_PER_YEAR / step.total_seconds(),
-        risk_free_rate=risk_free_rate,
+        risk_free_rate=inputs.risk_free_rate,
     )
     own_base, bench_base = own[first_k], bench[first_k] or 1.0
     axis = range(first_k, last_k + 1)
     return ComparisonView(
         benchmark=parsed.name,
-        period=window.period,
-        interval=interval_name,
+        period=inputs.period,
+        interval=inputs.interval,
         start=series.moment(0),
         end=series.moment(series.count - 1),
         timestamps=[datetime.fromtimestamp(float(samples.buckets[k]), UTC) for k in axis],

@@ -7,6 +7,7 @@ time's rate; a series point without a rate becomes a gap.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -67,6 +68,16 @@ async def convert_history(db: AsyncConnection, view: HistoryView, currency: str)
     if currency == USD:
         return view
     rates = await load_rates(db, currency, [p.timestamp for p in view.points])
+    if len(view.points) > _LONG_SERIES:
+        # 10,000 points took 10-30 ms: in a thread, the event loop keeps serving (issue 21)
+        return await asyncio.to_thread(_converted, view, rates)
+    return _converted(view, rates)
+
+
+_LONG_SERIES = 2_000
+
+
+def _converted(view: HistoryView, rates: Rates) -> HistoryView:
     points: list[SeriesPoint] = []
     gaps = list(view.gaps)
     for p in view.points:

@@ -27,10 +27,10 @@ from chainfolio.schema.document_limits import (
     document_limits_rule,
 )
 from chainfolio.schema.errors import ErrorCodes, expected
-from chainfolio.schema.execution import LeanExecutionContext
 from chainfolio.schema.persisted import allowlist_extension
 from chainfolio.schema.root import Mutation, Query
 from chainfolio.schema.series import SERIES_SCALARS
+from chainfolio.schema.slices import SlicedExecutionContext
 from chainfolio.schema.subscription import Subscription
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        execution_context_class=LeanExecutionContext,
+        execution_context_class=SlicedExecutionContext,
         config=StrawberryConfig(
             scalar_map={
                 **SERIES_SCALARS,

@@ -32,7 +32,7 @@ from graphql import (
     GraphQLScalarType,
 )
 from graphql.execution.collect_fields import FieldDetails
-from graphql.pyutils import Path, Undefined
+from graphql.pyutils import AwaitableOrValue, Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from typing_extensions import override
 
@@ -175,7 +175,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         path: Path,
         items: Any,
         position_context: Any,
-    ) -> Any:
+    ) -> AwaitableOrValue[list[Any]]:
         """A list of plain objects or of scalars in one loop; every other list as graphql-core
         does."""
         if isinstance(items, list | tuple) and not self.get_stream_usage(field_details_list, path):

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import asyncio
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.storage.database import driver_connection
+from chainfolio.storage.history import LONG_SERIES
 
 
 async def prices_as_of(
@@ -101,7 +104,10 @@ async def prices_nearest(
 ) -> dict[tuple[str, datetime], tuple[datetime, Decimal]]:
     """For each (symbol, moment): the stored price closest to it within ±`window`, with its
     time (absent: none stored that close). One query for the whole batch."""
-    pairs = sorted(set(wanted))
+    # a history's 10,000 moments: sorting them and reading the rows took 10-30 ms; in
+    # threads, the event loop keeps serving (issue 21)
+    long = len(wanted) > LONG_SERIES
+    pairs = await asyncio.to_thread(_sorted_pairs, wanted) if long else _sorted_pairs(wanted)
     if not pairs:
         return {}
     rows = await db.execute(
@@ -118,4 +124,12 @@ async def prices_nearest(
         ),
         {"s": [p[0] for p in pairs], "m": [p[1] for p in pairs], "w": window},
     )
+    return await asyncio.to_thread(_nearest, rows) if long else _nearest(rows)
+
+
+def _sorted_pairs(wanted: Collection[tuple[str, datetime]]) -> list[tuple[str, datetime]]:
+    return sorted(set(wanted))
+
+
+def _nearest(rows: Iterable[Any]) -> dict[tuple[str, datetime], tuple[datetime, Decimal]]:
     return {(r[0], r[1]): (r[2], Decimal(r[3])) for r in rows}

@@ -15,6 +15,7 @@ import pytest
 import websockets
 
 from tests.hardening.conftest import bearer, graphql_socket, serve_env
+from tests.hardening.heavy import HEAVY
 from tests.servers import serve
 
 PER_USER = 40
@@ -91,6 +92,14 @@ async def test_the_limits_hold_under_abuse(server: str) -> None:
         # after the storm: on a loaded machine a handshake's own headers could miss the
         # (deliberately short) header deadline of this test
         sockets = await _sockets(server, "abuse-sockets", 6)
+        # the analytics attack of issue 21 (nine compare at 8,640 buckets in one document) is
+        # refused before anything runs
+        nine = " ".join(f"c{i}: {HEAVY}" for i in range(9))
+        analytics = await http.post(
+            "/graphql",
+            json={"query": f"query($b: String!) {{ {nine} }}", "variables": {"b": "ETH"}},
+            headers=bearer("abuse-analytics"),
+        )
         # the per-user limit: exactly PER_USER answered, the rest refused, nothing failed
         assert flood == Counter({200: PER_USER, 429: 2 * PER_USER}), flood
         # the wallet cap under 20 concurrent adds
@@ -101,6 +110,9 @@ async def test_the_limits_hold_under_abuse(server: str) -> None:
         assert all(a.startswith(b"HTTP/1.1 408") for a in half), half[:3]
         # two sockets per user
         assert sockets == [None, None, 4429, 4429, 4429, 4429], sockets
+        refusal = analytics.json()["errors"][0]
+        assert refusal["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+        assert "over the limit of 500" in refusal["message"]
         # and the server is fine
         assert (await http.get("/healthz")).status_code == 200
         assert (await http.get("/v1/wallets", headers=bearer("abuse-after"))).status_code == 200

@@ -68,7 +68,7 @@ _PLANS: weakref.WeakKeyDictionary[GraphQLObjectType, dict[str, _Plan]] = weakref
 """Per object type (of whichever schema), per field name: its plan, made on first use."""
 
 
-_Row = tuple[str, str, Callable[[Any], Any], bool]
+Row = tuple[str, str, Callable[[Any], Any], bool]
 """A plain leaf of a list item: response key, attribute, serialiser, whether null is allowed."""
 
 
@@ -91,7 +91,21 @@ def _plan_of(parent_type: GraphQLObjectType, name: str) -> _Plan:
     return plan
 
 
-def _plain_item(item: Any, rows: list[_Row]) -> dict[str, Any]:
+def is_leaf_list(item_type: Any) -> bool:
+    """Whether a list's items are scalars or enums (`leaf_list` may answer it)."""
+    kind = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+    return isinstance(kind, GraphQLScalarType | GraphQLEnumType)
+
+
+def plain_items(items: list[Any] | tuple[Any, ...], rows: list[Row]) -> list[Any] | None:
+    """Each item's answer from its plain leaves, or None when one is not the plain case."""
+    try:
+        return [_plain_item(item, rows) for item in items]
+    except Exception:  # _NotPlain or a raising attribute: graphql-core's path reports it
+        return None
+
+
+def _plain_item(item: Any, rows: list[Row]) -> dict[str, Any]:
     """One list item's answer from its plain leaves, or _NotPlain."""
     answer: dict[str, Any] = {}
     for key, attribute, serialize, nullable in rows:
@@ -108,7 +122,7 @@ def _plain_item(item: Any, rows: list[_Row]) -> dict[str, Any]:
     return answer
 
 
-def _leaf_list(item_type: Any, items: list[Any] | tuple[Any, ...]) -> list[Any] | None:
+def leaf_list(item_type: Any, items: list[Any] | tuple[Any, ...]) -> list[Any] | None:
     """A list of scalars or enums serialised in one loop (a year of hourly `history` values is
     8,760 of them), or None when it is not that or an item is not the plain case (a null for a
     non-null item, a serialisation that fails): graphql-core then reports it as before."""
@@ -179,20 +193,19 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         """A list of plain objects or of scalars in one loop; every other list as graphql-core
         does."""
         if isinstance(items, list | tuple) and not self.get_stream_usage(field_details_list, path):
-            leaves = _leaf_list(item_type, items)
+            leaves = leaf_list(item_type, items)
             if leaves is not None:
                 return leaves
         rows = self._plain_rows(item_type, field_details_list, path)
         if rows is not None and isinstance(items, list | tuple):
-            try:
-                return [_plain_item(item, rows) for item in items]
-            except Exception:  # noqa: S110 - _NotPlain or a raising attribute: graphql-core's path
-                pass
+            answer = plain_items(items, rows)
+            if answer is not None:
+                return answer
         return super().complete_iterable_value(
             item_type, field_details_list, info, path, items, position_context
         )
 
-    def _plain_rows(self, item_type: Any, field_details_list: Any, path: Path) -> list[_Row] | None:
+    def _plain_rows(self, item_type: Any, field_details_list: Any, path: Path) -> list[Row] | None:
         """The plan of a list's items when each is a non-null object whose selected fields are
         all plain leaves (no arguments, directives, fragment variables, defer or stream)."""
         if not isinstance(item_type, GraphQLNonNull):
@@ -207,7 +220,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         grouped, new_defers, forbidden = self.collect_subfields(object_type, field_details_list)
         if new_defers or forbidden:
             return None
-        rows: list[_Row] = []
+        rows: list[Row] = []
         for key, details in grouped.items():
             first: FieldDetails = details[0]
             name = first.node.name.value

@@ -34,7 +34,13 @@ from graphql import (
 )
 from graphql.pyutils import AwaitableOrValue, Path, gather_with_cancel
 
-from chainfolio.schema.execution import LeanExecutionContext
+from chainfolio.schema.execution import (
+    LeanExecutionContext,
+    Row,
+    is_leaf_list,
+    leaf_list,
+    plain_items,
+)
 from chainfolio.schema.series import SERIES_SCALARS
 
 LONG = 500
@@ -155,16 +161,46 @@ class SlicedExecutionContext(LeanExecutionContext):
             return super().complete_iterable_value(
                 item_type, field_details_list, info, path, items, position_context
             )
-        return self._complete_in_slices(
-            items,
-            path,
-            lambda item, into, item_path: self.complete_list_item_value(
-                item, into, item_type, field_details_list, info, item_path, position_context
-            ),
-            lambda item, item_path: self.complete_awaitable_list_item_value(
-                item, item_type, field_details_list, info, item_path, position_context
-            ),
-        )
+
+        def slow() -> Awaitable[list[Any]]:
+            return self._complete_in_slices(
+                items,
+                path,
+                lambda item, into, item_path: self.complete_list_item_value(
+                    item, into, item_type, field_details_list, info, item_path, position_context
+                ),
+                lambda item, item_path: self.complete_awaitable_list_item_value(
+                    item, item_type, field_details_list, info, item_path, position_context
+                ),
+            )
+
+        if isinstance(items, list | tuple):
+            rows = self._plain_rows(item_type, field_details_list, path)
+            if rows is not None or is_leaf_list(item_type):
+                return self._plain_in_slices(items, item_type, rows, slow)
+        return slow()
+
+    async def _plain_in_slices(
+        self,
+        items: list[Any] | tuple[Any, ...],
+        item_type: GraphQLOutputType,
+        rows: list[Row] | None,
+        slow: Callable[[], Awaitable[list[Any]]],
+    ) -> list[Any]:
+        """The lean context's one-loop answer (plain objects or leaves), a chunk of
+        `_ITEMS_PER_CHECK` items between two looks at the clock; any item that is not the plain
+        case sends the whole list to the sliced graphql-core completion."""
+        completed: list[Any] = []
+        turns = _Turns()
+        for start in range(0, len(items), _ITEMS_PER_CHECK):
+            if start:
+                await turns.maybe()
+            chunk = items[start : start + _ITEMS_PER_CHECK]
+            done = plain_items(chunk, rows) if rows is not None else leaf_list(item_type, chunk)
+            if done is None:
+                return await slow()
+            completed.extend(done)
+        return completed
 
     async def _complete_in_slices(
         self,

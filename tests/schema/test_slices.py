@@ -33,6 +33,8 @@ class Series:
     times: DateTimeSeries
     points: list[Point]
     maybe: list[Point | None]
+    numbers: list[int]
+    gappy: list[int | None]
 
 
 def _rows(broken_at: int | None) -> Series:
@@ -40,7 +42,13 @@ def _rows(broken_at: int | None) -> Series:
         Point(at=START + timedelta(minutes=5 * k), value=k, broken=None if k == broken_at else k)  # type: ignore[arg-type]
         for k in range(COUNT)
     ]
-    return Series(times=DateTimeSeries([p.at for p in points]), points=points, maybe=[*points])
+    return Series(
+        times=DateTimeSeries([p.at for p in points]),
+        points=points,
+        maybe=[*points],
+        numbers=[p.broken for p in points],
+        gappy=[p.broken for p in points],
+    )
 
 
 @strawberry.type
@@ -68,6 +76,9 @@ DOCUMENTS = [
     "{ broken { times maybe { value broken } } }",  # nullable items: nulls and errors
     "{ broken { points { value broken } } }",  # non-null items: the error bubbles up
     "{ series { t: times times } }",
+    "{ series { numbers gappy } }",  # long lists of leaves, in the lean loop
+    "{ broken { gappy } }",
+    "{ broken { numbers } }",  # a null in a non-null leaf list: graphql-core's error
 ]
 
 

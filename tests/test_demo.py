@@ -37,4 +37,4 @@ def test_a_revert_is_one_line_with_its_reason(restore_devnet: Devnet) -> None:
     with pytest.raises(Exception) as failed:  # noqa: PT011 - web3 chooses the class
         transfer_token(chain, symbol="USDC", sender=mine, to=outsider, amount=held + 1)
     line = failure_line(failed.value)
-    assert line == "reverted: ERC20: insufficient balance", (line, repr(failed.value))
+    assert line == "reverted: ERC20: transfer amount exceeds balance", (line, repr(failed.value))

@@ -1,4 +1,4 @@
-"""Local EVM devnet for tests, benchmarks and `chainfolio demo`: Hardhat nodes + mock contracts.
+"""Local EVM devnet for tests, benchmarks and `chainfolio demo`: Hardhat nodes + test contracts.
 
 May import: nothing of chainfolio outside `devnet` (it stands alone).
 

@@ -17,6 +17,8 @@ from chainfolio.devnet.compiled import encode_call, load_artifact
 from chainfolio.devnet.deploy import DevnetDeployment, DevnetRpc
 from chainfolio.devnet.node import DevnetError
 
+_GAS_HEADROOM = 20_000
+
 
 def web3_for(deployment: DevnetDeployment) -> Web3:
     """A web3.py client for the deployment's node."""
@@ -45,7 +47,10 @@ def transact(
         "chainId": deployment.chain_id,
         "nonce": w3.eth.get_transaction_count(sender, "pending"),
     }
-    tx["gas"] = w3.eth.estimate_gas(tx)
+    # Headroom: Hardhat estimates at the latest block's timestamp but mines in a later block. A
+    # contract storing block.timestamp (Chainlink's MockV3Aggregator) updated in the latest
+    # block then meets a no-op SSTORE in the estimate and a real one on chain: 2,800 gas more.
+    tx["gas"] = w3.eth.estimate_gas(tx) + _GAS_HEADROOM
     key = deployment.private_keys.get(sender)
     if key is None:
         tx_hash = w3.eth.send_transaction(tx)
@@ -95,23 +100,22 @@ def set_price(
     to make the feed stale. Returns the hash of the last transaction sent.
     """
     address = _feed_address(deployment, feed)
-    deployer = deployer_of(deployment)
-    tx_hash = transact(
-        deployment,
-        sender=deployer,
-        to=address,
-        data=encode_call("MockAggregatorV3", "updateAnswer", answer),
-    )
+    data = encode_call("MockV3Aggregator", "updateAnswer", answer)
+    tx_hash = transact(deployment, sender=deployer_of(deployment), to=address, data=data)
     if updated_at is not None:
-        data = encode_call("MockAggregatorV3", "setUpdatedAt", updated_at)
-        tx_hash = transact(deployment, sender=deployer, to=address, data=data)
+        tx_hash = set_feed_updated_at(deployment, address, updated_at)
     return tx_hash
 
 
 def set_feed_updated_at(deployment: DevnetDeployment, feed: str, updated_at: int) -> str:
     """Set `updatedAt` of the feed's latest round (unix seconds), keeping its answer."""
-    data = encode_call("MockAggregatorV3", "setUpdatedAt", updated_at)
     address = _feed_address(deployment, feed)
+    aggregator = devnet_contract(web3_for(deployment), "MockV3Aggregator", address)
+    round_id, answer, started_at, _, _ = aggregator.functions.latestRoundData().call()
+    # Chainlink's mock has no setter for one field: rewrite the latest round in place.
+    data = encode_call(
+        "MockV3Aggregator", "updateRoundData", round_id, answer, updated_at, started_at
+    )
     return transact(deployment, sender=deployer_of(deployment), to=address, data=data)
 
 

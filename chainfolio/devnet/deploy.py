@@ -312,9 +312,7 @@ def deploy(
         for s in token_specs(extra_tokens)
     }
     nft = setup.create("MintableERC721", NFT_NAME, NFT_SYMBOL, "https://devnet.invalid/cfpunk/")
-    feeds = {
-        f.key: setup.create("MockAggregatorV3", f.decimals, f.description, f.answer) for f in FEEDS
-    }
+    feeds = {f.key: setup.create("MockV3Aggregator", f.decimals, f.answer) for f in FEEDS}
     usdc, weth = tokens["USDC"].address, tokens["WETH"].address
     vault = setup.create("MockERC4626Vault", weth, "Chainfolio WETH Vault", "cfWETH")
     lending = setup.create("MockLendingMarket")

@@ -25,7 +25,9 @@ class TokenSpec:
 
 @dataclass(frozen=True)
 class FeedSpec:
-    """A mock Chainlink aggregator the devnet deploys, with its initial answer."""
+    """A Chainlink feed the devnet deploys as Chainlink's `MockV3Aggregator`, with its initial
+    answer. `description` names the mainnet feed it stands for; the mock's own `description()`
+    is a fixed string, which nothing of ours reads."""
 
     key: str
     description: str
@@ -57,8 +59,8 @@ FX_FEEDS = (
     FeedSpec("CHF", "CHF / USD", 8, 1_13000000),
     FeedSpec("JPY", "JPY / USD", 8, 670_000),
 )
-"""Display-currency rates (USD per unit, as Chainlink's mainnet FX feeds answer), deployed as
-Chainlink's own `MockV3Aggregator` from the pinned npm `@chainlink/contracts`."""
+"""Display-currency rates (USD per unit, as Chainlink's mainnet FX feeds answer), deployed like
+`FEEDS` as Chainlink's own `MockV3Aggregator` from the pinned npm `@chainlink/contracts`."""
 
 
 def token_specs(extra_tokens: int = 0) -> list[TokenSpec]:

@@ -107,7 +107,7 @@ def test_feeds_answer_like_chainlink(devnet_chain: DevnetDeployment) -> None:
     now = w3.eth.get_block("latest")["timestamp"]
     prices = {}
     for key, address in devnet_chain.feeds.items():
-        feed = devnet_contract(w3, "MockAggregatorV3", address)
+        feed = devnet_contract(w3, "MockV3Aggregator", address)
         decimals = feed.functions.decimals().call()
         round_id, answer, started_at, updated_at, answered_in = (
             feed.functions.latestRoundData().call()

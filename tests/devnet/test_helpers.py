@@ -49,7 +49,7 @@ def test_restore_devnet_reverted_previous_test(devnet: Devnet) -> None:
 def test_set_price_and_staleness(restore_devnet: Devnet) -> None:
     chain = restore_devnet.chain(42161)
     w3 = web3_for(chain)
-    feed = devnet_contract(w3, "MockAggregatorV3", chain.feeds["ETH"])
+    feed = devnet_contract(w3, "MockV3Aggregator", chain.feeds["ETH"])
     set_price(chain, "ETH", 2_500_00000000)
     round_id, answer, _, updated_at, _ = feed.functions.latestRoundData().call()
     assert (round_id, answer) == (2, 2_500_00000000)
@@ -59,7 +59,7 @@ def test_set_price_and_staleness(restore_devnet: Devnet) -> None:
     assert (round_id, answer, updated_at) == (3, 2_400_00000000, 1_000)
     assert started_at > 1_000
     set_feed_updated_at(chain, chain.feeds["BTC"], 42)
-    btc = devnet_contract(w3, "MockAggregatorV3", chain.feeds["BTC"])
+    btc = devnet_contract(w3, "MockV3Aggregator", chain.feeds["BTC"])
     assert btc.functions.latestRoundData().call()[3] == 42
     assert feed.functions.getRoundData(2).call()[1] == 2_500_00000000
 

@@ -1,14 +1,23 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
-import {ERC20} from "./ERC20.sol";
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 
 /// @title MintableERC20
-/// @notice Devnet token with configurable decimals; anyone may mint (it is a test fixture).
+/// @notice OpenZeppelin's ERC20 (pinned npm package @openzeppelin/contracts) with configurable
+///         decimals and an open mint: anyone may mint, since it is a devnet test fixture.
 contract MintableERC20 is ERC20 {
+    uint8 private immutable _decimals;
+
     constructor(string memory name_, string memory symbol_, uint8 decimals_)
-        ERC20(name_, symbol_, decimals_)
-    {}
+        ERC20(name_, symbol_)
+    {
+        _decimals = decimals_;
+    }
+
+    function decimals() public view override returns (uint8) {
+        return _decimals;
+    }
 
     function mint(address to, uint256 amount) external {
         _mint(to, amount);

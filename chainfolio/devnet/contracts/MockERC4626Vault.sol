@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
-import {ERC20} from "./ERC20.sol";
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 
 interface IMintable {
     function mint(address to, uint256 amount) external;
 }
 
 /// @title MockERC4626Vault
-/// @notice Minimal ERC-4626 tokenized vault; `accrueYield` mints underlying into the vault so
-///         one share becomes worth more than one asset. Rounding always favours the vault.
+/// @notice Minimal ERC-4626 tokenized vault on OpenZeppelin's ERC20 shares; `accrueYield` mints
+///         underlying into the vault so one share becomes worth more than one asset. Rounding
+///         always favours the vault. Its share price is plain assets/supply (deploy.py mirrors
+///         it), without the virtual shares of OpenZeppelin's ERC4626.
 contract MockERC4626Vault is ERC20 {
-    ERC20 private immutable underlying;
+    IERC20Metadata private immutable underlying;
+    uint8 private immutable _decimals;
 
     event Deposit(address indexed sender, address indexed owner, uint256 assets, uint256 shares);
     event Withdraw(
@@ -22,10 +26,15 @@ contract MockERC4626Vault is ERC20 {
         uint256 shares
     );
 
-    constructor(ERC20 asset_, string memory name_, string memory symbol_)
-        ERC20(name_, symbol_, asset_.decimals())
+    constructor(IERC20Metadata asset_, string memory name_, string memory symbol_)
+        ERC20(name_, symbol_)
     {
         underlying = asset_;
+        _decimals = asset_.decimals();
+    }
+
+    function decimals() public view override returns (uint8) {
+        return _decimals;
     }
 
     function asset() external view returns (address) {
@@ -37,12 +46,12 @@ contract MockERC4626Vault is ERC20 {
     }
 
     function convertToShares(uint256 assets) public view returns (uint256) {
-        uint256 supply = totalSupply;
+        uint256 supply = totalSupply();
         return supply == 0 ? assets : (assets * supply) / totalAssets();
     }
 
     function convertToAssets(uint256 shares) public view returns (uint256) {
-        uint256 supply = totalSupply;
+        uint256 supply = totalSupply();
         return supply == 0 ? shares : (shares * totalAssets()) / supply;
     }
 
@@ -51,11 +60,11 @@ contract MockERC4626Vault is ERC20 {
     }
 
     function maxWithdraw(address owner) external view returns (uint256) {
-        return convertToAssets(balanceOf[owner]);
+        return convertToAssets(balanceOf(owner));
     }
 
     function maxRedeem(address owner) external view returns (uint256) {
-        return balanceOf[owner];
+        return balanceOf(owner);
     }
 
     function previewDeposit(uint256 assets) public view returns (uint256) {
@@ -79,9 +88,7 @@ contract MockERC4626Vault is ERC20 {
         returns (uint256 assets)
     {
         if (msg.sender != owner) {
-            uint256 allowed = allowance[owner][msg.sender];
-            require(allowed >= shares, "ERC4626: insufficient allowance");
-            allowance[owner][msg.sender] = allowed - shares;
+            _spendAllowance(owner, msg.sender, shares);
         }
         assets = previewRedeem(shares);
         _burn(owner, shares);

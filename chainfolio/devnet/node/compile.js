@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Compiles chainfolio's devnet contracts with solc-js (WASM, no compiler download) and writes
 // one artifact per deployable contract: <out>/<Name>.json = {contractName, sourceName, abi,
-// bytecode, deployedBytecode, compiler}.
+// bytecode, deployedBytecode, compiler}. Contracts of npm packages get an artifact only when a
+// local file imports them by name without declaring a contract of its own (ChainlinkMocks.sol):
+// npm bases such as OpenZeppelin's ERC20 are inherited, not deployed.
 //
 // usage: node compile.js [--contracts DIR] [--out DIR]
 // defaults: ../contracts and ../artifacts relative to this file.
@@ -32,6 +34,23 @@ function parseArgs(argv) {
   return args;
 }
 
+const DECLARES = /^\s*(abstract\s+)?(contract|library|interface)\s/m;
+const NAMED_NPM_IMPORT = /import\s*\{([^}]*)\}\s*from\s*"@[^"]*"/g;
+
+// Names of the npm contracts that import-only local files re-export for deployment.
+function reexported(sources) {
+  const names = new Set();
+  for (const { content } of Object.values(sources)) {
+    if (DECLARES.test(content)) {
+      continue;
+    }
+    for (const match of content.matchAll(NAMED_NPM_IMPORT)) {
+      match[1].split(",").forEach((name) => names.add(name.trim()));
+    }
+  }
+  return names;
+}
+
 function main() {
   const args = parseArgs(process.argv.slice(2));
   const sources = {};
@@ -60,11 +79,15 @@ function main() {
   }
   fs.mkdirSync(args.out, { recursive: true });
   const version = solc.version();
+  const npmDeployable = reexported(sources);
   const written = [];
   for (const sourceName of Object.keys(output.contracts).sort()) {
     for (const [contractName, c] of Object.entries(output.contracts[sourceName])) {
       if (!c.evm.bytecode.object) {
         continue; // abstract contracts and interfaces cannot be deployed
+      }
+      if (sourceName.startsWith("@") && !npmDeployable.has(contractName)) {
+        continue;
       }
       const artifact = {
         contractName,

@@ -1,4 +1,5 @@
-"""Uniswap V2-style pools on the devnet: exact prices, quotes through feeds, unusable pools."""
+"""Configured Uniswap V2 pairs (the real v2-core contracts from npm, on the devnet): exact
+prices, quotes through feeds, unusable pools."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from web3 import Web3
 
 from chainfolio.devnet import Devnet, DevnetDeployment, load_artifact, mint_token, web3_for
+from chainfolio.devnet.uniswap import V2_PAIR, create_v2_pair, deploy_uniswap, npm_artifact
 from chainfolio.fetchers import ChainsConfig, ChainSet, open_chains
 from chainfolio.fetchers.prices import ChainlinkPriceSource, DexPriceSource
 
@@ -39,18 +41,7 @@ def _deploy(w3: Web3, contract: str, *args: Any) -> str:
     return str(address)
 
 
-def _fund_pool(w3: Web3, pool: str, amounts: dict[str, int]) -> None:
-    pair = w3.eth.contract(address=Web3.to_checksum_address(pool), abi=_PAIR_ABI)
-    for token, amount in amounts.items():
-        minter = w3.eth.contract(address=Web3.to_checksum_address(token), abi=_TOKEN_ABI)
-        tx = minter.functions.mint(pair.address, amount).transact({"from": w3.eth.accounts[0]})
-        w3.eth.wait_for_transaction_receipt(tx, timeout=30)
-    tx = pair.functions.sync().transact({"from": w3.eth.accounts[0]})
-    w3.eth.wait_for_transaction_receipt(tx, timeout=30)
-
-
-_PAIR_ABI = load_artifact("UniswapV2StylePair").abi
-_TOKEN_ABI = load_artifact("MintableERC20").abi
+_PAIR_ABI = npm_artifact(V2_PAIR).abi
 
 
 @pytest.fixture
@@ -59,12 +50,15 @@ def pools(restore_devnet: Devnet) -> Pools:
     w3 = web3_for(chain)
     gov = _deploy(w3, "MintableERC20", "Governance", "GOV", 18)
     usdc, weth = chain.tokens["USDC"].address, chain.tokens["WETH"].address
-    gov_usdc = _deploy(w3, "UniswapV2StylePair", gov, usdc)
-    gov_weth = _deploy(w3, "UniswapV2StylePair", weth, gov)
+    uniswap = deploy_uniswap(chain)
     # 400,000 GOV against 1,000,000 USDC: 2.5 USDC per GOV.
-    _fund_pool(w3, gov_usdc, {gov: 400_000 * GOV, usdc: 1_000_000 * USDC})
+    gov_usdc = create_v2_pair(
+        chain, uniswap, token_a=gov, token_b=usdc, amount_a=400_000 * GOV, amount_b=1_000_000 * USDC
+    )
     # 3 GOV against 0.0025 WETH: thin (0.0025 ETH = 7.5 USD of quote liquidity).
-    _fund_pool(w3, gov_weth, {gov: 3 * GOV, weth: 25 * 10**14})
+    gov_weth = create_v2_pair(
+        chain, uniswap, token_a=weth, token_b=gov, amount_a=25 * 10**14, amount_b=3 * GOV
+    )
     return Pools(gov, gov_usdc, gov_weth)
 
 

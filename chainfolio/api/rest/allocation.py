@@ -15,6 +15,7 @@ from chainfolio.api.rest.envelope import (
     decimal_field,
     json_body,
     ok,
+    reading,
 )
 from chainfolio.api.web import number, services_of
 from chainfolio.core.domain import plain
@@ -40,8 +41,7 @@ def _slices_json(slices: list[Slice]) -> list[dict[str, Any]]:
 @cached_route(caller_of)
 async def get_allocation(request: Request) -> Response:
     """GET /v1/portfolio/allocation — weights by asset, chain and category (percent)."""
-    caller = await caller_of(request)
-    async with services_of(request).engine.connect() as db:
+    async with reading(request) as (caller, _, db):
         view = await allocation_resolver.resolve_allocation(db, user_id=caller.user_id)
     return ok(
         {
@@ -70,8 +70,7 @@ def _policy_json(view: PolicyView) -> dict[str, Any]:
 @cached_route(caller_of)
 async def get_targets(request: Request) -> Response:
     """GET /v1/portfolio/targets — saved targets (percent), band (percent), minimum trade."""
-    caller = await caller_of(request)
-    async with services_of(request).engine.connect() as db:
+    async with reading(request) as (caller, _, db):
         view = await allocation_resolver.resolve_targets(db, user_id=caller.user_id)
     return ok(_policy_json(view))
 
@@ -108,9 +107,7 @@ async def put_targets(request: Request) -> Response:
 @cached_route(caller_of)
 async def get_rebalance(request: Request) -> Response:
     """GET /v1/portfolio/rebalance — suggested trades back within the bands, gas per chain."""
-    caller = await caller_of(request)
-    services = services_of(request)
-    async with services.engine.connect() as db:
+    async with reading(request) as (caller, services, db):
         view = await allocation_resolver.resolve_rebalance(
             db, user_id=caller.user_id, chains=services.chains
         )

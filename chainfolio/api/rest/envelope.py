@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
 from chainfolio.api.web import JSONBody, authenticator_of, services_of
 from chainfolio.core.errors import InvalidInput, PayloadTooLarge
-from chainfolio.resolvers.context import Caller
+from chainfolio.resolvers.context import Caller, Services
 from chainfolio.resolvers.pages import Page
 
 MAX_BODY = 16 * 1024
@@ -29,6 +32,15 @@ async def caller_of(request: Request) -> Caller:
         caller = await authenticator_of(request).caller(request.headers.get("authorization"))
         request.state.caller = caller
     return caller
+
+
+@asynccontextmanager
+async def reading(request: Request) -> AsyncIterator[tuple[Caller, Services, AsyncConnection]]:
+    """The caller, the services and a pooled connection: what every read route starts with."""
+    caller = await caller_of(request)
+    services = services_of(request)
+    async with services.engine.connect() as db:
+        yield caller, services, db
 
 
 async def changed(request: Request, caller: Caller, *, wallets: bool = False) -> None:

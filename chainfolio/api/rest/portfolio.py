@@ -17,6 +17,7 @@ from chainfolio.api.rest.envelope import (
     ok,
     page_params,
     paged,
+    reading,
 )
 from chainfolio.api.web import number, services_of
 from chainfolio.core.currencies import parse_currency
@@ -32,9 +33,7 @@ from chainfolio.storage.holdings import StoredHolding, current_holdings
 @cached_route(caller_of)
 async def get_portfolio(request: Request) -> Response:
     """GET /v1/portfolio — the seed's overview shape, plus holdings and freshness."""
-    caller = await caller_of(request)
-    services = services_of(request)
-    async with services.engine.connect() as db:
+    async with reading(request) as (caller, services, db):
         view = await portfolio_resolver.resolve_portfolio(
             db, user_id=caller.user_id, now=services.clock()
         )
@@ -111,9 +110,7 @@ async def get_holdings(request: Request) -> Response:
 @cached_route(caller_of)
 async def get_history(request: Request) -> Response:
     """GET /v1/portfolio/history?period=90d&interval=1d — a list of {timestamp, value}."""
-    caller = await caller_of(request)
-    services = services_of(request)
-    async with services.engine.connect() as db:
+    async with reading(request) as (caller, services, db):
         view = await history_resolver.resolve_history(
             db,
             user_id=caller.user_id,

@@ -8,6 +8,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -41,7 +42,11 @@ class _Schema(strawberry.Schema):
     a traceback (a fuzz run wrote 23,431); here unexpected ones are logged once by
     `ErrorCodes` and client errors at INFO, rate-limited per client."""
 
-    client_errors = ClientErrorLog()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # per schema (one per app), not per class: apps built in one process (tests) do not
+        # share one client's minute of log lines
+        self.client_errors = ClientErrorLog()
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

@@ -24,6 +24,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from chainfolio.core.errors import ChainfolioError, InvalidInput
+from chainfolio.storage.pool import FairPool
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +295,11 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         connect_args["host"] = query["host"][0]
         sa_url = sa_url.split("?", 1)[0]
     engine = create_async_engine(
-        sa_url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args
+        sa_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        poolclass=FairPool,  # waiting requests served in arrival order (storage/pool.py)
+        connect_args=connect_args,
     )
     event.listen(engine.sync_engine, "checkout", _closed_is_gone)
     return engine

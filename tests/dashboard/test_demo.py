@@ -117,7 +117,8 @@ def test_demo_moves_by_itself_stops_cleanly_and_does_not_backfill_twice(
         code = stop_demo(first)
     assert code == 0, first.log()
     assert not [pid for pid in first.info["nodePids"] if _alive(pid)]
-    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()  # embedded PostgreSQL stopped
+    # embedded PostgreSQL stopped (failed once in a full run, unexplained: show the demo's log)
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists(), first.log()
     assert "Traceback" not in first.log()
 
     second = start_demo(tmp_path, "--tick", "0", "--chains", "1,137")

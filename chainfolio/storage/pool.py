@@ -65,3 +65,6 @@ class FairPool(AsyncAdaptedQueuePool):
     """`AsyncAdaptedQueuePool` with `FairQueue`: waiters get connections in arrival order."""
 
     _queue_class = FairQueue
+    # log as the pool it replaces (under `sqlalchemy.`, WARNING by default), not as a
+    # chainfolio module at INFO: "Pool disposed" lines on every CLI command otherwise
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"

@@ -7,6 +7,7 @@ import asyncio
 import statistics
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -69,6 +70,13 @@ async def test_work_counts_points_with_variables(open_client: OpenClient) -> Non
                 assert any(f"work {refused_work}, over" in m for m in messages), messages
 
 
+async def heavy_three_times(heavy: Callable[[], Awaitable[int]]) -> int:
+    """The document three times in a row; the size of its answer."""
+    for _ in range(2):
+        await heavy()
+    return await heavy()
+
+
 async def test_the_event_loop_stays_free_while_the_heaviest_documents_run(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -94,7 +102,9 @@ async def test_the_event_loop_stays_free_while_the_heaviest_documents_run(
 
                 await heavy()  # warm: parser, validation and connection caches
                 before = histogram((await http.get("/metrics")).text, BUSY)
-                task = asyncio.create_task(heavy())
+                # three in a row: a document of 30-40 ms (performance(all) now) is over before
+                # the 10 ms probe has woken the three times asserted below
+                task = asyncio.create_task(heavy_three_times(heavy))
                 samples = []
                 while not task.done():
                     started = time.perf_counter()

@@ -8,6 +8,8 @@ docs/METRICS.md gives the conventions.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
 import uuid
 from collections import defaultdict
@@ -25,7 +27,7 @@ from chainfolio.core.errors import InsufficientData, InvalidInput
 from chainfolio.core.periods import INTERVALS, Window, default_interval, parse_period
 from chainfolio.resolvers.portfolio import summarize_holdings
 from chainfolio.storage.flows import CashFlow, cash_flows_between
-from chainfolio.storage.history import Valuation, from_seconds, valuations_between
+from chainfolio.storage.history import LONG_SERIES, Valuation, from_seconds, valuations_between
 from chainfolio.storage.holdings import current_holdings
 from chainfolio.storage.timeseries import BUCKET_ORIGIN, snapshot_at_or_before
 
@@ -247,20 +249,25 @@ async def resolve_performance(
     if series.first is None or series.last is None:
         raise no_valuation(window)
     money = exact_money(series.first, series.last, series)
+    compute = functools.partial(
+        summarize,
+        times=series.times,
+        values=series.values,
+        flow_times=series.flow_times(),
+        flow_amounts=series.flow_amounts(),
+        risk_free_rate=risk_free_rate,
+        target_return=target,
+        risk_step=INTERVALS[interval].total_seconds(),
+        origin=BUCKET_ORIGIN.timestamp(),
+        start_values_by_key=series.start_assets,
+        end_values_by_key=series.end_assets,
+        flows_by_key=money.flows_by_asset,
+    )
     try:
-        summary = summarize(
-            times=series.times,
-            values=series.values,
-            flow_times=series.flow_times(),
-            flow_amounts=series.flow_amounts(),
-            risk_free_rate=risk_free_rate,
-            target_return=target,
-            risk_step=INTERVALS[interval].total_seconds(),
-            origin=BUCKET_ORIGIN.timestamp(),
-            start_values_by_key=series.start_assets,
-            end_values_by_key=series.end_assets,
-            flows_by_key=money.flows_by_asset,
-        )
+        # a long series (performance(all) of 5-minute snapshots: ~10,000) in a thread: numpy
+        # lets the event loop run meanwhile (issue 21; seen once holding it over 50 ms)
+        long = len(series.times) > LONG_SERIES
+        summary = await asyncio.to_thread(compute) if long else compute()
     except NotEnoughData as exc:
         raise InsufficientData(f"not enough history for {window.period}: {exc}") from exc
     first, last = series.first.timestamp, series.last.timestamp

@@ -110,19 +110,22 @@ async def prices_nearest(
     pairs = await asyncio.to_thread(_sorted_pairs, wanted) if long else _sorted_pairs(wanted)
     if not pairs:
         return {}
-    rows = await db.execute(
-        text(
-            """SELECT w.symbol, w.moment, p.time, p.price
-               FROM unnest(CAST(:s AS text[]), CAST(:m AS timestamptz[])) AS w(symbol, moment)
-               CROSS JOIN LATERAL (
-                   SELECT time, price FROM prices
-                   WHERE symbol = w.symbol
-                     AND time >= w.moment - CAST(:w AS interval)
-                     AND time <= w.moment + CAST(:w AS interval)
-                   ORDER BY abs(extract(epoch FROM time - w.moment)), time
-                   LIMIT 1) AS p"""
-        ),
-        {"s": [p[0] for p in pairs], "m": [p[1] for p in pairs], "w": window},
+    # on the asyncpg connection: SQLAlchemy built a Row per pair on the event loop (a
+    # history's 10,000 in EUR held it over 50 ms; issue 21); asyncpg decodes them in C
+    conn = await driver_connection(db)
+    rows = await conn.fetch(
+        """SELECT w.symbol, w.moment, p.time, p.price
+           FROM unnest($1::text[], $2::timestamptz[]) AS w(symbol, moment)
+           CROSS JOIN LATERAL (
+               SELECT time, price FROM prices
+               WHERE symbol = w.symbol
+                 AND time >= w.moment - $3::interval
+                 AND time <= w.moment + $3::interval
+               ORDER BY abs(extract(epoch FROM time - w.moment)), time
+               LIMIT 1) AS p""",
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+        window,
     )
     return await asyncio.to_thread(_nearest, rows) if long else _nearest(rows)
 

@@ -173,7 +173,7 @@ async def test_performance_on_production_shaped_data(
             assert answer["mwr"] == pytest.approx(100 * rate, abs=1e-3), period
         step = STEPS[answer["interval"]]
         samples = _samples(points, step)
-        pairs = _steps(points, samples, step)
+        pairs = [(a, b) for a, b in _steps(points, samples, step) if units[a] > 0]
         returns = [units[b] / units[a] - 1 for a, b in pairs]
         if len(returns) >= 2:
             expected = statistics.stdev(returns) * math.sqrt(YEAR / step)
@@ -228,7 +228,7 @@ async def test_compare_on_production_shaped_data(
     pairs = [
         (a, b)
         for a, b in _steps(points, samples, step)
-        if price_at(points[a][0]) and price_at(points[b][0])
+        if units[a] > 0 and price_at(points[a][0]) and price_at(points[b][0])
     ]
     r = [units[b] / units[a] - 1 for a, b in pairs]
     m = [(price_at(points[b][0]) or 0) / (price_at(points[a][0]) or 1) - 1 for a, b in pairs]

@@ -38,8 +38,10 @@ class FairQueue(AsyncAdaptedQueue[Any]):
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """An idle connection if nobody waits for one; else a place at the end of the line."""
-        if not any(not w.done() for w in self._waiters):
-            self._waiters.clear()
+        waiters = self._waiters
+        while waiters and waiters[0].done():  # gave up (timed out, cancelled): out of line
+            waiters.popleft()
+        if not waiters:
             try:
                 return self._queue.get_nowait()
             except asyncio.QueueEmpty:

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
@@ -58,20 +58,35 @@ MAX_CACHED_QUERY = 8 * 1024
 
 
 @functools.lru_cache(maxsize=512)
-def cacheable_query(query: str, operation_name: str | None) -> bool:
-    """Whether the operation is a query whose root fields all read stored state only."""
+def _operation(query: str, operation_name: str | None) -> OperationDefinitionNode | None:
+    """The one operation a request runs, or None (unparsable, none or ambiguous)."""
     try:
         document = parse(query)
     except GraphQLError:
-        return False
+        return None
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [o for o in operations if o.name and o.name.value == operation_name]
-    if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+    return operations[0] if len(operations) == 1 else None
+
+
+def operation_kind(query: str, operation_name: str | None) -> OperationType | None:
+    """Query, mutation or subscription: what the request runs (None when unparsable,
+    missing or ambiguous). Documents longer than `MAX_CACHED_QUERY` are not parsed here."""
+    if len(query) > MAX_CACHED_QUERY:
+        return None
+    operation = _operation(query, operation_name)
+    return None if operation is None else operation.operation
+
+
+def cacheable_query(query: str, operation_name: str | None) -> bool:
+    """Whether the operation is a query whose root fields all read stored state only."""
+    operation = _operation(query, operation_name)
+    if operation is None or operation.operation is not OperationType.QUERY:
         return False
     return all(
         isinstance(selection, FieldNode) and selection.name.value in CACHEABLE_FIELDS
-        for selection in operations[0].selection_set.selections
+        for selection in operation.selection_set.selections
     )
 
 
@@ -144,8 +159,18 @@ def _hit(body: bytes) -> Response:
     return Response(body, media_type="application/json", headers={CACHE_HEADER: "hit"})
 
 
+class DirectGraphQL(Protocol):
+    """Strawberry's ASGI app with a direct answer for the plain case (`app.GraphQLApp`)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+    async def answer(
+        self, scope: Scope, receive: Receive, payload: dict[str, Any]
+    ) -> tuple[Response, bool] | None: ...
+
+
 async def graphql_with_cache(  # noqa: PLR0917 - an ASGI call plus its context
-    app: ASGIApp,
+    app: DirectGraphQL,
     scope: Scope,
     receive: Receive,
     send: Send,
@@ -166,21 +191,46 @@ async def graphql_with_cache(  # noqa: PLR0917 - an ASGI call plus its context
         refused = InvalidInput(f"request body is not valid JSON: {exc.msg}", code="INVALID_JSON")
         await graphql_error_response(refused)(scope, receive, send)
         return
-    if isinstance(payload, dict):
-        try:
-            resolved = persisted.resolve(payload)
-        except ChainfolioError as exc:
-            await graphql_error_response(exc)(scope, receive, send)
-            return
-        if resolved is not payload:
-            payload, body = resolved, orjson.dumps(resolved)
-    key = _graphql_key(payload) if isinstance(payload, dict) else None
-    if key is None:
+    if not isinstance(payload, dict):
         await app(scope, _replay(body, receive), send)
         return
-    cached, entry = await _lookup(services, caller, key, "graphql")
-    if cached is not None:
-        await _hit(cached)(scope, receive, send)
+    try:
+        resolved = persisted.resolve(payload)
+    except ChainfolioError as exc:
+        await graphql_error_response(exc)(scope, receive, send)
+        return
+    if resolved is not payload:
+        payload, body = resolved, orjson.dumps(resolved)
+    key = _graphql_key(payload)
+    entry = None
+    if key is not None:
+        cached, entry = await _lookup(services, caller, key, "graphql")
+        if cached is not None:
+            await _hit(cached)(scope, receive, send)
+            return
+    direct = await app.answer(scope, _replay(body, receive), payload)
+    if direct is None:  # not the plain case: Strawberry's view, as it always was
+        await _through_view(app, scope, _replay(body, receive), send, entry, services)
+        return
+    response, without_errors = direct
+    if entry is not None:
+        response.headers[CACHE_HEADER] = "miss"
+        kept = len(response.body) <= services.settings.cache_max_bytes_per_user
+        if response.status_code == 200 and kept and without_errors:
+            await entry.keep(bytes(response.body))
+    await response(scope, receive, send)
+
+
+async def _through_view(  # noqa: PLR0917 - an ASGI call plus where its answer goes
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    entry: _Entry | None,
+    services: Services,
+) -> None:
+    if entry is None:
+        await app(scope, receive, send)
         return
     status = 0
     chunks: list[bytes] = []
@@ -197,7 +247,7 @@ async def graphql_with_cache(  # noqa: PLR0917 - an ASGI call plus its context
             chunks.append(message.get("body", b""))
         await send(message)
 
-    await app(scope, _replay(body, receive), capture)
+    await app(scope, receive, capture)
     answer = b"".join(chunks)
     # an answer over the user's bytes is never kept: not parsed either (2 MB took 30 ms of
     # the event loop for nothing)

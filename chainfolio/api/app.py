@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import orjson
+from graphql import OperationType as GraphQLOperation
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -21,9 +22,10 @@ from starlette.websockets import WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
-from chainfolio.api.answers import graphql_with_cache
+from chainfolio.api.answers import graphql_with_cache, operation_kind
 from chainfolio.api.browser import SecurityHeaders, cors_middleware
 from chainfolio.api.limits import RequestLimits
 from chainfolio.api.loop_probe import probing_loop
@@ -69,6 +71,11 @@ from chainfolio.worker.cycle import Worker
 from chainfolio.worker.options import WorkerOptions
 
 log = logging.getLogger(__name__)
+
+_DIRECT_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
+"""What `GraphQLApp.answer` executes itself over HTTP POST: subscriptions (streamed over
+HTTP) stay with Strawberry's view."""
+_DIRECT_KINDS = frozenset({GraphQLOperation.QUERY, GraphQLOperation.MUTATION})
 
 
 def chain_infos(config: ChainsConfig) -> dict[int, ChainInfo]:
@@ -202,6 +209,41 @@ class GraphQLApp(GraphQL[Context, None]):
 
     def encode_json(self, data: object) -> str:
         return orjson.dumps(data).decode()
+
+    async def answer(
+        self, scope: Scope, receive: Receive, payload: dict[str, Any]
+    ) -> tuple[Response, bool] | None:
+        """A POSTed JSON query or mutation answered as Strawberry's view would — same
+        execution, result processing and encoding — without the view's second parse of the
+        body and its per-request adapters; with whether it is an answer without errors.
+        None when the payload is not that plain case (the caller hands the request to
+        Strawberry, untouched)."""
+        query = payload.get("query")
+        variables = payload.get("variables")
+        name = payload.get("operationName")
+        extensions = payload.get("extensions")
+        if (
+            not isinstance(query, str)
+            or not isinstance(variables, dict | None)
+            or not isinstance(name, str | None)
+            or not isinstance(extensions, dict | None)
+            or operation_kind(query, name) not in _DIRECT_KINDS
+        ):
+            return None
+        request = Request(scope, receive)
+        sub_response = await self.get_sub_response(request)
+        result = await self.schema.execute(
+            query,
+            variable_values=variables,
+            context_value=await self.get_context(request, sub_response),
+            operation_name=name,
+            allowed_operation_types=_DIRECT_OPERATIONS,
+            operation_extensions=extensions,
+        )
+        response = self.create_response(
+            response_data=await self.process_result(request, result), sub_response=sub_response
+        )
+        return response, result.data is not None and not result.errors
 
     def decode_json(self, data: str | bytes) -> object:
         """Bodies, variables and websocket messages: JSON nested deeper than

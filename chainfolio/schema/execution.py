@@ -21,6 +21,7 @@ graphql-core, which then answers exactly as before.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,8 @@ from graphql.execution.collect_fields import FieldDetails
 from graphql.pyutils import AwaitableOrValue, Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from typing_extensions import override
+
+from chainfolio.schema.compiled import Build, Selected, compile_selection, free_of_directives
 
 _Plan = tuple[str, Callable[[Any], Any], bool]
 """A plain leaf: the Python attribute, the serialiser, whether null is allowed."""
@@ -68,12 +71,19 @@ _PLANS: weakref.WeakKeyDictionary[GraphQLObjectType, dict[str, _Plan]] = weakref
 """Per object type (of whichever schema), per field name: its plan, made on first use."""
 
 
-Row = tuple[str, str, Callable[[Any], Any], bool]
-"""A plain leaf of a list item: response key, attribute, serialiser, whether null is allowed."""
+_COMPILED: dict[tuple[GraphQLObjectType, tuple[int, ...]], tuple[list[Any], Build | None]] = {}
+"""Per object type and selection (the identities of its field nodes, which a document keeps
+while its parse is cached; the nodes are held here so an identity is not reused): the
+compiled selection, or None when it is not compilable. Cleared when it grows past
+`_COMPILED_MAX` (a server sees a few dozen distinct documents)."""
+_COMPILED_MAX = 4096
 
 
-class _NotPlain(Exception):
-    """This list item is not the plain case: graphql-core completes the list."""
+def _seen_once(_source: Any) -> Any:
+    raise AssertionError  # a marker, never called
+
+
+_SEEN_ONCE: Build = _seen_once
 
 
 def _plans_of(parent_type: GraphQLObjectType) -> dict[str, _Plan]:
@@ -97,29 +107,13 @@ def is_leaf_list(item_type: Any) -> bool:
     return isinstance(kind, GraphQLScalarType | GraphQLEnumType)
 
 
-def plain_items(items: list[Any] | tuple[Any, ...], rows: list[Row]) -> list[Any] | None:
-    """Each item's answer from its plain leaves, or None when one is not the plain case."""
+def plain_items(items: list[Any] | tuple[Any, ...], build: Build) -> list[Any] | None:
+    """Each item's answer from its compiled selection, or None when one is not the plain
+    case (graphql-core then completes the list)."""
     try:
-        return [_plain_item(item, rows) for item in items]
-    except Exception:  # _NotPlain or a raising attribute: graphql-core's path reports it
+        return [build(item) for item in items]
+    except Exception:  # NotPlain or a raising attribute: graphql-core's path reports it
         return None
-
-
-def _plain_item(item: Any, rows: list[Row]) -> dict[str, Any]:
-    """One list item's answer from its plain leaves, or _NotPlain."""
-    answer: dict[str, Any] = {}
-    for key, attribute, serialize, nullable in rows:
-        value = getattr(item, attribute)
-        if value is None:
-            if not nullable:
-                raise _NotPlain
-            answer[key] = None
-            continue
-        serialized = serialize(value)
-        if serialized is None or serialized is Undefined:
-            raise _NotPlain
-        answer[key] = serialized
-    return answer
 
 
 def leaf_list(item_type: Any, items: list[Any] | tuple[Any, ...]) -> list[Any] | None:
@@ -180,6 +174,31 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             parent_type, source, field_details_list, path, position_context
         )
 
+    long_scalars: frozenset[str] = frozenset()
+    """Scalars whose one value is a whole array: compiled only up to `LONG` items."""
+
+    @override
+    def complete_object_value(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: Any,
+        info: Any,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        """An object whose selection compiles (`schema.compiled`) answered by its compiled
+        function; any other, or any value that is not the plain case, as graphql-core does."""
+        build = self.compiled(return_type, field_details_list)
+        if build is not None:
+            try:
+                return build(result)  # type: ignore[no-any-return]
+            except Exception:  # noqa: S110 - graphql-core's path reports it
+                pass
+        return super().complete_object_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
     @override
     def complete_iterable_value(
         self,
@@ -190,37 +209,59 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         items: Any,
         position_context: Any,
     ) -> AwaitableOrValue[list[Any]]:
-        """A list of plain objects or of scalars in one loop; every other list as graphql-core
-        does."""
+        """A list of compiled objects or of scalars in one loop; every other list as
+        graphql-core does."""
         if isinstance(items, list | tuple) and not self.get_stream_usage(field_details_list, path):
             leaves = leaf_list(item_type, items)
             if leaves is not None:
                 return leaves
-        rows = self._plain_rows(item_type, field_details_list, path)
-        if rows is not None and isinstance(items, list | tuple):
-            answer = plain_items(items, rows)
-            if answer is not None:
-                return answer
+            build = self.item_build(item_type, field_details_list)
+            if build is not None:
+                answer = plain_items(items, build)
+                if answer is not None:
+                    return answer
         return super().complete_iterable_value(
             item_type, field_details_list, info, path, items, position_context
         )
 
-    def _plain_rows(self, item_type: Any, field_details_list: Any, path: Path) -> list[Row] | None:
-        """The plan of a list's items when each is a non-null object whose selected fields are
-        all plain leaves (no arguments, directives, fragment variables, defer or stream)."""
-        if not isinstance(item_type, GraphQLNonNull):
-            return None
-        object_type = item_type.of_type
-        if (
-            not isinstance(object_type, GraphQLObjectType)
-            or object_type.is_type_of is not None
-            or self.get_stream_usage(field_details_list, path)
+    def item_build(self, item_type: Any, field_details_list: Any) -> Build | None:
+        """The compiled selection of a list's items when each is a non-null object."""
+        if not isinstance(item_type, GraphQLNonNull) or not isinstance(
+            item_type.of_type, GraphQLObjectType
         ):
             return None
-        grouped, new_defers, forbidden = self.collect_subfields(object_type, field_details_list)
+        return self.compiled(item_type.of_type, field_details_list)
+
+    def compiled(self, return_type: GraphQLObjectType, field_details_list: Any) -> Build | None:
+        """The compiled selection of `return_type` under these field nodes (compiled on first
+        sight, kept per document), or None when it does not compile."""
+        key = (return_type, tuple([id(d.node) for d in field_details_list]))
+        entry = _COMPILED.get(key)
+        if entry is not None and entry[1] is not _SEEN_ONCE:
+            return entry[1]
+        # compiled on second sight: a document parsed anew for every request (its parse not
+        # cached) never repeats its nodes, and is not worth compiling
+        build = _SEEN_ONCE if entry is None else self._compile(return_type, field_details_list)
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()
+        _COMPILED[key] = ([d.node for d in field_details_list], build)
+        return None if build is _SEEN_ONCE else build
+
+    def _compile(self, return_type: GraphQLObjectType, field_details_list: Any) -> Build | None:
+        manager = self.middleware_manager
+        if (manager is not None and manager.middlewares) or return_type.is_type_of is not None:
+            return None
+        for details in field_details_list:
+            if (
+                details.defer_usage is not None
+                or details.fragment_variable_values is not None
+                or not free_of_directives(details.node.selection_set, self.fragments, set())
+            ):
+                return None
+        grouped, new_defers, forbidden = self.collect_subfields(return_type, field_details_list)
         if new_defers or forbidden:
             return None
-        rows: list[Row] = []
+        fields: list[Selected] = []
         for key, details in grouped.items():
             first: FieldDetails = details[0]
             name = first.node.name.value
@@ -233,9 +274,10 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 for d in details
             ):
                 return None
-            plan = _plan_of(object_type, name)
-            if plan is _NOT_PLAIN:
+            field = return_type.fields.get(name)
+            if field is None and name != "__typename":
                 return None
-            attribute, serialize, nullable = plan
-            rows.append((key, attribute, serialize, nullable))
-        return rows
+            fields.append(
+                (key, name, field, functools.partial(self.compiled, field_details_list=details))
+            )
+        return compile_selection(fields, return_type.name, self.long_scalars)

@@ -34,17 +34,15 @@ from graphql import (
 )
 from graphql.pyutils import AwaitableOrValue, Path, gather_with_cancel
 
+from chainfolio.schema.compiled import LONG, Build
 from chainfolio.schema.execution import (
     LeanExecutionContext,
-    Row,
     is_leaf_list,
     leaf_list,
     plain_items,
 )
 from chainfolio.schema.series import SERIES_SCALARS
 
-LONG = 500
-"""Lists and series longer than this are completed in slices."""
 BUDGET_S = 0.005
 """Wall time a slice may run before the loop gets a turn."""
 _ITEMS_PER_CHECK = 50  # list items completed between two looks at the clock
@@ -96,6 +94,8 @@ def _series_fields(parent_type: GraphQLObjectType) -> dict[str, _Series]:
 
 class SlicedExecutionContext(LeanExecutionContext):
     """The lean execution context, with long lists and series handled in slices."""
+
+    long_scalars = _SERIES_NAMES
 
     def execute_field(
         self,
@@ -175,16 +175,16 @@ class SlicedExecutionContext(LeanExecutionContext):
             )
 
         if isinstance(items, list | tuple):
-            rows = self._plain_rows(item_type, field_details_list, path)
-            if rows is not None or is_leaf_list(item_type):
-                return self._plain_in_slices(items, item_type, rows, slow)
+            build = self.item_build(item_type, field_details_list)
+            if build is not None or is_leaf_list(item_type):
+                return self._plain_in_slices(items, item_type, build, slow)
         return slow()
 
     async def _plain_in_slices(
         self,
         items: list[Any] | tuple[Any, ...],
         item_type: GraphQLOutputType,
-        rows: list[Row] | None,
+        build: Build | None,
         slow: Callable[[], Awaitable[list[Any]]],
     ) -> list[Any]:
         """The lean context's one-loop answer (plain objects or leaves), a chunk of
@@ -196,7 +196,7 @@ class SlicedExecutionContext(LeanExecutionContext):
             if start:
                 await turns.maybe()
             chunk = items[start : start + _ITEMS_PER_CHECK]
-            done = plain_items(chunk, rows) if rows is not None else leaf_list(item_type, chunk)
+            done = plain_items(chunk, build) if build is not None else leaf_list(item_type, chunk)
             if done is None:
                 return await slow()
             completed.extend(done)

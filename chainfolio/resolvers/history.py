@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -11,7 +12,7 @@ from itertools import pairwise
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.core.periods import check_points, parse_interval, parse_period
-from chainfolio.storage.history import SeriesPoint, bucketed_history
+from chainfolio.storage.history import Series, SeriesPoint, bucketed_history
 from chainfolio.storage.timeseries import first_snapshot_time
 
 
@@ -23,18 +24,38 @@ class HistoryView:
     interval: str
     start: datetime
     end: datetime
-    points: list[SeriesPoint]
+    points: Sequence[SeriesPoint]
     gaps: list[datetime]
 
     @property
     def timestamps(self) -> list[datetime]:
         """Bucket starts of the points, for the compact form."""
+        if isinstance(self.points, Series):
+            return self.points.buckets
         return [p.bucket for p in self.points]
 
     @property
     def values(self) -> list[Decimal]:
         """Values of the points, parallel to `timestamps`."""
+        if isinstance(self.points, Series):
+            return self.points.values
         return [p.total_value for p in self.points]
+
+
+def _first_raw(points: Sequence[SeriesPoint], raw_since: datetime) -> int:
+    """Index of the first point at or after `raw_since` (points are in time order)."""
+
+    def time(index: int) -> datetime:
+        return points.timestamp(index) if isinstance(points, Series) else points[index].timestamp
+
+    low, high = 0, len(points)
+    while low < high:  # bisect: the times of a few points only
+        middle = (low + high) // 2
+        if time(middle) < raw_since:
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 def find_gaps(buckets: list[datetime], step: timedelta) -> list[datetime]:
@@ -74,7 +95,11 @@ async def resolve_history(
         breakdowns=breakdowns,
     )
     # Rollup buckets (older than retention) are a day at least: gaps are judged per source.
-    raw = [p.bucket for p in points if p.timestamp >= raw_since]
-    rolled = [p.bucket for p in points if p.timestamp < raw_since]
+    # Every point of the rollup is older than every raw one (a rollup bucket's snapshot is
+    # before `raw_since`, a raw one at or after it, and buckets do not overlap): the series
+    # splits where the raw points begin.
+    split = _first_raw(points, raw_since)
+    buckets = points.buckets if isinstance(points, Series) else [p.bucket for p in points]
+    raw, rolled = buckets[split:], buckets[:split]
     gaps = find_gaps(rolled, max(step, timedelta(days=1))) + find_gaps(raw, step)
     return HistoryView(window.period, interval_name, window.start, window.end, points, gaps)

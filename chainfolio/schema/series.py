@@ -11,10 +11,11 @@ Types annotate fields with the NewTypes; `SERIES_SCALARS` maps them to their Gra
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NewType
 
+import orjson
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
@@ -28,6 +29,12 @@ def _output_only(_value: Any) -> Any:
 
 
 def _datetimes(values: list[datetime]) -> list[str]:
+    if all(v.tzinfo is UTC for v in values):
+        # orjson writes a UTC date-time as `isoformat` does (RFC 3339, `+00:00`, microseconds
+        # when there are any), in C: 8,760 took 1.2 ms where the comprehension took 5.8
+        # (tests/schema/test_series.py compares them). Offsets with seconds would differ.
+        encoded: list[str] = orjson.loads(orjson.dumps(values))
+        return encoded
     return [v.isoformat() for v in values]
 
 

@@ -179,9 +179,7 @@ async def test_compiled_answers_equal_graphql_core(document: str, skip: bool) ->
     for _ in range(3):  # first sight, compiled, compiled and cached
         ours = await COMPILED.execute(document, variable_values=variables)
         assert ours.data == stock.data
-        assert [e.formatted for e in ours.errors or []] == [
-            e.formatted for e in stock.errors or []
-        ]
+        assert [e.formatted for e in ours.errors or []] == [e.formatted for e in stock.errors or []]
 
 
 def _compiled_types() -> set[str]:

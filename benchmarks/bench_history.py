@@ -53,6 +53,7 @@ from chainfolio.api.auth import issue_token
 from chainfolio.core.periods import EPOCH_OF_TRACKING, INTERVALS, PERIODS
 from chainfolio.core.settings import Settings
 from chainfolio.resolvers.history import resolve_history
+from chainfolio.resolvers.performance import performance_fields, resolve_performance
 from chainfolio.storage.database import create_engine, to_asyncpg_dsn
 from chainfolio.storage.migrations import StorageOptions, migrate
 from chainfolio.storage.timeseries import BUCKET_ORIGIN
@@ -66,6 +67,10 @@ HEAVY = uuid.UUID("00000000-0000-4000-8000-00000000beef")
 HISTORY_GQL = 'query { history(period: "365d", interval: "1h") { timestamps values } }'
 PERFORMANCE_GQL = """query { performance(period: "1y") { startValue endValue absoluteGain
   twr mwr volatility sharpeRatio maxDrawdown } }"""
+PERFORMANCE_KEYS = (
+    "startValue", "endValue", "absoluteGain", "twr", "mwr", "volatility", "sharpeRatio",
+    "maxDrawdown",
+)  # fmt: skip
 
 # The same points as history(365d, 1h) for the raw hourly path: last snapshot per hour bucket.
 BARE_SQL = f"""SELECT DISTINCT ON (b) date_bin('1 hour', "timestamp",
@@ -197,6 +202,7 @@ async def measure(admin_url: str, runs: int) -> None:
             jwt_secret=SecretStr(SECRET),
             data_dir=Path(tmp),
             snapshot_retention_days=RETENTION_DAYS,
+            cache_ttl_s=0,  # uncached: every request reads and computes (issue 17)
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):
@@ -254,7 +260,30 @@ async def measure(admin_url: str, runs: int) -> None:
                         orjson.dumps({"data": {"history": body}}), media_type="application/json"
                     )
 
-                bare_app = Starlette(routes=[Route("/history", bare_route)])
+                # performance has no cheaper twin than its own computation: the bare endpoint
+                # runs the same resolver (the reads and the analytics) behind a bare route,
+                # so the ratio is what auth, GraphQL and Strawberry add
+                async def bare_performance_route(request: Request) -> Response:
+                    user = uuid.UUID(request.query_params["user"])
+                    async with services.engine.connect() as db:
+                        view = await resolve_performance(
+                            db,
+                            user_id=user,
+                            period="1y",
+                            now=now,
+                            retention_days=RETENTION_DAYS,
+                            risk_free_rate=settings.risk_free_rate,
+                        )
+                    fields = performance_fields(view)
+                    body = {"data": {"performance": {k: fields[k] for k in PERFORMANCE_KEYS}}}
+                    return Response(orjson.dumps(body), media_type="application/json")
+
+                bare_app = Starlette(
+                    routes=[
+                        Route("/history", bare_route),
+                        Route("/performance", bare_performance_route),
+                    ]
+                )
                 bare_http = httpx.AsyncClient(
                     transport=httpx.ASGITransport(app=bare_app), base_url="http://bare"
                 )
@@ -269,6 +298,13 @@ async def measure(admin_url: str, runs: int) -> None:
                 async def gql_performance() -> Any:
                     return await graphql(PERFORMANCE_GQL, rng.choice(users))
 
+                async def bare_performance() -> Any:
+                    response = await bare_http.get(
+                        "/performance", params={"user": str(rng.choice(users))}
+                    )
+                    assert response.status_code == 200, response.text
+                    return response.json()
+
                 print(f"\nhistory(365d, 1h), {runs} runs each, a random 1-year user per run")
                 gql, body = await timed(gql_history, runs)
                 points = len(body["data"]["history"]["values"])
@@ -280,7 +316,6 @@ async def measure(admin_url: str, runs: int) -> None:
                 bare2, _ = await timed(bare_history, runs, warmup=0)
                 endpoint2, _ = await timed(bare_endpoint, runs, warmup=0)
                 gql, bare, endpoint = gql + gql2, bare + bare2, endpoint + endpoint2
-                await bare_http.aclose()
                 print(
                     f"  points returned: GraphQL {points:,}, bare "
                     f"{len(orjson.loads(payload)['values']):,}, bare endpoint "
@@ -301,7 +336,19 @@ async def measure(admin_url: str, runs: int) -> None:
                 print(f"\nperformance(1y), {runs} runs, a random 1-year user per run")
                 perf, body = await timed(gql_performance, runs)
                 assert "errors" not in body, body
+                twin, twin_body = await timed(bare_performance, runs)
+                perf2, _ = await timed(gql_performance, runs, warmup=0)
+                twin2, _ = await timed(bare_performance, runs, warmup=0)
+                perf, twin = perf + perf2, twin + twin2
+                await bare_http.aclose()
+                assert set(twin_body["data"]["performance"]) == set(body["data"]["performance"])
                 print(row("GraphQL performance(1y)", perf))
+                print(row("bare endpoint: the same resolver, Starlette + orjson", twin))
+                print(
+                    f"  p95 ratio GraphQL / bare endpoint: "
+                    f"{percentile(perf, 0.95) / percentile(twin, 0.95):.2f}x   "
+                    f"p50 ratio: {statistics.median(perf) / statistics.median(twin):.2f}x"
+                )
 
                 print("\nevery period x interval, GraphQL history (5 runs each; max shown)")
                 pickers: list[tuple[str, Callable[[], uuid.UUID]]] = [

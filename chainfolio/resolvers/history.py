@@ -61,6 +61,10 @@ def _first_raw(points: Sequence[SeriesPoint], raw_since: datetime) -> int:
 def find_gaps(buckets: list[datetime], step: timedelta) -> list[datetime]:
     """Bucket starts missing between the first and the last point (never interpolated)."""
     gaps: list[datetime] = []
+    if len(buckets) < 2 or buckets[-1] - buckets[0] == step * (len(buckets) - 1):
+        # increasing bucket starts spanning exactly len - 1 steps: none is missing (a year of
+        # hourly points took 0.6 ms to walk)
+        return gaps
     for previous, current in pairwise(buckets):
         expected = previous + step
         while expected < current and len(gaps) < 10_000:

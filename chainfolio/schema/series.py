@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any, NewType
 
 import orjson
@@ -28,8 +29,12 @@ def _output_only(_value: Any) -> Any:
     raise ValueError("series scalars are output-only")
 
 
+_TZINFO = attrgetter("tzinfo")
+_UTC_ONLY = frozenset({UTC})
+
+
 def _datetimes(values: list[datetime]) -> list[str]:
-    if all(v.tzinfo is UTC for v in values):
+    if set(map(_TZINFO, values)) <= _UTC_ONLY:
         # orjson writes a UTC date-time as `isoformat` does (RFC 3339, `+00:00`, microseconds
         # when there are any), in C: 8,760 took 1.2 ms where the comprehension took 5.8
         # (tests/schema/test_series.py compares them). Offsets with seconds would differ.

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chainfolio.core.domain import AssetKind, Category, Holding, Price
+from chainfolio.core.domain import AssetKind, Category, Holding, Price, balance_of, value_of
 from chainfolio.storage.database import driver_connection
 
 
@@ -207,12 +208,17 @@ async def mark_wallet_stale(
     )
 
 
-_CURRENT = """SELECT pa.chain_id, w.address, pa.asset, pa.contract, pa.kind, pa.category,
-        pa.decimals, pa.amount, pa.price, pa.price_source, pa.price_updated_at, pa.block_number,
-        pa.error, pa.stale, pa.chain, pa.wallet_id, pa.updated_at, pa.details
-    FROM portfolio_assets pa JOIN wallets w ON w.id = pa.wallet_id
+_CURRENT_ROWS = """FROM portfolio_assets pa JOIN wallets w ON w.id = pa.wallet_id
     WHERE pa.user_id = $1
     ORDER BY abs(pa.value_usd) DESC NULLS LAST, pa.chain_id, pa.asset"""
+_CURRENT = f"""SELECT pa.chain_id, w.address, pa.asset, pa.contract, pa.kind, pa.category,
+        pa.decimals, pa.amount, pa.price, pa.price_source, pa.price_updated_at, pa.block_number,
+        pa.error, pa.stale, pa.chain, pa.wallet_id, pa.updated_at, pa.details
+    {_CURRENT_ROWS}"""
+_CURRENT_LEAN = f"""SELECT pa.chain_id, w.address, pa.asset, pa.contract, pa.category,
+        pa.decimals, pa.amount, pa.price, pa.price_source, pa.error, pa.stale, pa.chain,
+        pa.updated_at
+    {_CURRENT_ROWS}"""
 
 _KINDS = {k.value: k for k in AssetKind}
 _CATEGORIES = {c.value: c for c in Category}
@@ -265,4 +271,82 @@ async def current_holdings(db: AsyncConnection, *, user_id: uuid.UUID) -> list[S
             extra=_details(details),
         )
         result.append(StoredHolding(holding, chain, wallet_id, updated_at, stale))
+    return result
+
+
+class HoldingRow(NamedTuple):
+    """A stored holding as `current_holdings` reads it, with its balance and value, in the
+    plain form of the row: what an answer that only shows holdings needs. Building the
+    `Holding`, `Price` and `StoredHolding` of a row costs ~3.5 µs, a tuple ~0.2 µs — most of
+    the uncached REST `/v1/portfolio` answer's own work at 36 holdings."""
+
+    chain_id: int
+    wallet: str
+    symbol: str
+    contract: str
+    category: str
+    """`Category` value."""
+    decimals: int
+    amount: int | None
+    price_usd: Decimal | None
+    price_source: str | None
+    """None when the holding has no price (as `Holding.price` is None)."""
+    error: str | None
+    stale: bool
+    """`Holding.stale`: the chain could not be read, or this holding's call failed."""
+    chain_stale: bool
+    chain: str
+    updated_at: datetime
+    balance: Decimal | None
+    value_usd: Decimal | None
+
+
+async def current_holding_rows(driver: Any, *, user_id: uuid.UUID) -> list[HoldingRow]:
+    """`current_holdings` as `HoldingRow`s, in the same order, on an asyncpg connection."""
+    rows = await driver.fetch(_CURRENT_LEAN, user_id)
+    make = HoldingRow._make
+    result: list[HoldingRow] = []
+    for (
+        chain_id,
+        address,
+        asset,
+        contract,
+        category,
+        decimals,
+        amount,
+        price,
+        price_source,
+        error,
+        stale,
+        chain,
+        updated_at,
+    ) in rows:
+        units = balance = value = None
+        if amount is not None:
+            units = int(amount)
+            balance = balance_of(units, decimals)
+            if price is not None:
+                value = value_of(balance, price, category)
+        result.append(
+            make(
+                (
+                    chain_id,
+                    address,
+                    asset,
+                    contract,
+                    category,
+                    decimals,
+                    units,
+                    price,
+                    None if price is None else price_source,
+                    error,
+                    stale or error is not None,
+                    stale,
+                    chain,
+                    updated_at,
+                    balance,
+                    value,
+                )
+            )
+        )
     return result

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,9 +31,22 @@ async def total_at_or_before(
 
     Runs inside the caller's transaction when it has one (the driver connection is the same).
     """
-    driver = await driver_connection(db)
-    total: Decimal | None = await driver.fetchval(_RECENT_TOTAL, user_id, moment)
+    total = await recent_total(await driver_connection(db), user_id=user_id, moment=moment)
     if total is not None:
         return total
+    return await older_total(db, user_id=user_id, moment=moment)
+
+
+async def recent_total(driver: Any, *, user_id: uuid.UUID, moment: datetime) -> Decimal | None:
+    """`total_at_or_before` when a snapshot lies within two days before `moment` (else None:
+    then `older_total` answers), on an asyncpg connection."""
+    total: Decimal | None = await driver.fetchval(_RECENT_TOTAL, user_id, moment)
+    return total
+
+
+async def older_total(
+    db: AsyncConnection, *, user_id: uuid.UUID, moment: datetime
+) -> Decimal | None:
+    """`total_at_or_before` when `recent_total` found nothing."""
     older = await snapshot_at_or_before(db, user_id=user_id, moment=moment)
     return None if older is None else older.total_value

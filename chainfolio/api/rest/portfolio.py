@@ -33,10 +33,11 @@ from chainfolio.storage.holdings import StoredHolding, current_holdings
 @cached_route(caller_of)
 async def get_portfolio(request: Request) -> Response:
     """GET /v1/portfolio — the seed's overview shape, plus holdings and freshness."""
-    async with reading(request) as (caller, services, db):
-        view = await portfolio_resolver.resolve_portfolio(
-            db, user_id=caller.user_id, now=services.clock()
-        )
+    caller = await caller_of(request)
+    services = services_of(request)
+    view, rows = await portfolio_resolver.resolve_portfolio_rows(
+        services.engine, user_id=caller.user_id, now=services.clock()
+    )
     return ok(
         {
             "totalValue": number(view.total_value),
@@ -66,7 +67,26 @@ async def get_portfolio(request: Request) -> Response:
             "categories": [
                 {"category": c.category, "value": number(c.value)} for c in view.categories
             ],
-            "holdings": [_holding_json(s) for s in view.holdings],
+            "holdings": [
+                {
+                    "chain": r.chain,
+                    "chainId": r.chain_id,
+                    "wallet": r.wallet,
+                    "asset": r.symbol,
+                    "contract": r.contract,
+                    "category": r.category,
+                    "amount": None if r.amount is None else str(r.amount),
+                    "decimals": r.decimals,
+                    "balance": number(r.balance),
+                    "price": number(r.price_usd),
+                    "priceSource": r.price_source,
+                    "value": number(r.value_usd),
+                    "updatedAt": r.updated_at.isoformat(),
+                    "stale": r.stale,
+                    "error": r.error,
+                }
+                for r in rows
+            ],
             "stale": view.stale,
             "staleChains": list(view.stale_chains),
             "incomplete": view.incomplete,

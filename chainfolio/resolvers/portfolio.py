@@ -15,13 +15,8 @@ from chainfolio.core.domain import MONEY, Category
 from chainfolio.resolvers.pages import Key, Page, paginate
 from chainfolio.resolvers.updates import percent_change
 from chainfolio.storage.database import pooled_driver
-from chainfolio.storage.holdings import (
-    HoldingRow,
-    StoredHolding,
-    current_holding_rows,
-    current_holdings,
-)
-from chainfolio.storage.hotpath import older_total, recent_total, total_at_or_before
+from chainfolio.storage.holdings import HoldingRow, StoredHolding, current_holdings
+from chainfolio.storage.hotpath import older_total, portfolio_rows, total_at_or_before
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,8 +265,7 @@ async def resolve_portfolio_rows(
     connection: for answers that show holdings as they are (REST `/v1/portfolio`)."""
     moment = now - timedelta(hours=24)
     async with pooled_driver(engine) as driver:
-        rows = await current_holding_rows(driver, user_id=user_id)
-        day_ago = await recent_total(driver, user_id=user_id, moment=moment)
+        rows, day_ago = await portfolio_rows(driver, user_id=user_id, moment=moment)
     if day_ago is None:
         async with engine.connect() as db:
             day_ago = await older_total(db, user_id=user_id, moment=moment)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -208,17 +208,21 @@ async def mark_wallet_stale(
     )
 
 
-_CURRENT_ROWS = """FROM portfolio_assets pa JOIN wallets w ON w.id = pa.wallet_id
+FROM_CURRENT = """FROM portfolio_assets pa JOIN wallets w ON w.id = pa.wallet_id
     WHERE pa.user_id = $1
     ORDER BY abs(pa.value_usd) DESC NULLS LAST, pa.chain_id, pa.asset"""
 _CURRENT = f"""SELECT pa.chain_id, w.address, pa.asset, pa.contract, pa.kind, pa.category,
         pa.decimals, pa.amount, pa.price, pa.price_source, pa.price_updated_at, pa.block_number,
         pa.error, pa.stale, pa.chain, pa.wallet_id, pa.updated_at, pa.details
-    {_CURRENT_ROWS}"""
-_CURRENT_LEAN = f"""SELECT pa.chain_id, w.address, pa.asset, pa.contract, pa.category,
-        pa.decimals, pa.amount, pa.price, pa.price_source, pa.error, pa.stale, pa.chain,
-        pa.updated_at
-    {_CURRENT_ROWS}"""
+    {FROM_CURRENT}"""
+HOLDING_COLUMNS = """pa.chain_id, w.address, pa.asset, pa.contract, pa.category, pa.decimals,
+    pa.amount::text, pa.price, pa.price_source, pa.error, pa.stale, pa.chain,
+    (extract(epoch FROM pa.updated_at) * 1000000)::int8"""
+"""The columns `holding_rows` reads, selected `FROM_CURRENT`. Decoding is most of a read's
+cost: 36 `timestamptz` values took asyncpg ~60 us and 72 `numeric` ~45 us (a `SELECT 1`
+round trip ~55 us). The amount is an integer (`numeric(78, 0)`), read exactly from its text;
+the time as whole microseconds, turned into one `datetime` per distinct value (a refresh
+writes one time per wallet)."""
 
 _KINDS = {k.value: k for k in AssetKind}
 _CATEGORIES = {c.value: c for c in Category}
@@ -301,10 +305,14 @@ class HoldingRow(NamedTuple):
     value_usd: Decimal | None
 
 
-async def current_holding_rows(driver: Any, *, user_id: uuid.UUID) -> list[HoldingRow]:
-    """`current_holdings` as `HoldingRow`s, in the same order, on an asyncpg connection."""
-    rows = await driver.fetch(_CURRENT_LEAN, user_id)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def holding_rows(records: Iterable[Sequence[Any]]) -> list[HoldingRow]:
+    """`current_holdings` as `HoldingRow`s, in the same order, from asyncpg records whose
+    first columns are `HOLDING_COLUMNS` (more may follow)."""
     make = HoldingRow._make
+    times: dict[int, datetime] = {}
     result: list[HoldingRow] = []
     for (
         chain_id,
@@ -319,14 +327,18 @@ async def current_holding_rows(driver: Any, *, user_id: uuid.UUID) -> list[Holdi
         error,
         stale,
         chain,
-        updated_at,
-    ) in rows:
+        micros,
+        *_,
+    ) in records:
         units = balance = value = None
         if amount is not None:
             units = int(amount)
             balance = balance_of(units, decimals)
             if price is not None:
                 value = value_of(balance, price, category)
+        updated_at = times.get(micros)
+        if updated_at is None:
+            updated_at = times[micros] = _EPOCH + timedelta(microseconds=micros)
         result.append(
             make(
                 (

@@ -17,11 +17,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chainfolio.storage.database import driver_connection
+from chainfolio.storage.holdings import FROM_CURRENT, HOLDING_COLUMNS, HoldingRow, holding_rows
 from chainfolio.storage.timeseries import snapshot_at_or_before
 
 _RECENT_TOTAL = """SELECT total_value FROM portfolio_snapshots
     WHERE user_id = $1 AND "timestamp" <= $2 AND "timestamp" > $2 - interval '2 days'
     ORDER BY "timestamp" DESC LIMIT 1"""
+_PORTFOLIO = f"""SELECT {HOLDING_COLUMNS}, ({_RECENT_TOTAL}) {FROM_CURRENT}"""
 
 
 async def total_at_or_before(
@@ -50,3 +52,15 @@ async def older_total(
     """`total_at_or_before` when `recent_total` found nothing."""
     older = await snapshot_at_or_before(db, user_id=user_id, moment=moment)
     return None if older is None else older.total_value
+
+
+async def portfolio_rows(
+    driver: Any, *, user_id: uuid.UUID, moment: datetime
+) -> tuple[list[HoldingRow], Decimal | None]:
+    """The user's holdings (`holding_rows`) and `recent_total(moment)`, in one round trip
+    when the user holds anything (the total rides on every row: PostgreSQL computes it once)."""
+    records = await driver.fetch(_PORTFOLIO, user_id, moment)
+    if not records:
+        return [], await recent_total(driver, user_id=user_id, moment=moment)
+    total: Decimal | None = records[0][-1]
+    return holding_rows(records), total

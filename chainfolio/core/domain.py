@@ -99,7 +99,7 @@ class Holding:
         """Amount in whole units (exact)."""
         if self.amount is None:
             return None
-        return MONEY.scaleb(Decimal(self.amount), -self.decimals)
+        return balance_of(self.amount, self.decimals)
 
     @property
     def value_usd(self) -> Decimal | None:
@@ -107,5 +107,17 @@ class Holding:
         balance = self.balance
         if balance is None or self.price is None:
             return None
-        value = MONEY.multiply(balance, self.price.usd)
-        return unsigned_zero(MONEY.minus(value) if self.category is Category.LOAN else value)
+        return value_of(balance, self.price.usd, self.category)
+
+
+def balance_of(amount: int, decimals: int) -> Decimal:
+    """An amount in base units as whole units (exact): `Holding.balance`, for readers that
+    keep stored rows as they are."""
+    return MONEY.scaleb(Decimal(amount), -decimals)
+
+
+def value_of(balance: Decimal, usd: Decimal, category: str) -> Decimal:
+    """The signed USD value of a balance at a price (loans negative), exact:
+    `Holding.value_usd`. `category` is a `Category` or its stored value."""
+    value = MONEY.multiply(balance, usd)
+    return unsigned_zero(MONEY.minus(value) if category == Category.LOAN else value)

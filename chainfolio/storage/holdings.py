@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chainfolio.core.domain import AssetKind, Category, Holding, Price
+from chainfolio.core.domain import AssetKind, Category, Holding, Price, balance_of, value_of
 from chainfolio.storage.database import driver_connection
 
 
@@ -207,12 +208,21 @@ async def mark_wallet_stale(
     )
 
 
-_CURRENT = """SELECT pa.chain_id, w.address, pa.asset, pa.contract, pa.kind, pa.category,
-        pa.decimals, pa.amount, pa.price, pa.price_source, pa.price_updated_at, pa.block_number,
-        pa.error, pa.stale, pa.chain, pa.wallet_id, pa.updated_at, pa.details
-    FROM portfolio_assets pa JOIN wallets w ON w.id = pa.wallet_id
+FROM_CURRENT = """FROM portfolio_assets pa JOIN wallets w ON w.id = pa.wallet_id
     WHERE pa.user_id = $1
     ORDER BY abs(pa.value_usd) DESC NULLS LAST, pa.chain_id, pa.asset"""
+_CURRENT = f"""SELECT pa.chain_id, w.address, pa.asset, pa.contract, pa.kind, pa.category,
+        pa.decimals, pa.amount, pa.price, pa.price_source, pa.price_updated_at, pa.block_number,
+        pa.error, pa.stale, pa.chain, pa.wallet_id, pa.updated_at, pa.details
+    {FROM_CURRENT}"""
+HOLDING_COLUMNS = """pa.chain_id, w.address, pa.asset, pa.contract, pa.category, pa.decimals,
+    pa.amount::text, pa.price, pa.price_source, pa.error, pa.stale, pa.chain,
+    (extract(epoch FROM pa.updated_at) * 1000000)::int8"""
+"""The columns `holding_rows` reads, selected `FROM_CURRENT`. Decoding is most of a read's
+cost: 36 `timestamptz` values took asyncpg ~60 us and 72 `numeric` ~45 us (a `SELECT 1`
+round trip ~55 us). The amount is an integer (`numeric(78, 0)`), read exactly from its text;
+the time as whole microseconds, turned into one `datetime` per distinct value (a refresh
+writes one time per wallet)."""
 
 _KINDS = {k.value: k for k in AssetKind}
 _CATEGORIES = {c.value: c for c in Category}
@@ -265,4 +275,90 @@ async def current_holdings(db: AsyncConnection, *, user_id: uuid.UUID) -> list[S
             extra=_details(details),
         )
         result.append(StoredHolding(holding, chain, wallet_id, updated_at, stale))
+    return result
+
+
+class HoldingRow(NamedTuple):
+    """A stored holding as `current_holdings` reads it, with its balance and value, in the
+    plain form of the row: what an answer that only shows holdings needs. Building the
+    `Holding`, `Price` and `StoredHolding` of a row costs ~3.5 µs, a tuple ~0.2 µs — most of
+    the uncached REST `/v1/portfolio` answer's own work at 36 holdings."""
+
+    chain_id: int
+    wallet: str
+    symbol: str
+    contract: str
+    category: str
+    """`Category` value."""
+    decimals: int
+    amount: int | None
+    price_usd: Decimal | None
+    price_source: str | None
+    """None when the holding has no price (as `Holding.price` is None)."""
+    error: str | None
+    stale: bool
+    """`Holding.stale`: the chain could not be read, or this holding's call failed."""
+    chain_stale: bool
+    chain: str
+    updated_at: datetime
+    balance: Decimal | None
+    value_usd: Decimal | None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def holding_rows(records: Iterable[Sequence[Any]]) -> list[HoldingRow]:
+    """`current_holdings` as `HoldingRow`s, in the same order, from asyncpg records whose
+    first columns are `HOLDING_COLUMNS` (more may follow)."""
+    make = HoldingRow._make
+    times: dict[int, datetime] = {}
+    result: list[HoldingRow] = []
+    for (
+        chain_id,
+        address,
+        asset,
+        contract,
+        category,
+        decimals,
+        amount,
+        price,
+        price_source,
+        error,
+        stale,
+        chain,
+        micros,
+        *_,
+    ) in records:
+        units = balance = value = None
+        if amount is not None:
+            units = int(amount)
+            balance = balance_of(units, decimals)
+            if price is not None:
+                value = value_of(balance, price, category)
+        updated_at = times.get(micros)
+        if updated_at is None:
+            updated_at = times[micros] = _EPOCH + timedelta(microseconds=micros)
+        result.append(
+            make(
+                (
+                    chain_id,
+                    address,
+                    asset,
+                    contract,
+                    category,
+                    decimals,
+                    units,
+                    price,
+                    None if price is None else price_source,
+                    error,
+                    stale or error is not None,
+                    stale,
+                    chain,
+                    updated_at,
+                    balance,
+                    value,
+                )
+            )
+        )
     return result

@@ -18,13 +18,13 @@ from chainfolio.core.domain import Category
 from chainfolio.devnet import devnet_contract, web3_for
 from chainfolio.fetchers import ChainsConfig, open_chains
 from chainfolio.fetchers.config import TokenConfig
-from chainfolio.resolvers.portfolio import resolve_portfolio
 from chainfolio.resolvers.positions import group_positions
 from chainfolio.schema.types import Portfolio
 from chainfolio.storage.accounts import add_wallet, ensure_user
 from chainfolio.storage.holdings import current_holdings
 from chainfolio.worker.cycle import Worker
 from tests.fetchers.uniswap import UniswapWorld, deploy_token, uniswap_world
+from tests.fixtures.portfolio import portfolio_both_ways
 
 pytestmark = pytest.mark.chain
 __all__ = ["uniswap_world"]
@@ -62,7 +62,7 @@ async def test_positions_are_stored_grouped_and_attributed(
     user_id = await _refresh(engine, config, 1, [owner])
     async with engine.connect() as db:
         stored = await current_holdings(db, user_id=user_id)
-        view = await resolve_portfolio(db, user_id=user_id, now=fixed_clock())
+    view = await portfolio_both_ways(engine, user_id, fixed_clock())
     positions = group_positions(stored)
     owned = sorted(t for t, o in world.positions.items() if o == owner)
     assert sorted(int(p.id.split("#")[1]) for p in positions) == owned
@@ -126,8 +126,7 @@ async def test_a_wallet_with_only_debt_has_a_negative_total(
     mint = devnet_contract(w3, "MintableERC20", debt).functions.mint(borrower, 3 * 10**18 // 2)
     w3.eth.wait_for_transaction_receipt(mint.transact({"from": world.chain.deployer}))
     user_id = await _refresh(engine, config, 1, [borrower])
-    async with engine.connect() as db:
-        view = await resolve_portfolio(db, user_id=user_id, now=fixed_clock())
+    view = await portfolio_both_ways(engine, user_id, fixed_clock())
     eth = Decimal(world.chain.feed_answers["ETH"]).scaleb(-8)
     assert view.total_value == -Decimal("1.5") * eth
     nonzero = {c.category: c.value for c in view.categories if c.value}

@@ -20,11 +20,12 @@ from chainfolio.devnet import Devnet, increase_time
 from chainfolio.fetchers.config import RpcSettings
 from chainfolio.fetchers.devnet_config import REVERTING_SYMBOL, config_from_devnet
 from chainfolio.fetchers.portfolio import open_chains
-from chainfolio.resolvers.portfolio import PortfolioView, resolve_portfolio
+from chainfolio.resolvers.portfolio import PortfolioView
 from chainfolio.resolvers.updates import PortfolioUpdate
 from chainfolio.storage.accounts import add_wallet, ensure_user
 from chainfolio.worker.cycle import Worker
 from tests.fixtures.devnet import own_time
+from tests.fixtures.portfolio import portfolio_both_ways
 from tests.worker.test_flows import Clock
 
 NOW = datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
@@ -45,8 +46,7 @@ async def _user(engine: AsyncEngine, wallets: list[tuple[int, str]]) -> uuid.UUI
 
 
 async def _view(engine: AsyncEngine, user_id: uuid.UUID) -> PortfolioView:
-    async with engine.connect() as db:
-        return await resolve_portfolio(db, user_id=user_id, now=NOW)
+    return await portfolio_both_ways(engine, user_id, NOW)
 
 
 async def _snapshot_hours(engine: AsyncEngine, user_id: uuid.UUID) -> dict[datetime, Decimal]:

@@ -86,7 +86,8 @@ _HOLDINGS_SQL = """SELECT pa.chain_id, w.address, pa.asset, pa.category, pa.deci
         pa.price, pa.price_source, pa.stale, pa.chain, pa.updated_at
     FROM portfolio_assets pa JOIN wallets w ON w.id = pa.wallet_id
     WHERE pa.user_id = $1
-    ORDER BY abs(pa.value_usd) DESC NULLS LAST, pa.chain_id, pa.asset"""
+    ORDER BY abs(pa.value_usd) DESC NULLS LAST, pa.chain_id, pa.asset, w.address, pa.contract,
+        pa.kind, pa.category"""
 _DAY_AGO_SQL = """SELECT total_value FROM portfolio_snapshots
     WHERE user_id = $1 AND "timestamp" <= $2 AND "timestamp" > $2 - interval '2 days'
     ORDER BY "timestamp" DESC LIMIT 1"""

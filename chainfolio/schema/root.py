@@ -33,29 +33,66 @@ from chainfolio.schema.history import History
 from chainfolio.schema.performance import Performance
 from chainfolio.schema.pnl import HoldingsPnl, Lot, Pnl
 from chainfolio.schema.tokens import ExcludedToken, TokenVisibility
-from chainfolio.schema.types import Portfolio, Wallet
+from chainfolio.schema.types import ROW_HOLDING_FIELDS, Portfolio, Wallet
 from chainfolio.storage import accounts
 from chainfolio.storage.movements import set_cost_basis_method
 
 _CHANGE_FIELDS = frozenset({"change24h", "changePercent24h"})
 
 
-def _asked(info: Info) -> set[str]:
-    """The names of the fields selected one level below this field, fragments included
-    (read off the document's nodes: Strawberry's `selected_fields` converts the whole tree)."""
+def _selected(info: Info, nodes: list[FieldNode] | None = None) -> dict[str, list[FieldNode]]:
+    """The fields selected one level below this field (or below `nodes`), by name, fragments
+    included, directives ignored (so a superset of what runs), read off the document's nodes:
+    Strawberry's `selected_fields` converts the whole tree."""
     raw = info._raw_info
-    names: set[str] = set()
-    pending = [node.selection_set for node in raw.field_nodes]
+    names: dict[str, list[FieldNode]] = {}
+    pending = [node.selection_set for node in (raw.field_nodes if nodes is None else nodes)]
     while pending:
         selection_set = pending.pop()
         for child in selection_set.selections if selection_set else ():
             if isinstance(child, FieldNode):
-                names.add(child.name.value)
+                names.setdefault(child.name.value, []).append(child)
             elif isinstance(child, FragmentSpreadNode):
                 pending.append(raw.fragments[child.name.value].selection_set)
             elif isinstance(child, InlineFragmentNode):
                 pending.append(child.selection_set)
     return names
+
+
+def _asked(info: Info) -> set[str]:
+    """The names of the fields selected one level below this field."""
+    return set(_selected(info))
+
+
+_ROWS_PORTFOLIO_FIELDS = frozenset(
+    {
+        "__typename",
+        "totalValue",
+        "change24h",
+        "changePercent24h",
+        "chains",
+        "assets",
+        "categories",
+        "stale",
+        "updatedAt",
+        "unpricedCount",
+        "staleChains",
+        "incomplete",
+        "holdings",
+    }
+)
+"""The `Portfolio` fields the rows path answers (`resolve_portfolio_rows`): all but the
+positions and the holdings' pages, which read `StoredHolding`s."""
+
+
+def _rows_suffice(info: Info) -> bool:
+    """Whether this `portfolio` selection is answered by the stored rows alone: only
+    `_ROWS_PORTFOLIO_FIELDS`, and of the holdings only `ROW_HOLDING_FIELDS`."""
+    asked = _selected(info)
+    if not _ROWS_PORTFOLIO_FIELDS.issuperset(asked):
+        return False
+    holdings = asked.get("holdings")
+    return holdings is None or ROW_HOLDING_FIELDS.issuperset(_selected(info, holdings))
 
 
 @strawberry.type
@@ -67,6 +104,14 @@ class Query:
     async def portfolio(self, info: Info, currency: str = USD) -> Portfolio:
         ctx = info.context
         code = parse_currency(currency)
+        if _rows_suffice(info):
+            # totals and holdings as shown: the rows path (one round trip, no per-holding
+            # objects; the same answer, tests/api/test_graphql.py); `currency` only concerns
+            # the cost-basis fields, which this selection does not ask
+            totals, rows = await portfolio_resolver.resolve_portfolio_rows(
+                ctx.services.engine, user_id=ctx.caller.user_id, now=ctx.services.clock()
+            )
+            return Portfolio.of_rows(totals, rows)
         async with ctx.services.engine.connect() as db:
             view = await portfolio_resolver.resolve_portfolio(
                 db,

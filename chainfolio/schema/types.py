@@ -5,21 +5,21 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, cast
 
 import strawberry
 
 from chainfolio.resolvers import tokens as tokens_resolver
 from chainfolio.resolvers.pages import DEFAULT_PAGE
 from chainfolio.resolvers.pnl import HoldingPnl
-from chainfolio.resolvers.portfolio import PortfolioView, holdings_page
+from chainfolio.resolvers.portfolio import PortfolioTotals, PortfolioView, holdings_page
 from chainfolio.resolvers.positions import PositionView, group_positions
 from chainfolio.schema.connections import AFTER, FIRST, Connection
 from chainfolio.schema.context import Info
 from chainfolio.schema.pnl import HoldingsPnl
 from chainfolio.schema.tokens import WalletSync
 from chainfolio.storage.accounts import Wallet as WalletRow
-from chainfolio.storage.holdings import StoredHolding
+from chainfolio.storage.holdings import HoldingRow, StoredHolding
 
 
 @strawberry.type(description="One asset held by one wallet on one chain.")
@@ -113,6 +113,71 @@ class Holding:
         )
 
 
+ROW_HOLDING_FIELDS = frozenset(
+    {
+        "__typename",
+        "chainId",
+        "chain",
+        "wallet",
+        "asset",
+        "contract",
+        "category",
+        "decimals",
+        "amount",
+        "balance",
+        "price",
+        "priceSource",
+        "valueUsd",
+        "updatedAt",
+        "stale",
+        "error",
+    }
+)
+"""The `Holding` fields a stored row answers (`RowHolding`); a holdings selection of any other
+(kind, block number, position, the cost-basis fields) reads `StoredHolding`s."""
+
+
+class RowHolding:
+    """A `Holding` answer straight off a stored row (`HoldingRow`, issue 17: no `Holding`,
+    `Price` and `StoredHolding` per row), with `Holding.of`'s conversions; it carries only
+    `ROW_HOLDING_FIELDS`, and `Query.portfolio` takes this path only when no other is asked."""
+
+    __slots__ = (
+        "amount",
+        "asset",
+        "balance",
+        "category",
+        "chain",
+        "chain_id",
+        "contract",
+        "decimals",
+        "error",
+        "price",
+        "price_source",
+        "stale",
+        "updated_at",
+        "value_usd",
+        "wallet",
+    )
+
+    def __init__(self, row: HoldingRow) -> None:
+        self.chain_id = row.chain_id
+        self.chain = row.chain
+        self.wallet = row.wallet
+        self.asset = row.symbol
+        self.contract = row.contract
+        self.category = row.category
+        self.decimals = row.decimals
+        self.amount = None if row.amount is None else str(row.amount)
+        self.balance = row.balance
+        self.price = row.price_usd
+        self.price_source = row.price_source
+        self.value_usd = row.value_usd
+        self.updated_at = row.updated_at
+        self.stale = row.stale
+        self.error = row.error
+
+
 @strawberry.type
 class ChainValue:
     chain_id: int
@@ -194,6 +259,14 @@ class Portfolio:
     )
     stored: strawberry.Private[list[StoredHolding]]
     pnl: strawberry.Private[HoldingsPnl | None] = None
+    rows: strawberry.Private[list[HoldingRow] | None] = None
+    """Set when the portfolio was read as stored rows (`of_rows`): then `stored` is empty and
+    only `ROW_HOLDING_FIELDS` of the holdings may be asked."""
+
+    def _full(self) -> list[StoredHolding]:
+        if self.rows is not None:  # `Query.portfolio` chose the rows path for this selection
+            raise AssertionError("a portfolio read as rows answers ROW_HOLDING_FIELDS only")
+        return self.stored
 
     @strawberry.field(
         deprecation_reason="Use holdingsConnection: cursor pages (a user may hold hundreds)."
@@ -201,13 +274,15 @@ class Portfolio:
     def holdings(self) -> list[Holding]:
         # built when asked (as the positions): a query of totals, or of holdingsConnection's
         # one page, does not pay for every holding's object
+        if self.rows is not None:
+            return cast("list[Holding]", [RowHolding(r) for r in self.rows])
         return [Holding.of(h, self.pnl, i) for i, h in enumerate(self.stored)]
 
     @strawberry.field(
         description="DEX positions, each with its legs (the legs are in holdings too)."
     )
     def positions(self) -> list[Position]:
-        return [Position.of(p) for p in group_positions(self.stored)]
+        return [Position.of(p) for p in group_positions(self._full())]
 
     @strawberry.field(
         description="Holdings a page at a time: largest absolute value first, unpriced last, "
@@ -218,15 +293,32 @@ class Portfolio:
         first: Annotated[int | None, strawberry.argument(description=FIRST)] = DEFAULT_PAGE,
         after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
     ) -> Connection[Holding]:
-        index = {id(h): i for i, h in enumerate(self.stored)}  # the P&L source's positions
+        stored = self._full()
+        index = {id(h): i for i, h in enumerate(stored)}  # the P&L source's positions
         return Connection.of(
-            holdings_page(self.stored, first=first, after=after),
+            holdings_page(stored, first=first, after=after),
             lambda h: Holding.of(h, self.pnl, index[id(h)]),
         )
 
     @classmethod
     def of(cls, view: PortfolioView, pnl: HoldingsPnl | None = None) -> Portfolio:
         """From the resolver's view (`pnl`: where the holdings' cost-basis fields come from)."""
+        return cls._of(view, view.holdings, pnl)
+
+    @classmethod
+    def of_rows(cls, totals: PortfolioTotals, rows: list[HoldingRow]) -> Portfolio:
+        """From the totals and stored rows of `resolve_portfolio_rows`."""
+        portfolio = cls._of(totals, [], None)
+        portfolio.rows = rows
+        return portfolio
+
+    @classmethod
+    def _of(
+        cls,
+        view: PortfolioView | PortfolioTotals,
+        stored: list[StoredHolding],
+        pnl: HoldingsPnl | None,
+    ) -> Portfolio:
         return cls(
             total_value=view.total_value,
             change_24h=view.change_24h,
@@ -246,7 +338,7 @@ class Portfolio:
                 for a in view.assets
             ],
             categories=[CategoryValue(category=c.category, value=c.value) for c in view.categories],
-            stored=view.holdings,
+            stored=stored,
             pnl=pnl,
             stale=view.stale,
             updated_at=view.updated_at,

@@ -261,3 +261,35 @@ def test_the_breaking_change_check_catches_a_removed_field() -> None:
         "  wallets: [Wallet!]!\n", '  wallets: [Wallet!]! @deprecated(reason: "x")\n', 1
     )
     assert unlisted_breaking_changes(released, deprecated, "") == []
+
+
+ROWS_PORTFOLIO = (
+    "totalValue change24h changePercent24h chains { chain chainId value stale } "
+    "assets { asset balance value loan netBalance } categories { category value } stale "
+    "updatedAt unpricedCount staleChains incomplete __typename "
+    "holdings { __typename chainId chain wallet asset contract category decimals amount "
+    "balance price priceSource valueUsd updatedAt stale error }"
+)
+
+
+async def test_the_rows_path_answers_as_the_full_read(
+    client: httpx.AsyncClient, auth: Auth, seeded_user: SeedUser
+) -> None:
+    """A `portfolio` selection the stored rows answer (issue 17: no per-holding objects) gives
+    the answer of the full read, which a field the rows do not carry (positions, a holding's
+    kind) makes the query take."""
+    subject = await seeded_user()
+    headers = auth(subject)
+    rows = await gql(client, headers, f"{{ portfolio {{ {ROWS_PORTFOLIO} }} }}")
+    full = await gql(
+        client,
+        headers,
+        f"{{ portfolio {{ {ROWS_PORTFOLIO} positions {{ id }} h: holdings {{ kind }} }} }}",
+    )
+    assert "errors" not in rows
+    assert "errors" not in full
+    answer: dict[str, Any] = full["data"]["portfolio"]  # type: ignore[index]
+    assert answer.pop("positions") == []
+    assert sorted(h["kind"] for h in answer.pop("h")) == ["erc20", "erc20", "native", "native"]
+    assert rows["data"]["portfolio"] == answer  # type: ignore[index]
+    assert len(answer["holdings"]) == 4

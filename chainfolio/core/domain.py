@@ -39,7 +39,10 @@ def plain(value: Decimal) -> str:
     PostgreSQL's binary `numeric` comes back from asyncpg with trailing zeros of whole numbers
     folded into an exponent (`10000` → `Decimal('1E+4')`); `str` would print that form.
     """
-    return format(unsigned_zero(value), "f")
+    text = format(value, "f")
+    # a negative zero (the only "-" a zero prints) loses its sign; checked after formatting,
+    # as the rare case: `plain` serialises every Decimal of every answer
+    return text[1:] if text[0] == "-" and not value else text
 
 
 class AssetKind(StrEnum):

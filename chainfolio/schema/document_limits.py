@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -36,6 +37,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -264,7 +266,36 @@ class LimitedValidation(SchemaExtension):
 @lru_cache
 def _cached_validation(maxsize: int) -> Callable[..., list[GraphQLError]]:
     # one cache per size for the process, like strawberry's ValidationCache
-    return lru_cache(maxsize=maxsize)(validate_document)
+    return _IdentityCache(maxsize)
+
+
+class _IdentityCache:
+    """`validate_document`'s answers by the identity of schema, document and rules: an
+    `lru_cache` hashes its arguments, and a graphql-core node hashes its whole subtree on
+    every call (some 240 nodes of the portfolio document, twice per request: a tenth of what
+    the GraphQL layer adds to an uncached answer, issue 17). The parser cache hands out the
+    same node for the same text, so identity finds what equality did; the arguments are kept
+    with the answer, so an identity is not reused while it is cached."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = maxsize
+        self._answers: OrderedDict[
+            tuple[int, int, tuple[Any, ...]], tuple[Any, list[GraphQLError]]
+        ] = OrderedDict()
+
+    def __call__(
+        self, schema: GraphQLSchema, document: DocumentNode, rules: tuple[Any, ...]
+    ) -> list[GraphQLError]:
+        key = (id(schema), id(document), rules)  # rule classes hash by identity: cheap
+        found = self._answers.get(key)
+        if found is not None:
+            self._answers.move_to_end(key)
+            return found[1]
+        errors = validate_document(schema, document, rules)
+        self._answers[key] = ((schema, document), errors)
+        if len(self._answers) > self._maxsize:
+            self._answers.popitem(last=False)
+        return errors
 
 
 class ParserCache(StrawberryParserCache):

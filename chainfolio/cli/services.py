@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import os
 import signal
 from typing import Any
@@ -28,11 +27,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # frame), then re-raises the signal; with this handler the re-raise is a no-op and a
     # clean shutdown exits 0
     signal.signal(signal.SIGTERM, lambda *_: None)
-    # A full garbage collection walks every live object: 0.5 to 1.4 s with 10,000 websockets,
-    # a pause in every client's updates that made the fan-out p99 (docs/BENCHMARKS.md). Ten
-    # times rarer (every 100 middle-generation collections instead of 10); CPython still also
-    # waits until the long-lived objects grew by 25 %.
-    gc.set_threshold(*gc.get_threshold()[:2], 100)
     uvicorn.run(
         "chainfolio.api.app:create_app",
         factory=True,

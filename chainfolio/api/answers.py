@@ -30,7 +30,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chainfolio.api.web import graphql_error_response
-from chainfolio.core.cache import CACHE_REQUESTS, expiry
+from chainfolio.core.cache import CACHE_REQUESTS, NoCache, expiry
 from chainfolio.core.errors import ChainfolioError, InvalidInput
 from chainfolio.core.inputs import decode_json
 from chainfolio.resolvers.context import Caller, Services
@@ -90,7 +90,9 @@ def cacheable_query(query: str, operation_name: str | None) -> bool:
     )
 
 
-def _graphql_key(payload: dict[str, Any]) -> str | None:
+def _graphql_key(payload: dict[str, Any], *, hashed: bool = True) -> str | None:
+    """The cache key of a cacheable query, or None; "" when cacheable but not `hashed` (no
+    cache to look in: the key's canonical JSON and hash are not worth computing)."""
     query = payload.get("query")
     name = payload.get("operationName")
     if not isinstance(query, str) or len(query) > MAX_CACHED_QUERY:
@@ -99,6 +101,8 @@ def _graphql_key(payload: dict[str, Any]) -> str | None:
         return None
     if not cacheable_query(query, name):
         return None
+    if not hashed:
+        return ""
     canonical = orjson.dumps([query, payload.get("variables"), name], option=orjson.OPT_SORT_KEYS)
     return "graphql:" + hashlib.blake2b(canonical, digest_size=16).hexdigest()
 
@@ -201,9 +205,13 @@ async def graphql_with_cache(  # noqa: PLR0917 - an ASGI call plus its context
         return
     if resolved is not payload:
         payload, body = resolved, orjson.dumps(resolved)
-    key = _graphql_key(payload)
+    caching = not isinstance(services.cache, NoCache)
+    key = _graphql_key(payload, hashed=caching)
     entry = None
-    if key is not None:
+    if key is not None and not caching:  # the cache is off: a miss, nothing to look up
+        CACHE_REQUESTS.labels("graphql", "miss").inc()
+        entry = _Entry(services, caller.user_id, key, services.clock(), None)
+    elif key is not None:
         cached, entry = await _lookup(services, caller, key, "graphql")
         if cached is not None:
             await _hit(cached)(scope, receive, send)
@@ -216,7 +224,7 @@ async def graphql_with_cache(  # noqa: PLR0917 - an ASGI call plus its context
     if entry is not None:
         response.headers[CACHE_HEADER] = "miss"
         kept = len(response.body) <= services.settings.cache_max_bytes_per_user
-        if response.status_code == 200 and kept and without_errors:
+        if caching and response.status_code == 200 and kept and without_errors:
             await entry.keep(bytes(response.body))
     await response(scope, receive, send)
 
@@ -252,7 +260,8 @@ async def _through_view(  # noqa: PLR0917 - an ASGI call plus where its answer g
     # an answer over the user's bytes is never kept: not parsed either (2 MB took 30 ms of
     # the event loop for nothing)
     kept = len(answer) <= services.settings.cache_max_bytes_per_user
-    if status == 200 and kept and _without_errors(answer):
+    caching = not isinstance(services.cache, NoCache)
+    if caching and status == 200 and kept and _without_errors(answer):
         await entry.keep(answer)
 
 

@@ -411,12 +411,14 @@ def create_app(
         PersistedQueries(allowlist),
     )
     routes: list[BaseRoute] = [
+        # the busiest first: Starlette tries each route's pattern in turn (the REST routes
+        # before it cost /graphql some 15 regular-expression matches a request)
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         *rest_routes(),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql),
         WebSocketRoute("/v1/ws", portfolio_socket),
         *dashboard_routes(),
     ]

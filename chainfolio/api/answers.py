@@ -286,13 +286,18 @@ def cached_route(
         async def cached(request: Request) -> Response:
             caller = await authenticate(request)
             services: Services = request.app.state.services
-            key = f"rest:{request.url.path}?{request.url.query}"
-            found, entry = await _lookup(services, caller, key, "rest")
-            if found is not None:
-                return _hit(found)
+            entry = None
+            if isinstance(services.cache, NoCache):
+                # caching off: no key, clock or lookup, and no copy of the answer to keep
+                CACHE_REQUESTS.labels("rest", "miss").inc()
+            else:
+                key = f"rest:{request.url.path}?{request.url.query}"
+                found, entry = await _lookup(services, caller, key, "rest")
+                if found is not None:
+                    return _hit(found)
             response = await handler(request)
             response.headers[CACHE_HEADER] = "miss"
-            if response.status_code == 200:
+            if entry is not None and response.status_code == 200:
                 await entry.keep(bytes(response.body))
             return response
 

@@ -210,7 +210,8 @@ async def mark_wallet_stale(
 
 FROM_CURRENT = """FROM portfolio_assets pa JOIN wallets w ON w.id = pa.wallet_id
     WHERE pa.user_id = $1
-    ORDER BY abs(pa.value_usd) DESC NULLS LAST, pa.chain_id, pa.asset"""
+    ORDER BY abs(pa.value_usd) DESC NULLS LAST, pa.chain_id, pa.asset, w.address, pa.contract,
+        pa.kind, pa.category"""
 _CURRENT = f"""SELECT pa.chain_id, w.address, pa.asset, pa.contract, pa.kind, pa.category,
         pa.decimals, pa.amount, pa.price, pa.price_source, pa.price_updated_at, pa.block_number,
         pa.error, pa.stale, pa.chain, pa.wallet_id, pa.updated_at, pa.details

@@ -305,6 +305,29 @@ class HoldingRow(NamedTuple):
     balance: Decimal | None
     value_usd: Decimal | None
 
+    @classmethod
+    def of(cls, stored: StoredHolding) -> HoldingRow:
+        """The row of a holding read by `current_holdings`."""
+        h = stored.holding
+        return cls(
+            h.chain_id,
+            h.wallet,
+            h.symbol,
+            h.contract,
+            h.category.value,
+            h.decimals,
+            h.amount,
+            h.price.usd if h.price else None,
+            h.price.source if h.price else None,
+            h.error,
+            h.stale,
+            stored.chain_stale,
+            stored.chain,
+            stored.updated_at,
+            stored.balance,
+            stored.value_usd,
+        )
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -27,7 +27,7 @@ from chainfolio.resolvers import history as history_resolver
 from chainfolio.resolvers import performance as performance_resolver
 from chainfolio.resolvers import portfolio as portfolio_resolver
 from chainfolio.resolvers.currency import convert_history
-from chainfolio.storage.holdings import StoredHolding, current_holdings
+from chainfolio.storage.holdings import HoldingRow, current_holdings
 
 
 @cached_route(caller_of)
@@ -69,26 +69,7 @@ async def get_portfolio(request: Request) -> Response:
             "categories": [
                 {"category": c.category, "value": number(c.value)} for c in view.categories
             ],
-            "holdings": [
-                {
-                    "chain": r.chain,
-                    "chainId": r.chain_id,
-                    "wallet": r.wallet,
-                    "asset": r.symbol,
-                    "contract": r.contract,
-                    "category": r.category,
-                    "amount": None if r.amount is None else str(r.amount),
-                    "decimals": r.decimals,
-                    "balance": number(r.balance),
-                    "price": number(r.price_usd),
-                    "priceSource": r.price_source,
-                    "value": number(r.value_usd),
-                    "updatedAt": times[r.updated_at],
-                    "stale": r.stale,
-                    "error": r.error,
-                }
-                for r in rows
-            ],
+            "holdings": [_holding_json(r, times[r.updated_at]) for r in rows],
             "stale": view.stale,
             "staleChains": list(view.stale_chains),
             "incomplete": view.incomplete,
@@ -97,23 +78,23 @@ async def get_portfolio(request: Request) -> Response:
     )
 
 
-def _holding_json(s: StoredHolding) -> dict[str, Any]:
+def _holding_json(r: HoldingRow, updated_at: str) -> dict[str, Any]:
     return {
-        "chain": s.chain,
-        "chainId": s.holding.chain_id,
-        "wallet": s.holding.wallet,
-        "asset": s.holding.symbol,
-        "contract": s.holding.contract,
-        "category": s.holding.category.value,
-        "amount": None if s.holding.amount is None else str(s.holding.amount),
-        "decimals": s.holding.decimals,
-        "balance": number(s.balance),
-        "price": number(s.holding.price.usd) if s.holding.price else None,
-        "priceSource": s.holding.price.source if s.holding.price else None,
-        "value": number(s.value_usd),
-        "updatedAt": s.updated_at.isoformat(),
-        "stale": s.holding.stale,
-        "error": s.holding.error,
+        "chain": r.chain,
+        "chainId": r.chain_id,
+        "wallet": r.wallet,
+        "asset": r.symbol,
+        "contract": r.contract,
+        "category": r.category,
+        "amount": None if r.amount is None else str(r.amount),
+        "decimals": r.decimals,
+        "balance": number(r.balance),
+        "price": number(r.price_usd),
+        "priceSource": r.price_source,
+        "value": number(r.value_usd),
+        "updatedAt": updated_at,
+        "stale": r.stale,
+        "error": r.error,
     }
 
 
@@ -126,7 +107,9 @@ async def get_holdings(request: Request) -> Response:
     async with services.engine.connect() as db:
         holdings = await current_holdings(db, user_id=caller.user_id)
     page = portfolio_resolver.holdings_page(holdings, first=limit, after=cursor)
-    return paged([_holding_json(s) for _, s in page.edges], page)
+    return paged(
+        [_holding_json(HoldingRow.of(s), s.updated_at.isoformat()) for _, s in page.edges], page
+    )
 
 
 @cached_route(caller_of)

@@ -67,7 +67,13 @@ async def convert_history(db: AsyncConnection, view: HistoryView, currency: str)
     """`view` in `currency`: each point divided by the rate at its own snapshot time."""
     if currency == USD:
         return view
-    rates = await load_rates(db, currency, [p.timestamp for p in view.points])
+    if len(view.points) > _LONG_SERIES:
+        # the points of a columnar series are made on first use (10,000: ~10 ms): in a
+        # thread, as the conversion below (issue 21)
+        moments = await asyncio.to_thread(lambda: [p.timestamp for p in view.points])
+    else:
+        moments = [p.timestamp for p in view.points]
+    rates = await load_rates(db, currency, moments)
     if len(view.points) > _LONG_SERIES:
         # 10,000 points took 10-30 ms: in a thread, the event loop keeps serving (issue 21)
         return await asyncio.to_thread(_converted, view, rates)

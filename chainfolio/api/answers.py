@@ -90,20 +90,23 @@ def cacheable_query(query: str, operation_name: str | None) -> bool:
     )
 
 
-def _graphql_key(payload: dict[str, Any], *, hashed: bool = True) -> str | None:
-    """The cache key of a cacheable query, or None; "" when cacheable but not `hashed` (no
-    cache to look in: the key's canonical JSON and hash are not worth computing)."""
+def _cacheable(payload: dict[str, Any]) -> bool:
+    """Whether the payload is a query the cache may answer (`cacheable_query`)."""
     query = payload.get("query")
     name = payload.get("operationName")
     if not isinstance(query, str) or len(query) > MAX_CACHED_QUERY:
-        return None
+        return False
     if name is not None and not isinstance(name, str):
-        return None
-    if not cacheable_query(query, name):
-        return None
-    if not hashed:
-        return ""
-    canonical = orjson.dumps([query, payload.get("variables"), name], option=orjson.OPT_SORT_KEYS)
+        return False
+    return cacheable_query(query, name)
+
+
+def _graphql_key(payload: dict[str, Any]) -> str:
+    """The cache key of a cacheable query: its text, variables and operation name."""
+    canonical = orjson.dumps(
+        [payload["query"], payload.get("variables"), payload.get("operationName")],
+        option=orjson.OPT_SORT_KEYS,
+    )
     return "graphql:" + hashlib.blake2b(canonical, digest_size=16).hexdigest()
 
 
@@ -150,9 +153,14 @@ class _Entry:
 
 
 async def _lookup(
-    services: Services, caller: Caller, key: str, surface: str
-) -> tuple[bytes | None, _Entry]:
-    """The cached answer (None on a miss), counted per surface, and where to keep a new one."""
+    services: Services, caller: Caller, key_of: Callable[[], str], surface: str
+) -> tuple[bytes | None, _Entry | None]:
+    """The cached answer (None on a miss), counted per surface, and where to keep a new one:
+    None with the cache off (no key is computed, nothing looked up, nothing will be kept)."""
+    if isinstance(services.cache, NoCache):
+        CACHE_REQUESTS.labels(surface, "miss").inc()
+        return None, None
+    key = key_of()
     now = services.clock()
     found, generation = await services.cache.lookup(caller.user_id, key, now)
     CACHE_REQUESTS.labels(surface, "miss" if found is None else "hit").inc()
@@ -205,27 +213,23 @@ async def graphql_with_cache(  # noqa: PLR0917 - an ASGI call plus its context
         return
     if resolved is not payload:
         payload, body = resolved, orjson.dumps(resolved)
-    caching = not isinstance(services.cache, NoCache)
-    key = _graphql_key(payload, hashed=caching)
+    cacheable = _cacheable(payload)
     entry = None
-    if key is not None and not caching:  # the cache is off: a miss, nothing to look up
-        CACHE_REQUESTS.labels("graphql", "miss").inc()
-        entry = _Entry(services, caller.user_id, key, services.clock(), None)
-    elif key is not None:
-        cached, entry = await _lookup(services, caller, key, "graphql")
+    if cacheable:
+        cached, entry = await _lookup(services, caller, lambda: _graphql_key(payload), "graphql")
         if cached is not None:
             await _hit(cached)(scope, receive, send)
             return
     direct = await app.answer(scope, _replay(body, receive), payload)
     if direct is None:  # not the plain case: Strawberry's view, as it always was
-        await _through_view(app, scope, _replay(body, receive), send, entry, services)
+        await _through_view(app, scope, _replay(body, receive), send, cacheable, entry)
         return
     response, without_errors = direct
-    if entry is not None:
+    if cacheable:
         response.headers[CACHE_HEADER] = "miss"
-        kept = len(response.body) <= services.settings.cache_max_bytes_per_user
-        if caching and response.status_code == 200 and kept and without_errors:
-            await entry.keep(bytes(response.body))
+    kept = len(response.body) <= services.settings.cache_max_bytes_per_user
+    if entry is not None and response.status_code == 200 and kept and without_errors:
+        await entry.keep(bytes(response.body))
     await response(scope, receive, send)
 
 
@@ -234,10 +238,10 @@ async def _through_view(  # noqa: PLR0917 - an ASGI call plus where its answer g
     scope: Scope,
     receive: Receive,
     send: Send,
+    cacheable: bool,
     entry: _Entry | None,
-    services: Services,
 ) -> None:
-    if entry is None:
+    if not cacheable:
         await app(scope, receive, send)
         return
     status = 0
@@ -257,11 +261,12 @@ async def _through_view(  # noqa: PLR0917 - an ASGI call plus where its answer g
 
     await app(scope, receive, capture)
     answer = b"".join(chunks)
+    if entry is None:  # the cache is off: nothing to keep, nothing to parse
+        return
     # an answer over the user's bytes is never kept: not parsed either (2 MB took 30 ms of
     # the event loop for nothing)
-    kept = len(answer) <= services.settings.cache_max_bytes_per_user
-    caching = not isinstance(services.cache, NoCache)
-    if caching and status == 200 and kept and _without_errors(answer):
+    kept = len(answer) <= entry.services.settings.cache_max_bytes_per_user
+    if status == 200 and kept and _without_errors(answer):
         await entry.keep(answer)
 
 
@@ -286,15 +291,11 @@ def cached_route(
         async def cached(request: Request) -> Response:
             caller = await authenticate(request)
             services: Services = request.app.state.services
-            entry = None
-            if isinstance(services.cache, NoCache):
-                # caching off: no key, clock or lookup, and no copy of the answer to keep
-                CACHE_REQUESTS.labels("rest", "miss").inc()
-            else:
-                key = f"rest:{request.url.path}?{request.url.query}"
-                found, entry = await _lookup(services, caller, key, "rest")
-                if found is not None:
-                    return _hit(found)
+            found, entry = await _lookup(
+                services, caller, lambda: f"rest:{request.url.path}?{request.url.query}", "rest"
+            )
+            if found is not None:
+                return _hit(found)
             response = await handler(request)
             response.headers[CACHE_HEADER] = "miss"
             if entry is not None and response.status_code == 200:

@@ -12,11 +12,13 @@ a serialisation error, an exception from the attribute, a field with arguments o
 it hands the field to graphql-core's own `execute_field`, which produces exactly the error or
 value it always did. The answers are the same bytes (tests/schema/test_execution.py).
 
-Lists of objects whose selected fields are all plain leaves (the portfolio's holdings, chains,
-assets) go one step further: the sub-selection is planned once per list and each item becomes
-its dict in one loop, without graphql-core's per-item completion (path keys, `complete_value`
-branches, `execute_fields`). Any item that is not the plain case sends the whole list back to
-graphql-core, which then answers exactly as before.
+Objects go further: an object's selection whose fields are all attributes or simple `self`
+methods, of scalar, enum, object or list type, is compiled once per document into a Python
+function (`schema.compiled`) that builds the object's answer — the portfolio, each of its
+holdings, chains and assets — without graphql-core's per-field and per-item completion (path
+keys, `complete_value` branches, `execute_fields`). Any value that is not the plain case sends
+the object (or the whole list) back to graphql-core, which then answers exactly as before
+(tests/schema/test_compiled.py).
 """
 
 from __future__ import annotations
@@ -37,7 +39,13 @@ from graphql.pyutils import AwaitableOrValue, Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from typing_extensions import override
 
-from chainfolio.schema.compiled import Build, Selected, compile_selection, free_of_directives
+from chainfolio.schema.compiled import (
+    Build,
+    Selected,
+    compile_selection,
+    field_source,
+    free_of_directives,
+)
 
 _Plan = tuple[str, Callable[[Any], Any], bool]
 """A plain leaf: the Python attribute, the serialiser, whether null is allowed."""
@@ -47,16 +55,8 @@ _NOT_PLAIN = ("", repr, False)  # a marker: this field takes graphql-core's path
 
 def _plan(parent_type: GraphQLObjectType, name: str) -> _Plan:
     field = parent_type.fields.get(name)
-    if field is None or field.args or not getattr(field.resolve, "_is_default", False):
-        return _NOT_PLAIN
-    definition = field.extensions.get("strawberry-definition")
-    if (
-        definition is None
-        or definition.base_resolver is not None
-        or definition.permission_classes
-        or definition.extensions
-        or definition.default_resolver is not getattr
-    ):
+    source = None if field is None else field_source(field)
+    if source is None or source[0] != "attribute":
         return _NOT_PLAIN
     kind = field.type
     nullable = not isinstance(kind, GraphQLNonNull)
@@ -64,7 +64,7 @@ def _plan(parent_type: GraphQLObjectType, name: str) -> _Plan:
         kind = kind.of_type
     if not isinstance(kind, GraphQLScalarType | GraphQLEnumType):
         return _NOT_PLAIN
-    return definition.python_name, kind.serialize, nullable
+    return source[1], kind.serialize, nullable
 
 
 _PLANS: weakref.WeakKeyDictionary[GraphQLObjectType, dict[str, _Plan]] = weakref.WeakKeyDictionary()

@@ -34,7 +34,7 @@ from graphql import (
 )
 from graphql.pyutils import AwaitableOrValue, Path, gather_with_cancel
 
-from chainfolio.schema.compiled import LONG, Build
+from chainfolio.schema.compiled import LONG, Build, field_source
 from chainfolio.schema.execution import (
     LeanExecutionContext,
     is_leaf_list,
@@ -77,18 +77,14 @@ def _series_fields(parent_type: GraphQLObjectType) -> dict[str, _Series]:
     found: dict[str, _Series] = {}
     for name, field in parent_type.fields.items():
         kind = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
-        definition = field.extensions.get("strawberry-definition")
+        source = field_source(field)
         if (
             isinstance(kind, GraphQLScalarType)
             and kind.name in _SERIES_NAMES
-            and not field.args
-            and getattr(field.resolve, "_is_default", False)
-            and definition is not None
-            and definition.base_resolver is None
-            and not definition.permission_classes
-            and not definition.extensions
+            and source is not None
+            and source[0] == "attribute"
         ):
-            found[name] = (definition.python_name, kind.serialize)
+            found[name] = (source[1], kind.serialize)
     return found
 
 
